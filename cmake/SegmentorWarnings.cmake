@@ -1,0 +1,11 @@
+# Warnings apply to our own targets only; third-party headers come in as SYSTEM includes.
+add_library(segmentor_warnings INTERFACE)
+target_compile_options(segmentor_warnings INTERFACE -Wall -Wextra -Wpedantic -Wshadow
+                       -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wnull-dereference)
+if(SEGMENTOR_WERROR)
+  target_compile_options(segmentor_warnings INTERFACE -Werror)
+endif()
+if(SEGMENTOR_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()

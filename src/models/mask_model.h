@@ -1,0 +1,45 @@
+// The interface every segmentation model offers the pipeline. No LibTorch here: the pipeline,
+// the memory manager and their tests see only this header.
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+#include "imaging/image.h"
+
+namespace segmentor {
+
+// What a model's output means (from its manifest's "kind").
+enum class ModelKind {
+  kForegroundProbability,  // [1,1,H,W] (or a tuple whose last element is) P(foreground)
+  kPersonProbability,      // [1,1,H,W] P(person), thresholded like foreground
+  kYoloSeg,                // ([1,4+nc+32,N] predictions, [1,32,h,w] prototypes)
+};
+
+std::string_view to_string(ModelKind kind);
+
+struct ModelInfo {
+  std::string name;     // manifest name, e.g. "isnet-medium" or "test-disc"
+  std::string path;     // the TorchScript file it came from
+  ModelKind kind = ModelKind::kForegroundProbability;
+  int input_width = 0;  // the fixed size the network runs at
+  int input_height = 0;
+  std::string device;   // "cpu", "cuda:0"
+  bool fp16 = false;    // weights and activations in half precision
+  bool is_test_model = false;  // manifest says it is a toy for tests, not a real model
+};
+
+// A loaded model that turns an image into a mask of the image's own size.
+// Thread-compatible: one instance serves one task at a time (the lane owns it).
+class MaskModel {
+ public:
+  virtual ~MaskModel() = default;
+  virtual const ModelInfo& info() const = 0;
+
+  // A 0/255 mask of image.width x image.height. An empty result (no person found) is a mask of
+  // zeros, never an error. Device out-of-memory comes back as ErrorCode::kOutOfMemory and is never
+  // turned into "no mask".
+  virtual Result<Mask> segment(const RgbImage& image) = 0;
+};
+
+}  // namespace segmentor
