@@ -1,0 +1,36 @@
+#include "pipeline/mask_writer.h"
+
+#include <system_error>
+
+#include "imaging/atomic_file.h"
+#include "imaging/png_encode.h"
+
+namespace segmentor {
+
+namespace {
+
+Status write_gray(const std::filesystem::path& path, const Mask& mask) {
+  SEGMENTOR_ASSIGN_OR_RETURN(auto png, encode_gray_png(mask));
+  return write_file_atomically(path, png).with_context(path.string());
+}
+
+}  // namespace
+
+Status write_masks(const MaskPaths& paths, const AssetMasks& masks) {
+  SEGMENTOR_RETURN_IF_ERROR(write_gray(paths.foreground, masks.foreground));
+  if (masks.people_found) {
+    SEGMENTOR_RETURN_IF_ERROR(write_gray(paths.people, masks.people));
+  } else {
+    std::error_code ec;
+    std::filesystem::remove(paths.people, ec);
+    if (ec) return io_error(paths.people.string() + ": cannot remove stale mask: " + ec.message());
+  }
+  return write_gray(paths.product, masks.product);
+}
+
+Status write_cutout(const std::filesystem::path& path, const RgbImage& image, const Mask& product) {
+  SEGMENTOR_ASSIGN_OR_RETURN(auto png, encode_rgba_png(image, product));
+  return write_file_atomically(path, png).with_context(path.string());
+}
+
+}  // namespace segmentor
