@@ -30,8 +30,7 @@ fi
 
 build_dir=${SEGMENTOR_BUILD_DIR:-build}
 generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
-if [ ! -f "$build_dir/CMakeCache.txt" ]; then
-  cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DSEGMENTOR_WERROR="${SEGMENTOR_WERROR:-OFF}" >/dev/null
-fi
+[ -f "$build_dir/CMakeCache.txt" ] && generator=()  # the generator is fixed at first configure
+cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DSEGMENTOR_WERROR="${SEGMENTOR_WERROR:-OFF}" >/dev/null
 cmake --build "$build_dir" --parallel "$(nproc)"
