@@ -1,0 +1,151 @@
+#include "memory/oom_recovery.h"
+
+#include <algorithm>
+#include <thread>
+
+namespace segmentor {
+
+namespace {
+
+std::string format_duration(std::chrono::nanoseconds d) {
+  using std::chrono::duration_cast;
+  using std::chrono::microseconds;
+  using std::chrono::milliseconds;
+  if (d >= milliseconds(10)) return std::to_string(duration_cast<milliseconds>(d).count()) + " ms";
+  return std::to_string(duration_cast<microseconds>(d).count()) + " us";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<OomRecovery>> OomRecovery::create(RecoveryOptions options,
+                                                         DeviceMemory* device, AdmissionGate* gate,
+                                                         CachePolicy* cache) {
+  if (device == nullptr) return invalid_argument("oom recovery: no device");
+  if (options.max_oom_retries < 0) {
+    return invalid_argument("oom recovery: MAX_OOM_RETRIES must be >= 0, got " +
+                            std::to_string(options.max_oom_retries));
+  }
+  for (const auto step : options.backoff) {
+    if (step.count() < 0) return invalid_argument("oom recovery: negative back-off step");
+  }
+  return std::unique_ptr<OomRecovery>(new OomRecovery(std::move(options), device, gate, cache));
+}
+
+OomRecovery::OomRecovery(RecoveryOptions options, DeviceMemory* device, AdmissionGate* gate,
+                         CachePolicy* cache)
+    : options_(std::move(options)), device_(device), gate_(gate), cache_(cache) {}
+
+std::chrono::nanoseconds OomRecovery::backoff_for(int retry) const {
+  if (options_.backoff.empty()) return std::chrono::nanoseconds(0);
+  const auto index = std::min<std::size_t>(static_cast<std::size_t>(retry),
+                                           options_.backoff.size() - 1);
+  return options_.backoff[index];
+}
+
+// The ladder of Note [Recovery ladder]; each rung's counter is bumped where the rung happens.
+Status OomRecovery::run(const Attempt& gpu, const Attempt& cpu_fallback, RecoveryReport* report) {
+  RecoveryReport local;
+  RecoveryReport& r = report != nullptr ? *report : local;
+  r = RecoveryReport{};
+  auto note = [&r](const std::string& text) {
+    if (!r.trail.empty()) r.trail += "; ";
+    r.trail += text;
+  };
+
+  const int max_retries = options_.retry_on_oom ? options_.max_oom_retries : 0;
+  for (int retry = 0;; ++retry) {
+    ++r.gpu_attempts;
+    const Status status = gpu();  // rung 1
+    if (status.ok()) {
+      if (gate_ != nullptr) gate_->on_success();
+      std::lock_guard lock(stats_mutex_);
+      if (retry > 0) ++stats_.recovered_on_gpu;
+      r.succeeded = true;
+      return status;
+    }
+    if (status.code() != ErrorCode::kOutOfMemory) {
+      std::lock_guard lock(stats_mutex_);
+      ++stats_.non_oom_errors;
+      return status;
+    }
+
+    ++r.oom_events;  // rung 2
+    note("gpu attempt " + std::to_string(r.gpu_attempts) + ": " + status.message());
+    {
+      std::lock_guard lock(stats_mutex_);
+      ++stats_.oom_events;
+    }
+
+    // Rung 3: give the cached blocks back so the retry (or a neighbour) can have them.
+    const std::chrono::nanoseconds took =
+        cache_ != nullptr ? cache_->on_out_of_memory() : device_->release_cache();
+    {
+      std::lock_guard lock(stats_mutex_);
+      ++stats_.cache_releases;
+      stats_.cache_release_time_total += took;
+    }
+    note("released cache in " + format_duration(took));
+
+    if (gate_ != nullptr) {  // rung 4
+      gate_->on_out_of_memory();
+      note("shrank the gate");
+    }
+
+    if (retry >= max_retries) {
+      note(options_.retry_on_oom
+               ? "retries exhausted (MAX_OOM_RETRIES=" + std::to_string(max_retries) + ")"
+               : std::string("not retried (RETRY_ON_OOM=false)"));
+      break;
+    }
+    const std::chrono::nanoseconds wait = backoff_for(retry);  // rung 5
+    if (options_.sleep) {
+      options_.sleep(wait);
+    } else {
+      std::this_thread::sleep_for(wait);
+    }
+    {
+      std::lock_guard lock(stats_mutex_);
+      ++stats_.retries;
+      stats_.backoff_time_total += wait;
+    }
+    note("backed off " + format_duration(wait));
+  }
+
+  ErrorCode code = ErrorCode::kOutOfMemory;
+  if (cpu_fallback) {  // rung 6
+    r.used_cpu_fallback = true;
+    {
+      std::lock_guard lock(stats_mutex_);
+      ++stats_.cpu_fallbacks;
+    }
+    const Status status = cpu_fallback();
+    if (status.ok()) {
+      std::lock_guard lock(stats_mutex_);
+      ++stats_.recovered_on_cpu;
+      r.succeeded = true;
+      return status;
+    }
+    {
+      std::lock_guard lock(stats_mutex_);
+      ++stats_.cpu_fallback_failures;
+    }
+    note("cpu fallback failed: " + status.to_string());
+    code = status.code();
+  } else {
+    note("no cpu fallback");
+  }
+
+  {  // rung 7
+    std::lock_guard lock(stats_mutex_);
+    ++stats_.failed_tasks;
+  }
+  return Status(code, "gave up after " + std::to_string(r.gpu_attempts) + " GPU attempt" +
+                          (r.gpu_attempts == 1 ? "" : "s") + ": " + r.trail);
+}
+
+RecoveryStats OomRecovery::stats() const {
+  std::lock_guard lock(stats_mutex_);
+  return stats_;
+}
+
+}  // namespace segmentor
