@@ -78,6 +78,17 @@ void cmyk_to_rgb(const std::uint8_t* cmyk, std::uint8_t* rgb, int width, bool in
   }
 }
 
+void copy_exif(const jpeg_decompress_struct& cinfo, std::vector<std::uint8_t>& exif) {
+  static constexpr std::uint8_t kExifHeader[] = {'E', 'x', 'i', 'f', 0, 0};
+  for (jpeg_saved_marker_ptr m = cinfo.marker_list; m != nullptr; m = m->next) {
+    if (m->marker == JPEG_APP0 + 1 && m->data_length > sizeof(kExifHeader) &&
+        std::memcmp(m->data, kExifHeader, sizeof(kExifHeader)) == 0) {
+      exif.assign(m->data, m->data + m->data_length);
+      return;
+    }
+  }
+}
+
 // See Note [libjpeg errors and setjmp]: no non-trivial locals below the setjmp.
 JpegOutcome run_jpeg_decode(JpegJob& job) {
   if (setjmp(job.err.jump) != 0) return JpegOutcome::kFailed;
@@ -91,6 +102,8 @@ JpegOutcome run_jpeg_decode(JpegJob& job) {
   job.size_status = check_dimensions(job.cinfo.image_width, job.cinfo.image_height, job.name,
                                      "JPEG", *job.options);
   if (!job.size_status.ok()) return JpegOutcome::kTooLarge;
+  // Saved markers live in libjpeg's image pool, which jpeg_finish_decompress frees.
+  copy_exif(job.cinfo, job.out.exif);
 
   const bool cmyk =
       job.cinfo.jpeg_color_space == JCS_CMYK || job.cinfo.jpeg_color_space == JCS_YCCK;
@@ -145,17 +158,6 @@ JpegOutcome run_jpeg_decode(JpegJob& job) {
   return JpegOutcome::kOk;
 }
 
-void copy_exif(const jpeg_decompress_struct& cinfo, std::vector<std::uint8_t>& exif) {
-  static constexpr std::uint8_t kExifHeader[] = {'E', 'x', 'i', 'f', 0, 0};
-  for (jpeg_saved_marker_ptr m = cinfo.marker_list; m != nullptr; m = m->next) {
-    if (m->marker == JPEG_APP0 + 1 && m->data_length > sizeof(kExifHeader) &&
-        std::memcmp(m->data, kExifHeader, sizeof(kExifHeader)) == 0) {
-      exif.assign(m->data, m->data + m->data_length);
-      return;
-    }
-  }
-}
-
 }  // namespace
 
 Result<DecodedImage> decode_jpeg(std::span<const std::uint8_t> bytes, std::string_view name,
@@ -169,7 +171,6 @@ Result<DecodedImage> decode_jpeg(std::span<const std::uint8_t> bytes, std::strin
   job.err.pub.emit_message = on_emit_message;
 
   const JpegOutcome outcome = run_jpeg_decode(job);
-  if (outcome == JpegOutcome::kOk) copy_exif(job.cinfo, job.out.exif);
   const int msg_code = job.err.pub.msg_code;
   if (job.created) jpeg_destroy_decompress(&job.cinfo);
 

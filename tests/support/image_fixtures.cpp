@@ -465,10 +465,12 @@ Status write_webp(const std::filesystem::path& path, const RgbImage& image, bool
 
 Status write_truncated_copy(const std::filesystem::path& source,
                             const std::filesystem::path& target, std::size_t keep_bytes) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(source, ec);
   std::ifstream in(source, std::ios::binary);
-  if (!in) return not_found(source.string() + ": cannot open fixture source");
-  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                                  std::istreambuf_iterator<char>());
+  if (ec || !in) return not_found(source.string() + ": cannot open fixture source");
+  std::vector<std::uint8_t> bytes(size);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
   if (bytes.size() <= keep_bytes) {
     return invalid_argument(source.string() + ": only " + std::to_string(bytes.size()) +
                             " bytes, cannot truncate to " + std::to_string(keep_bytes));
