@@ -1,0 +1,42 @@
+// A MaskModel that returns a preset mask (or error), for pipeline tests without LibTorch.
+#pragma once
+
+#include <utility>
+
+#include "models/mask_model.h"
+
+namespace segmentor::testing {
+
+class FakeMaskModel : public MaskModel {
+ public:
+  explicit FakeMaskModel(Result<Mask> answer, std::string name = "fake")
+      : answer_(std::move(answer)) {
+    info_.name = std::move(name);
+    info_.device = "cpu";
+  }
+  const ModelInfo& info() const override { return info_; }
+  Result<Mask> segment(const RgbImage& /*image*/) override {
+    ++calls;
+    return answer_;
+  }
+  int calls = 0;
+
+ private:
+  Result<Mask> answer_;
+  ModelInfo info_;
+};
+
+// A mask of `w`x`h` with the rectangle [x0,x1)x[y0,y1) set to 255.
+inline Mask rect_mask(int w, int h, int x0, int y0, int x1, int y1) {
+  Mask m = Mask::zeros(w, h);
+  for (int y = y0; y < y1; ++y) {
+    for (int x = x0; x < x1; ++x) m.values[static_cast<std::size_t>(y * w + x)] = 255;
+  }
+  return m;
+}
+
+inline RgbImage gray_image(int w, int h) {
+  return {w, h, std::vector<std::uint8_t>(static_cast<std::size_t>(w * h * 3), 128)};
+}
+
+}  // namespace segmentor::testing
