@@ -39,21 +39,22 @@ endif()
 message(STATUS "segmentor: LibTorch ${Torch_VERSION}, CUDA code: ${SEGMENTOR_WITH_CUDA}")
 
 # The pipeline worker's dependencies (issue: segmentor serve).
-find_package(rabbitmq-c QUIET)
-# prometheus-cpp by library rather than its CMake config, whose find_dependency(CURL) (for the
-# push gateway we do not use) fails on the GPU machine.
-find_path(PROMETHEUS_INCLUDE_DIR prometheus/registry.h)
-find_library(PROMETHEUS_CORE_LIBRARY prometheus-cpp-core)
-find_library(PROMETHEUS_PULL_LIBRARY prometheus-cpp-pull)
-if(PROMETHEUS_INCLUDE_DIR AND PROMETHEUS_CORE_LIBRARY AND PROMETHEUS_PULL_LIBRARY)
-  add_library(segmentor_prometheus INTERFACE)
-  target_include_directories(segmentor_prometheus SYSTEM INTERFACE ${PROMETHEUS_INCLUDE_DIR})
-  target_link_libraries(segmentor_prometheus INTERFACE ${PROMETHEUS_PULL_LIBRARY}
-                        ${PROMETHEUS_CORE_LIBRARY} Threads::Threads)
-endif()
-find_path(PQXX_INCLUDE_DIR pqxx/pqxx)
-find_library(PQXX_LIBRARY pqxx)
-find_library(PQ_LIBRARY pq)
+find_package(rabbitmq-c REQUIRED)
+find_path(PQXX_INCLUDE_DIR pqxx/pqxx REQUIRED)
+find_library(PQXX_LIBRARY pqxx REQUIRED)
+find_library(PQ_LIBRARY pq REQUIRED)
+# prometheus-cpp's core (registry, metric families, text format) by library rather than through
+# its CMake config, whose find_dependency(CURL) for the unused push gateway fails on the GPU
+# machine. The HTTP endpoint uses civetweb directly, so /healthz and /readyz sit beside /metrics.
+find_path(PROMETHEUS_INCLUDE_DIR prometheus/registry.h REQUIRED)
+find_library(PROMETHEUS_CORE_LIBRARY prometheus-cpp-core REQUIRED)
+find_path(CIVETWEB_INCLUDE_DIR civetweb.h REQUIRED)
+find_library(CIVETWEB_LIBRARY civetweb REQUIRED)
+add_library(segmentor_prometheus INTERFACE)
+target_include_directories(segmentor_prometheus SYSTEM INTERFACE ${PROMETHEUS_INCLUDE_DIR}
+                           ${CIVETWEB_INCLUDE_DIR})
+target_link_libraries(segmentor_prometheus INTERFACE ${PROMETHEUS_CORE_LIBRARY} ${CIVETWEB_LIBRARY}
+                      Threads::Threads)
 
 if(SEGMENTOR_BUILD_TESTS)
   find_package(GTest REQUIRED)

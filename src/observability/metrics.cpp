@@ -1,0 +1,130 @@
+#include "observability/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include <chrono>
+#include <sstream>
+
+namespace segmentor {
+
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+prometheus::Gauge& gauge(prometheus::Registry& registry, const std::string& name,
+                         const std::string& help) {
+  return BuildGauge().Name(name).Help(help).Register(registry).Add({});
+}
+
+prometheus::Counter& counter(prometheus::Registry& registry, const std::string& name,
+                             const std::string& help) {
+  return BuildCounter().Name(name).Help(help).Register(registry).Add({});
+}
+
+double seconds(std::chrono::nanoseconds ns) { return std::chrono::duration<double>(ns).count(); }
+
+}  // namespace
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      gpu_memory_used_(gauge(*registry_, "gpu_memory_used_bytes",
+                             "Memory in use on the GPU by every process (total - free)")),
+      gpu_memory_available_(gauge(*registry_, "gpu_memory_available_bytes",
+                                  "Memory this worker may still plan with (budget - reserved)")),
+      oom_errors_(counter(*registry_, "segmentation_oom_errors_total",
+                          "Out-of-memory errors seen by model calls")),
+      retry_attempts_(counter(*registry_, "segmentation_retry_attempts_total",
+                              "Task retries after an out-of-memory error")),
+      duration_family_(BuildHistogram()
+                           .Name("segmentation_processing_duration_seconds")
+                           .Help("Time from admission to masks written, per task")
+                           .Register(*registry_)),
+      concurrent_tasks_(gauge(*registry_, "concurrent_segmentation_tasks",
+                              "Tasks admitted by the memory gate and not yet finished")),
+      gate_limit_(gauge(*registry_, "segmentation_gate_limit_bytes",
+                        "The admission gate's current limit (resident + task room)")),
+      gate_budget_(gauge(*registry_, "segmentation_gate_budget_bytes",
+                         "Memory budget read from the device (min(card, cap) - others)")),
+      gate_in_flight_bytes_(gauge(*registry_, "segmentation_gate_in_flight_bytes",
+                                  "Predicted bytes of the tasks in flight")),
+      gate_waiting_(gauge(*registry_, "segmentation_gate_waiting_tasks",
+                          "Tasks waiting for the memory gate")),
+      allocator_reserved_(gauge(*registry_, "gpu_allocator_reserved_bytes",
+                                "Bytes the caching allocator holds from the driver")),
+      allocator_allocated_(gauge(*registry_, "gpu_allocator_allocated_bytes",
+                                 "Bytes in live tensors")),
+      allocator_peak_reserved_(gauge(*registry_, "gpu_allocator_peak_reserved_bytes",
+                                     "Peak reserved bytes since the last reset")),
+      cache_releases_(counter(*registry_, "gpu_cache_releases_total",
+                              "Times the allocator cache was returned to the driver")),
+      cache_release_seconds_(counter(*registry_, "gpu_cache_release_seconds_total",
+                                     "Time spent releasing the allocator cache")),
+      cpu_fallbacks_(counter(*registry_, "segmentation_cpu_fallbacks_total",
+                             "Tasks moved to the CPU lane after GPU retries ran out")),
+      failed_by_oom_(counter(*registry_, "segmentation_failed_by_oom_total",
+                             "Tasks that failed after the whole recovery ladder")),
+      gpu_utilization_(gauge(*registry_, "gpu_utilization_percent",
+                             "GPU utilisation from NVML (absent reading = -1)")),
+      tasks_family_(BuildCounter()
+                        .Name("segmentation_tasks_total")
+                        .Help("Finished tasks by asset type and outcome")
+                        .Register(*registry_)),
+      messages_family_(BuildCounter()
+                           .Name("segmentor_messages_total")
+                           .Help("Consumed broker messages by topic and outcome")
+                           .Register(*registry_)) {}
+
+void Metrics::observe_task(std::string_view asset_type, std::string_view outcome, double secs) {
+  static const prometheus::Histogram::BucketBoundaries kBuckets{
+      0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0};
+  const std::string type(asset_type);
+  duration_family_.Add({{"asset_type", type}}, kBuckets).Observe(secs);
+  tasks_family_.Add({{"asset_type", type}, {"outcome", std::string(outcome)}}).Increment();
+}
+
+void Metrics::set_concurrent_tasks(int tasks) { concurrent_tasks_.Set(tasks); }
+
+void Metrics::count_message(std::string_view topic, std::string_view outcome) {
+  messages_family_.Add({{"topic", std::string(topic)}, {"outcome", std::string(outcome)}})
+      .Increment();
+}
+
+void Metrics::add_delta(prometheus::Counter& c, const std::string& key, double total) {
+  double& last = last_totals_[key];
+  if (total > last) c.Increment(total - last);
+  last = total;
+}
+
+void Metrics::update_memory(const MemorySnapshot& device, const GateStats& gate,
+                            const RecoveryStats& recovery, const CacheStats& cache) {
+  gpu_memory_used_.Set(static_cast<double>(device.device_total_bytes - device.device_free_bytes));
+  gpu_memory_available_.Set(
+      static_cast<double>(std::max<std::int64_t>(0, device.budget_bytes() - device.reserved_bytes)));
+  allocator_reserved_.Set(static_cast<double>(device.reserved_bytes));
+  allocator_allocated_.Set(static_cast<double>(device.allocated_bytes));
+  allocator_peak_reserved_.Set(static_cast<double>(device.peak_reserved_bytes));
+  gpu_utilization_.Set(device.gpu_utilization_percent.value_or(-1.0));
+  gate_limit_.Set(static_cast<double>(gate.limit_bytes));
+  gate_budget_.Set(static_cast<double>(gate.budget_bytes));
+  gate_in_flight_bytes_.Set(static_cast<double>(gate.in_flight_bytes));
+  gate_waiting_.Set(gate.waiting);
+  concurrent_tasks_.Set(gate.in_flight);
+
+  std::lock_guard lock(counter_mutex_);
+  add_delta(oom_errors_, "oom", static_cast<double>(recovery.oom_events));
+  add_delta(retry_attempts_, "retries", static_cast<double>(recovery.retries));
+  add_delta(cpu_fallbacks_, "cpu_fallbacks", static_cast<double>(recovery.cpu_fallbacks));
+  add_delta(failed_by_oom_, "failed", static_cast<double>(recovery.failed_tasks));
+  add_delta(cache_releases_, "releases", static_cast<double>(cache.releases_total));
+  add_delta(cache_release_seconds_, "release_seconds", seconds(cache.release_time_total));
+}
+
+std::string Metrics::serialize() const {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry_->Collect());
+  return out.str();
+}
+
+}  // namespace segmentor

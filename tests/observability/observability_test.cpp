@@ -1,0 +1,161 @@
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+
+#include "observability/http_endpoint.h"
+#include "observability/metrics.h"
+
+namespace segmentor {
+namespace {
+
+// The value of the first sample line that starts with `series` ("name" or "name{labels}").
+double sample(const std::string& text, const std::string& series) {
+  std::size_t pos = 0;
+  while ((pos = text.find(series, pos)) != std::string::npos) {
+    const bool line_start = pos == 0 || text[pos - 1] == '\n';
+    const std::size_t after = pos + series.size();
+    if (line_start && after < text.size() && text[after] == ' ') {
+      return std::stod(text.substr(after + 1));
+    }
+    pos = after;
+  }
+  ADD_FAILURE() << "no sample " << series << " in:\n" << text;
+  return -1;
+}
+
+TEST(MetricsTest, ExposesEveryNameTheDesignDocumentPromises) {
+  Metrics metrics;
+  metrics.observe_task("image", "done", 0.2);
+  const std::string text = metrics.serialize();
+  for (const char* name :
+       {"gpu_memory_used_bytes", "gpu_memory_available_bytes", "segmentation_oom_errors_total",
+        "segmentation_retry_attempts_total", "segmentation_processing_duration_seconds_bucket",
+        "concurrent_segmentation_tasks", "segmentation_gate_limit_bytes",
+        "gpu_allocator_reserved_bytes", "gpu_allocator_allocated_bytes",
+        "gpu_cache_releases_total", "segmentation_cpu_fallbacks_total",
+        "gpu_utilization_percent"}) {
+    EXPECT_NE(text.find(name), std::string::npos) << name;
+  }
+}
+
+TEST(MetricsTest, RunningTotalsBecomeCounterIncrementsAndGaugesFollowReadings) {
+  Metrics metrics;
+  MemorySnapshot device;
+  device.device_total_bytes = 100;
+  device.device_free_bytes = 40;
+  device.reserved_bytes = 30;
+  device.allocated_bytes = 20;
+  GateStats gate;
+  gate.limit_bytes = 85;
+  gate.in_flight = 3;
+  RecoveryStats recovery;
+  recovery.oom_events = 2;
+  recovery.retries = 1;
+  CacheStats cache;
+  cache.releases_total = 4;
+  metrics.update_memory(device, gate, recovery, cache);
+  recovery.oom_events = 5;
+  recovery.cpu_fallbacks = 1;
+  metrics.update_memory(device, gate, recovery, cache);
+
+  const std::string text = metrics.serialize();
+  EXPECT_EQ(sample(text, "segmentation_oom_errors_total"), 5);
+  EXPECT_EQ(sample(text, "segmentation_retry_attempts_total"), 1);
+  EXPECT_EQ(sample(text, "segmentation_cpu_fallbacks_total"), 1);
+  EXPECT_EQ(sample(text, "gpu_cache_releases_total"), 4);
+  EXPECT_EQ(sample(text, "gpu_memory_used_bytes"), 60);
+  EXPECT_EQ(sample(text, "gpu_allocator_reserved_bytes"), 30);
+  EXPECT_EQ(sample(text, "segmentation_gate_limit_bytes"), 85);
+  EXPECT_EQ(sample(text, "concurrent_segmentation_tasks"), 3);
+}
+
+TEST(MetricsTest, TaskOutcomesAreCountedByTypeAndOutcome) {
+  Metrics metrics;
+  metrics.observe_task("image", "done", 0.1);
+  metrics.observe_task("image", "done", 0.3);
+  metrics.observe_task("video_frame", "failed", 2.0);
+  const std::string text = metrics.serialize();
+  EXPECT_EQ(sample(text, "segmentation_tasks_total{asset_type=\"image\",outcome=\"done\"}"), 2);
+  EXPECT_EQ(
+      sample(text, "segmentation_tasks_total{asset_type=\"video_frame\",outcome=\"failed\"}"), 1);
+  EXPECT_EQ(sample(text, "segmentation_processing_duration_seconds_count{asset_type=\"image\"}"),
+            2);
+}
+
+// A plain HTTP/1.0 GET on loopback; returns the whole response.
+std::string http_get(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  if (write(fd, request.data(), request.size()) < 0) {
+    close(fd);
+    return "";
+  }
+  std::string response;
+  char buf[4096];
+  ssize_t n = 0;
+  while ((n = read(fd, buf, sizeof buf)) > 0) response.append(buf, static_cast<std::size_t>(n));
+  close(fd);
+  return response;
+}
+
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TEST(HttpEndpointTest, ServesMetricsHealthAndReadiness) {
+  Metrics metrics;
+  metrics.observe_task("image", "done", 0.5);
+  std::atomic<bool> ready{false};
+  auto endpoint = HttpEndpoint::Start(
+      {"127.0.0.1", free_port(), 2}, [&] { return metrics.serialize(); },
+      [&] { return std::pair<bool, std::string>{ready.load(), ready ? "all good" : "no broker"}; });
+  ASSERT_TRUE(endpoint.ok()) << endpoint.status().to_string();
+  const int port = (*endpoint)->port();
+
+  const std::string m = http_get(port, "/metrics");
+  EXPECT_NE(m.find("200 OK"), std::string::npos) << m;
+  EXPECT_NE(m.find("segmentation_tasks_total"), std::string::npos);
+  EXPECT_NE(http_get(port, "/healthz").find("200 OK"), std::string::npos);
+
+  const std::string not_ready = http_get(port, "/readyz");
+  EXPECT_NE(not_ready.find("503"), std::string::npos) << not_ready;
+  EXPECT_NE(not_ready.find("no broker"), std::string::npos);
+  ready = true;
+  EXPECT_NE(http_get(port, "/readyz").find("200 OK"), std::string::npos);
+  EXPECT_NE(http_get(port, "/nope").find("404"), std::string::npos);
+}
+
+TEST(HttpEndpointTest, APortInUseIsAClearError) {
+  const int port = free_port();
+  auto first = HttpEndpoint::Start({"127.0.0.1", port, 1}, [] { return std::string(); },
+                                   [] { return std::pair<bool, std::string>{true, ""}; });
+  ASSERT_TRUE(first.ok());
+  auto second = HttpEndpoint::Start({"127.0.0.1", port, 1}, [] { return std::string(); },
+                                    [] { return std::pair<bool, std::string>{true, ""}; });
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find(std::to_string(port)), std::string::npos);
+}
+
+}  // namespace
+}  // namespace segmentor
