@@ -1,0 +1,121 @@
+// The engine: runs segmentation tasks (one per image or keyframe) on worker threads, with every
+// task passing the one memory gate and the one recovery ladder. `segmentor run`, `serve` and
+// `bench` all submit here.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "imaging/decode.h"
+#include "memory/admission_gate.h"
+#include "memory/cache_policy.h"
+#include "memory/calibration.h"
+#include "memory/oom_recovery.h"
+#include "models/mask_model.h"
+#include "pipeline/mask_paths.h"
+#include "pipeline/segmenter.h"
+
+namespace segmentor {
+
+// One device and the models loaded on it. `serialize` makes tasks on this lane run one at a time
+// (the CPU lane: LibTorch already spreads one task over every core). Otherwise tasks run
+// concurrently, each on its own CUDA stream (the models take one from the pool per call).
+struct Lane {
+  std::string name;  // "cuda:0", "cpu"
+  std::unique_ptr<MaskModel> foreground;
+  std::unique_ptr<MaskModel> people;  // may be null: no people masks
+  bool serialize = false;
+};
+
+struct EngineTask {
+  AssetKind kind = AssetKind::kProductImage;
+  std::string id;                 // mask file stem; validated (CONTRACT §4)
+  std::filesystem::path source;   // the image file
+  std::optional<RgbImage> image;  // already decoded (bench): `source` is then only a name
+};
+
+struct TaskOutcome {
+  Status status;
+  MaskPaths paths;
+  bool people_found = false;
+  std::string lane;            // where the masks were made
+  RecoveryReport recovery;     // what the out-of-memory ladder did, if anything
+  int width = 0;
+  int height = 0;
+  std::int64_t predicted_bytes = 0;
+  double decode_seconds = 0;   // decode on a worker thread (no GPU held)
+  double wait_seconds = 0;     // waiting for the memory gate
+  double segment_seconds = 0;  // on the lane, retries and back-off included
+  double write_seconds = 0;    // PNG encode + atomic writes (no GPU held)
+  double total_seconds = 0;
+};
+
+struct EngineOptions {
+  MaskLayout layout;
+  DecodeOptions decode;
+  int worker_threads = 0;  // 0 = MAX_CONCURRENT_IMAGES + 2, so decoding overlaps inference
+  int max_concurrent = 4;  // used for the default worker count
+  std::optional<std::filesystem::path> cutout_dir;  // also write RGBA cut-outs there
+  bool write_masks = true;  // bench may skip the disk to measure the pipeline alone
+};
+
+// Thread-safe. Does not own the lanes, gate, recovery, calibration or cache policy: they must
+// outlive the engine. The destructor finishes queued tasks first.
+class Engine {
+ public:
+  using Done = std::function<void(const EngineTask&, const TaskOutcome&)>;
+
+  // `primary` runs tasks (a GPU lane, or the CPU lane on a machine without one); `cpu_fallback`
+  // (may be null) takes tasks whose GPU retries ran out. `calibration` may be null or empty: then
+  // tasks are admitted by count alone.
+  Engine(EngineOptions options, Lane& primary, Lane* cpu_fallback, AdmissionGate& gate,
+         OomRecovery& recovery, const CalibrationTable* calibration, CachePolicy* cache);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Queues a task. `done` runs on a worker thread after the task's masks are written or it
+  // failed; it must not block for long.
+  void submit(EngineTask task, Done done);
+  // Blocks until every submitted task has finished.
+  void wait_idle();
+  int queued() const;
+
+ private:
+  struct Job {
+    EngineTask task;
+    Done done;
+  };
+  void worker_loop();
+  TaskOutcome process(const EngineTask& task);
+  Result<AssetMasks> segment_on(Lane& lane, std::mutex* lane_mutex, const RgbImage& image);
+
+  const EngineOptions options_;
+  Lane& primary_;
+  Lane* cpu_fallback_;
+  AdmissionGate& gate_;
+  OomRecovery& recovery_;
+  const CalibrationTable* calibration_;
+  CachePolicy* cache_;
+  std::mutex primary_mutex_;   // only used when primary_.serialize
+  std::mutex fallback_mutex_;  // the CPU lane runs one task at a time
+
+  mutable std::mutex queue_mutex_;
+  std::condition_variable queue_changed_;
+  std::condition_variable idle_;
+  std::deque<Job> queue_;
+  int running_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace segmentor

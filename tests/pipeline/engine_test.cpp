@@ -1,0 +1,217 @@
+#include "pipeline/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "fake_mask_model.h"
+#include "memory/fake_device.h"
+
+namespace segmentor {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::gray_image;
+using testing::rect_mask;
+
+// A model that takes `bytes` from the fake device for a few milliseconds, like a real forward
+// pass, and records how many calls overlap. Thread-safe, like the real models.
+class DeviceModel : public MaskModel {
+ public:
+  DeviceModel(FakeDevice* device, std::int64_t bytes, std::string name)
+      : device_(device), bytes_(bytes) {
+    info_.name = std::move(name);
+    info_.device = device ? "fake:0" : "cpu";
+  }
+  const ModelInfo& info() const override { return info_; }
+  Result<Mask> segment(const RgbImage& image) override {
+    const int now = ++active_;
+    int seen = max_active_.load();
+    while (now > seen && !max_active_.compare_exchange_weak(seen, now)) {
+    }
+    std::optional<FakeDevice::AllocationId> id;
+    if (device_ != nullptr) {
+      auto allocation = device_->allocate(bytes_);
+      if (!allocation.ok()) {
+        --active_;
+        return allocation.status();
+      }
+      id = *allocation;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    if (id) device_->free(*id);
+    --active_;
+    ++calls_;
+    return rect_mask(image.width, image.height, 0, 0, image.width / 2, image.height);
+  }
+  int max_active() const { return max_active_; }
+  int calls() const { return calls_; }
+
+ private:
+  FakeDevice* device_;
+  std::int64_t bytes_;
+  ModelInfo info_;
+  std::atomic<int> active_{0};
+  std::atomic<int> max_active_{0};
+  std::atomic<int> calls_{0};
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("engine_test_" +
+             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  void build(std::int64_t capacity, int max_concurrent, bool with_cpu_lane) {
+    device_ = std::make_unique<FakeDevice>(capacity);
+    AdmissionGateOptions gate_options;
+    gate_options.max_concurrent = max_concurrent;
+    gate_options.memory_threshold = 1.0;
+    gate_ = std::move(*AdmissionGate::create(gate_options, device_.get()));
+    RecoveryOptions recovery_options;
+    recovery_options.backoff = {};  // no waiting in tests
+    recovery_ = std::move(*OomRecovery::create(recovery_options, device_.get(), gate_.get()));
+    auto gpu_model = std::make_unique<DeviceModel>(device_.get(), kTaskBytes, "gpu-fg");
+    gpu_model_ = gpu_model.get();
+    gpu_lane_ = Lane{"fake:0", std::move(gpu_model), nullptr, false};
+    if (with_cpu_lane) {
+      auto cpu_model = std::make_unique<DeviceModel>(nullptr, 0, "cpu-fg");
+      cpu_model_ = cpu_model.get();
+      cpu_lane_ = Lane{"cpu", std::move(cpu_model), nullptr, true};
+    }
+    calibration_.add_measurement("gpu-fg", 64, 48, kTaskBytes);
+    EngineOptions options;
+    options.layout = MaskLayout{root_};
+    options.max_concurrent = max_concurrent;
+    engine_ = std::make_unique<Engine>(options, gpu_lane_, with_cpu_lane ? &cpu_lane_ : nullptr,
+                                       *gate_, *recovery_, &calibration_, nullptr);
+  }
+
+  // Submits n tasks, alternating product images and video frames; waits; returns outcomes.
+  std::vector<TaskOutcome> run_tasks(int n) {
+    std::mutex m;
+    std::vector<TaskOutcome> outcomes;
+    for (int i = 0; i < n; ++i) {
+      EngineTask task;
+      task.kind = i % 2 == 0 ? AssetKind::kProductImage : AssetKind::kVideoFrame;
+      task.id = "asset" + std::to_string(i);
+      task.source = task.id + ".jpg";
+      task.image = gray_image(64, 48);
+      engine_->submit(std::move(task), [&](const EngineTask&, const TaskOutcome& outcome) {
+        std::lock_guard lock(m);
+        outcomes.push_back(outcome);
+      });
+    }
+    engine_->wait_idle();
+    return outcomes;
+  }
+
+  static constexpr std::int64_t kTaskBytes = 100;
+  fs::path root_;
+  std::unique_ptr<FakeDevice> device_;
+  std::unique_ptr<AdmissionGate> gate_;
+  std::unique_ptr<OomRecovery> recovery_;
+  CalibrationTable calibration_;
+  Lane gpu_lane_, cpu_lane_;
+  DeviceModel* gpu_model_ = nullptr;
+  DeviceModel* cpu_model_ = nullptr;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTest, ImagesAndFramesShareOneGateAndAllMasksAreWritten) {
+  build(/*capacity=*/1'000'000, /*max_concurrent=*/3, /*with_cpu_lane=*/false);
+  const auto outcomes = run_tasks(24);
+  ASSERT_EQ(outcomes.size(), 24U);
+  for (const auto& outcome : outcomes) {
+    EXPECT_TRUE(outcome.status.ok()) << outcome.status.to_string();
+    EXPECT_TRUE(fs::exists(outcome.paths.product)) << outcome.paths.product;
+    EXPECT_EQ(outcome.predicted_bytes, kTaskBytes);
+  }
+  EXPECT_LE(gpu_model_->max_active(), 3);
+  EXPECT_GE(gpu_model_->max_active(), 2) << "the engine should run tasks concurrently";
+  EXPECT_TRUE(fs::exists(root_ / "masks_product/product_images/asset0.png"));
+  EXPECT_TRUE(fs::exists(root_ / "masks_product/video_frames/asset1.png"));
+}
+
+TEST_F(EngineTest, TheGateKeepsTasksWithinTheDeviceSoNothingRunsOutOfMemory) {
+  // Room for exactly two tasks' bytes; up to 6 would be admitted by count alone.
+  build(/*capacity=*/2 * kTaskBytes, /*max_concurrent=*/6, /*with_cpu_lane=*/false);
+  const auto outcomes = run_tasks(30);
+  for (const auto& outcome : outcomes) EXPECT_TRUE(outcome.status.ok());
+  EXPECT_LE(gpu_model_->max_active(), 2);
+  EXPECT_EQ(recovery_->stats().oom_events, 0U);
+}
+
+TEST_F(EngineTest, AnOutOfMemoryIsRetriedAndTheFrameIsNotLost) {
+  build(1'000'000, 2, false);
+  device_->fail_every_nth(3);
+  const auto outcomes = run_tasks(12);
+  for (const auto& outcome : outcomes) {
+    EXPECT_TRUE(outcome.status.ok()) << outcome.status.to_string();
+  }
+  EXPECT_GT(recovery_->stats().retries, 0U);
+  EXPECT_EQ(recovery_->stats().failed_tasks, 0U);
+}
+
+TEST_F(EngineTest, WhenRetriesRunOutTheCpuLaneMakesTheMasks) {
+  build(1'000'000, 2, true);
+  device_->fail_always(true);
+  const auto outcomes = run_tasks(4);
+  for (const auto& outcome : outcomes) {
+    ASSERT_TRUE(outcome.status.ok()) << outcome.status.to_string();
+    EXPECT_EQ(outcome.lane, "cpu");
+    EXPECT_TRUE(outcome.recovery.used_cpu_fallback);
+    EXPECT_TRUE(fs::exists(outcome.paths.product));
+  }
+  EXPECT_EQ(cpu_model_->calls(), 4);
+  EXPECT_EQ(recovery_->stats().cpu_fallbacks, 4U);
+}
+
+TEST_F(EngineTest, WithoutACpuLaneExhaustedRetriesFailLoudlyNeverSilently) {
+  build(1'000'000, 2, false);
+  device_->fail_always(true);
+  const auto outcomes = run_tasks(2);
+  for (const auto& outcome : outcomes) {
+    ASSERT_FALSE(outcome.status.ok());
+    EXPECT_EQ(outcome.status.code(), ErrorCode::kOutOfMemory);
+    EXPECT_FALSE(fs::exists(outcome.paths.product));
+  }
+}
+
+TEST_F(EngineTest, AnUnreadableFileFailsWithItsNameAndOthersCarryOn) {
+  build(1'000'000, 2, false);
+  std::vector<TaskOutcome> outcomes;
+  std::mutex m;
+  auto collect = [&](const EngineTask&, const TaskOutcome& o) {
+    std::lock_guard lock(m);
+    outcomes.push_back(o);
+  };
+  engine_->submit({AssetKind::kProductImage, "missing", root_ / "missing.jpg", std::nullopt},
+                  collect);
+  engine_->submit({AssetKind::kProductImage, "good", "good.jpg", gray_image(8, 8)}, collect);
+  engine_->submit({AssetKind::kProductImage, "../escape", "x.jpg", gray_image(8, 8)}, collect);
+  engine_->wait_idle();
+  ASSERT_EQ(outcomes.size(), 3U);
+  int ok = 0;
+  for (const auto& o : outcomes) {
+    if (o.status.ok()) {
+      ++ok;
+    } else {
+      EXPECT_TRUE(o.status.message().find("missing.jpg") != std::string::npos ||
+                  o.status.code() == ErrorCode::kInvalidArgument)
+          << o.status.to_string();
+    }
+  }
+  EXPECT_EQ(ok, 1);
+}
+
+}  // namespace
+}  // namespace segmentor
