@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 #include "imaging/image.h"
@@ -16,7 +17,15 @@ enum class ModelKind {
   kYoloSeg,                // ([1,4+nc+32,N] predictions, [1,32,h,w] prototypes)
 };
 
-std::string_view to_string(ModelKind kind);
+// Inline so that code linking only segmentor_model_api (no LibTorch) can log a kind.
+inline std::string_view to_string(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::kForegroundProbability: return "foreground_probability";
+    case ModelKind::kPersonProbability: return "person_probability";
+    case ModelKind::kYoloSeg: return "yolo_seg";
+  }
+  return "unknown";
+}
 
 struct ModelInfo {
   std::string name;     // manifest name, e.g. "isnet-medium" or "test-disc"
@@ -27,6 +36,7 @@ struct ModelInfo {
   std::string device;   // "cpu", "cuda:0"
   bool fp16 = false;    // weights and activations in half precision
   bool is_test_model = false;  // manifest says it is a toy for tests, not a real model
+  bool frozen = false;  // torch::jit::freeze applied (it gave the same output on a probe input)
 };
 
 // A loaded model that turns an image into a mask of the image's own size.

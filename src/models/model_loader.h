@@ -1,0 +1,51 @@
+// Finding, loading and configuring TorchScript models. The header is torch-free: callers get a
+// MaskModel and never see LibTorch; the implementation (segmentor_models) links it.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "models/mask_model.h"
+
+namespace segmentor {
+
+struct ModelOptions {
+  std::string device = "auto";   // auto | cpu | cuda | cuda:N (see resolve_device)
+  bool use_fp16 = true;          // run in half precision on CUDA; ignored on CPU
+  int cpu_threads = 0;           // intra-op threads (configure_torch_threads); 0 = every core
+  double inject_oom_rate = 0.0;  // test-only: probability that segment() fails with an OOM
+  // Freeze the TorchScript module (torch::jit::freeze) when that gives the same output on a probe
+  // input; see Note [Freezing TorchScript modules] in torch_mask_model.cpp.
+  bool freeze = true;
+};
+
+// Where a model named by FOREGROUND_SEG_MODEL_NAME / PEOPLE_SEG_MODEL_NAME lives. A name ending in
+// ".pt" is a path used as is; anything else is a bare name, <model_cache>/<name>.pt. The .pt and
+// its manifest (same path, .json) must both exist, or kNotFound says where it looked and how to
+// get the model.
+Result<std::filesystem::path> resolve_model(const std::string& name_or_path,
+                                            const std::filesystem::path& model_cache);
+
+// Loads <model_file> and its manifest (<model_file> with .json) onto the options' device.
+// Errors: kNotFound (missing file), kCorruptData (bad manifest, or a .pt LibTorch cannot load),
+// kInvalidArgument (bad device), kOutOfMemory (no room for the weights), kInternal (the rest).
+// The returned model is thread-compatible: one caller at a time.
+Result<std::unique_ptr<MaskModel>> load_mask_model(const std::filesystem::path& model_file,
+                                                   const ModelOptions& options);
+
+// Sets LibTorch's intra-op thread count (process-wide). 0 = std::thread::hardware_concurrency():
+// Debian's LibTorch otherwise runs on one thread.
+void configure_torch_threads(int cpu_threads);
+
+// "auto" -> "cuda:0" when CUDA is usable, else "cpu". "cpu" stays; "cuda" -> "cuda:0"; "cuda:N"
+// is checked against the device count. Asking for CUDA where there is none is kInvalidArgument.
+Result<std::string> resolve_device(const std::string& requested);
+
+// The hint every "model missing / unloadable" message carries.
+inline constexpr const char* kModelFetchHint =
+    "run scripts/fetch-models.sh (bundled models) or tools/export_upstream.py (RMBG-2.0, "
+    "YOLO11-seg)";
+
+}  // namespace segmentor

@@ -1,0 +1,271 @@
+#include "models/torch_mask_model.h"
+
+#include <new>
+#include <utility>
+#include <vector>
+
+#include "models/image_tensor.h"
+#include "models/oom_classify.h"
+#include "models/yolo_seg_decode.h"
+
+namespace segmentor {
+
+// Note [Freezing TorchScript modules]
+// torch::jit::freeze inlines the weights as constants and folds what it can; on CUDA this lets the
+// fuser see whole conv-bn-relu chains. It is not guaranteed to work on every exported graph (and
+// optimize_for_inference depends on how LibTorch was built: Debian's 1.13 has no MKLDNN fusion),
+// and a folded graph may round differently. So both are tried at load time and each is kept only
+// when it succeeds and gives the same outputs as the plain module on a probe input (within a
+// tolerance suited to the dtype). The probe forward also serves as the first warm-up.
+
+namespace {
+
+std::string message_of(const c10::Error& e) { return e.what_without_backtrace(); }
+
+// Every tensor of a (possibly nested) tuple/list output, in order.
+void collect_tensors(const c10::IValue& value, std::vector<at::Tensor>& out) {
+  if (value.isTensor()) {
+    out.push_back(value.toTensor());
+  } else if (value.isTuple()) {
+    for (const auto& element : value.toTupleRef().elements()) collect_tensors(element, out);
+  } else if (value.isList()) {
+    for (const c10::IValue& element : value.toListRef()) collect_tensors(element, out);
+  }
+}
+
+bool same_outputs(const c10::IValue& a, const c10::IValue& b, at::ScalarType dtype) {
+  std::vector<at::Tensor> ta, tb;
+  collect_tensors(a, ta);
+  collect_tensors(b, tb);
+  if (ta.size() != tb.size() || ta.empty()) return false;
+  const double tolerance = dtype == at::kHalf ? 1e-2 : 1e-4;
+  for (std::size_t i = 0; i < ta.size(); ++i) {
+    if (ta[i].sizes() != tb[i].sizes()) return false;
+    if (!at::allclose(ta[i].to(at::kFloat), tb[i].to(at::kFloat), tolerance, tolerance)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A deterministic, textured image at the network's input size, for the freeze check.
+RgbImage probe_image(int width, int height) {
+  RgbImage image{width, height, {}};
+  image.pixels.resize(image.pixel_count() * 3);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      auto* p = &image.pixels[(static_cast<std::size_t>(y) * width + x) * 3];
+      p[0] = static_cast<std::uint8_t>((x * 255) / std::max(1, width - 1));
+      p[1] = static_cast<std::uint8_t>((y * 255) / std::max(1, height - 1));
+      p[2] = static_cast<std::uint8_t>(((x / 8 + y / 8) % 2) * 255);
+    }
+  }
+  return image;
+}
+
+c10::IValue forward(torch::jit::Module& module, const at::Tensor& input) {
+  c10::InferenceMode guard;
+  std::vector<c10::IValue> inputs{input};
+  return module.forward(inputs);
+}
+
+// Applies freeze (and then optimize_for_inference) where they keep the output; see the Note.
+bool try_freeze(torch::jit::Module& module, const ModelManifest& manifest,
+                const c10::Device& device, at::ScalarType dtype) {
+  const RgbImage image = probe_image(manifest.input_width, manifest.input_height);
+  const at::Tensor input =
+      make_input(image, manifest, stretch_geometry(manifest.input_width, manifest.input_height),
+                 device, dtype);
+  const c10::IValue reference = forward(module, input);
+  bool frozen = false;
+  try {
+    torch::jit::Module candidate = torch::jit::freeze(module);
+    if (same_outputs(reference, forward(candidate, input), dtype)) {
+      module = candidate;
+      frozen = true;
+    }
+  } catch (const std::exception&) {
+    return false;  // keep the plain module (freeze runs outside InferenceMode on purpose)
+  }
+  if (!frozen) return false;
+  try {
+    torch::jit::Module candidate = torch::jit::optimize_for_inference(module);
+    if (same_outputs(reference, forward(candidate, input), dtype)) module = candidate;
+  } catch (const std::exception&) {
+    // Not available in this LibTorch build or not applicable to this graph: frozen is enough.
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
+    const std::filesystem::path& model_file, ModelManifest manifest, const std::string& device,
+    const ModelOptions& options) {
+  const std::string file = model_file.string();
+  try {
+    const c10::Device torch_device(device);
+    const bool fp16 = torch_device.is_cuda() && options.use_fp16;
+    const at::ScalarType dtype = fp16 ? at::kHalf : at::kFloat;
+
+    torch::jit::Module module;
+    try {
+      module = torch::jit::load(file, torch_device);
+    } catch (const c10::Error& e) {
+      if (looks_like_out_of_memory(message_of(e))) {
+        return out_of_memory("loading model " + file + ": " + message_of(e));
+      }
+      return corrupt_data("cannot load TorchScript model " + file + " (" + message_of(e) +
+                          "); " + kModelFetchHint);
+    }
+    module.eval();
+    // Weights stored in float16 (or float32 meant for an fp16 run) are cast to the dtype we feed;
+    // CPU kernels have no half convolution, and mixed dtypes fail in every kernel.
+    module.to(dtype);
+
+    bool frozen = false;
+    if (options.freeze) frozen = try_freeze(module, manifest, torch_device, dtype);
+
+    ModelInfo info;
+    info.name = manifest.name;
+    info.path = file;
+    info.kind = manifest.kind;
+    info.input_width = manifest.input_width;
+    info.input_height = manifest.input_height;
+    info.device = device;
+    info.fp16 = fp16;
+    info.is_test_model = manifest.is_test_model;
+    info.frozen = frozen;
+    return std::unique_ptr<TorchMaskModel>(new TorchMaskModel(
+        std::move(module), std::move(manifest), std::move(info), torch_device, dtype,
+        options.inject_oom_rate));
+  } catch (const c10::OutOfMemoryError& e) {
+    return out_of_memory("loading model " + file + ": " + message_of(e));
+  } catch (const c10::Error& e) {
+    if (looks_like_out_of_memory(message_of(e))) {
+      return out_of_memory("loading model " + file + ": " + message_of(e));
+    }
+    return internal_error("preparing model " + file + ": " + message_of(e));
+  } catch (const std::bad_alloc&) {
+    return out_of_memory("loading model " + file + ": host allocation failed");
+  } catch (const std::exception& e) {
+    return internal_error("preparing model " + file + ": " + e.what());
+  }
+}
+
+TorchMaskModel::TorchMaskModel(torch::jit::Module module, ModelManifest manifest, ModelInfo info,
+                               c10::Device device, at::ScalarType dtype, double inject_oom_rate)
+    : module_(std::move(module)),
+      manifest_(std::move(manifest)),
+      info_(std::move(info)),
+      device_(device),
+      dtype_(dtype),
+      inject_oom_rate_(inject_oom_rate),
+      random_(std::random_device{}()) {}
+
+bool TorchMaskModel::should_inject_oom() {
+  if (inject_oom_rate_ <= 0.0) return false;
+  return std::bernoulli_distribution(std::min(1.0, inject_oom_rate_))(random_);
+}
+
+Result<Mask> TorchMaskModel::segment(const RgbImage& image) {
+  if (image.width <= 0 || image.height <= 0 || image.pixels.size() != image.pixel_count() * 3) {
+    return invalid_argument(info_.name + ": image " + std::to_string(image.width) + "x" +
+                            std::to_string(image.height) + " with " +
+                            std::to_string(image.pixels.size()) + " bytes is not RGB");
+  }
+  const std::string where = "model " + info_.name + " on " + info_.device;
+  try {
+    c10::InferenceMode guard;
+    if (should_inject_oom()) {
+      // Shaped like the caching allocator's own error, so the real classification runs.
+      TORCH_CHECK_WITH(OutOfMemoryError, false,
+                       "CUDA out of memory. Tried to allocate 20.00 MiB (injected by "
+                       "SEGMENTOR_INJECT_OOM_RATE)");
+    }
+    return run(image);
+  } catch (const c10::OutOfMemoryError& e) {
+    return out_of_memory(where + ": " + message_of(e));
+  } catch (const c10::Error& e) {
+    const std::string message = message_of(e);
+    if (looks_like_out_of_memory(message)) return out_of_memory(where + ": " + message);
+    return internal_error(where + ": " + message);
+  } catch (const std::bad_alloc&) {
+    return out_of_memory(where + ": host allocation failed");
+  } catch (const std::exception& e) {
+    if (looks_like_out_of_memory(e.what())) return out_of_memory(where + ": " + e.what());
+    return internal_error(where + ": " + e.what());
+  }
+}
+
+Result<Mask> TorchMaskModel::run(const RgbImage& image) {
+  const LetterboxGeometry geometry = geometry_for(manifest_, image.width, image.height);
+  const at::Tensor input = make_input(image, manifest_, geometry, device_, dtype_);
+  const c10::IValue output = forward(module_, input);
+
+  if (manifest_.kind != ModelKind::kYoloSeg) {
+    return probability_to_mask(output, geometry, image.width, image.height);
+  }
+  std::vector<at::Tensor> tensors;
+  collect_tensors(output, tensors);
+  if (tensors.size() < 2) {
+    return internal_error("model " + info_.name +
+                          ": a yolo_seg model must return (predictions, prototypes)");
+  }
+  YoloDecodeOptions options;
+  options.num_classes = manifest_.num_classes;
+  options.person_class = manifest_.person_class;
+  options.conf_threshold = manifest_.conf_threshold;
+  options.iou_threshold = manifest_.iou_threshold;
+  options.mask_threshold = manifest_.mask_threshold;
+  Result<Mask> mask =
+      decode_yolo_seg(tensors[0], tensors[1], geometry, image.width, image.height, options);
+  if (!mask.ok()) return mask.status().with_context("model " + info_.name);
+  return mask;
+}
+
+Result<Mask> TorchMaskModel::probability_to_mask(const c10::IValue& output,
+                                                 const LetterboxGeometry& geometry,
+                                                 int source_width, int source_height) const {
+  at::Tensor map;
+  if (output.isTensor()) {
+    map = output.toTensor();
+  } else {
+    std::vector<c10::IValue> elements;
+    if (output.isTuple()) {
+      const auto& tuple = output.toTupleRef().elements();
+      elements.assign(tuple.begin(), tuple.end());
+    } else if (output.isList()) {
+      for (const c10::IValue& element : output.toListRef()) elements.push_back(element);
+    }
+    const auto count = static_cast<int>(elements.size());
+    const int index = manifest_.output_index < 0 ? count + manifest_.output_index
+                                                 : manifest_.output_index;
+    if (index < 0 || index >= count || !elements[static_cast<std::size_t>(index)].isTensor()) {
+      return internal_error("model " + info_.name + ": output_index " +
+                            std::to_string(manifest_.output_index) + " does not pick a tensor of "
+                            "an output with " + std::to_string(count) + " elements");
+    }
+    map = elements[static_cast<std::size_t>(index)].toTensor();
+  }
+
+  map = map.to(at::kFloat);
+  if (manifest_.layout == InputLayout::kNhwc && map.dim() == 4 && map.size(3) == 1) {
+    map = map.permute({0, 3, 1, 2});
+  }
+  const bool ok_shape = (map.dim() == 4 && map.size(0) == 1 && map.size(1) == 1) ||
+                        (map.dim() == 3 && map.size(0) == 1) || map.dim() == 2;
+  if (!ok_shape) {
+    std::string shape;
+    for (std::int64_t i = 0; i < map.dim(); ++i) shape += (i ? "," : "") + std::to_string(map.size(i));
+    return internal_error("model " + info_.name + ": probability output has shape [" + shape +
+                          "], expected [1,1,h,w]" +
+                          (manifest_.layout == InputLayout::kNhwc ? " or [1,h,w,1]" : ""));
+  }
+  map = map.reshape({1, 1, map.size(-2), map.size(-1)});
+  if (manifest_.output_activation == OutputActivation::kSigmoid) map = map.sigmoid();
+  const at::Tensor resized = resample_to_source(map, geometry, source_width, source_height);
+  return threshold_to_mask(resized, manifest_.mask_threshold);
+}
+
+}  // namespace segmentor

@@ -1,0 +1,57 @@
+// The TorchScript-backed MaskModel. Internal to segmentor_models: the rest of the project gets it
+// through load_mask_model (model_loader.h) as a plain MaskModel.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+
+#include <torch/script.h>
+
+#include "models/image_tensor.h"
+#include "models/manifest.h"
+#include "models/mask_model.h"
+#include "models/model_loader.h"
+
+namespace segmentor {
+
+// Owns one TorchScript module on one device, with the manifest that says how to feed it.
+// Thread-compatible: segment() mutates nothing shared, but LibTorch modules are not meant to run
+// one forward on several threads at once, so one caller at a time (the lane owns the instance).
+class TorchMaskModel final : public MaskModel {
+ public:
+  // `device` is already resolved ("cpu", "cuda:0"). Errors as load_mask_model's.
+  static Result<std::unique_ptr<TorchMaskModel>> create(const std::filesystem::path& model_file,
+                                                        ModelManifest manifest,
+                                                        const std::string& device,
+                                                        const ModelOptions& options);
+
+  TorchMaskModel(const TorchMaskModel&) = delete;
+  TorchMaskModel& operator=(const TorchMaskModel&) = delete;
+
+  const ModelInfo& info() const override { return info_; }
+  const ModelManifest& manifest() const { return manifest_; }
+  // Never throws; every LibTorch failure becomes kOutOfMemory or kInternal.
+  Result<Mask> segment(const RgbImage& image) override;
+
+ private:
+  TorchMaskModel(torch::jit::Module module, ModelManifest manifest, ModelInfo info,
+                 c10::Device device, at::ScalarType dtype, double inject_oom_rate);
+
+  // The work of segment(); LibTorch exceptions escape to segment()'s handlers.
+  Result<Mask> run(const RgbImage& image);
+  Result<Mask> probability_to_mask(const c10::IValue& output, const LetterboxGeometry& geometry,
+                                   int source_width, int source_height) const;
+  bool should_inject_oom();
+
+  torch::jit::Module module_;
+  ModelManifest manifest_;
+  ModelInfo info_;
+  c10::Device device_;
+  at::ScalarType dtype_;  // of the network input: kHalf on CUDA with fp16, else kFloat
+  double inject_oom_rate_;
+  std::mt19937_64 random_;
+};
+
+}  // namespace segmentor
