@@ -10,6 +10,7 @@
 #include "common/status.h"
 
 struct mg_context;
+struct mg_connection;
 
 namespace segmentor {
 
@@ -38,7 +39,7 @@ class HttpEndpoint {
  private:
   HttpEndpoint(MetricsText metrics, Readiness readiness)
       : metrics_(std::move(metrics)), readiness_(std::move(readiness)) {}
-  static int handle(struct mg_connection* conn, void* self);
+  static int handle(::mg_connection* conn, void* self);
 
   MetricsText metrics_;
   Readiness readiness_;
