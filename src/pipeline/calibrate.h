@@ -1,0 +1,26 @@
+// Calibration: measures, on the device in hand, the bytes one task needs at each reference source
+// size, so the admission gate can admit by measured bytes (DESIGN § Memory management, 1).
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+#include "memory/calibration.h"
+#include "memory/device_memory.h"
+#include "pipeline/segmenter.h"
+
+namespace segmentor {
+
+// Resident weight bytes are what the allocator held after loading, before any task:
+// `allocated_after_load - allocated_before_load`, recorded under `name`.
+void record_resident(CalibrationTable& table, const std::string& name,
+                     std::int64_t allocated_before_load, std::int64_t allocated_after_load);
+
+// For each reference size (calibration.h): one warm-up (so lazy initialisation and cuDNN
+// autotuning are not counted), then the cache released, peak stats reset, one measured task.
+// Records peak allocated minus allocated before the task, as the whole segmenter's bytes, under
+// `task_name`. Out-of-memory during calibration is an error: the card cannot run one task.
+Status calibrate_segmenter(Segmenter& segmenter, DeviceMemory& device, CalibrationTable& table,
+                           const std::string& task_name = "task");
+
+}  // namespace segmentor
