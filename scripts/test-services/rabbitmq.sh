@@ -9,6 +9,7 @@
 #                             (durable queues and persistent messages survive)
 #   rabbitmq.sh kill DIR      kill -9 the node (crash, no clean shutdown); `start DIR` revives it
 #   rabbitmq.sh url DIR       print the AMQP URL
+#   rabbitmq.sh ctl DIR ARGS  run rabbitmqctl against the node (e.g. list_queues name durable)
 #
 # Works as root (the Debian /usr/sbin wrapper would switch to the rabbitmq user and its global
 # files, so we call the real scripts in /usr/lib/rabbitmq/bin directly).
@@ -164,5 +165,7 @@ case "$cmd" in
   restart) [[ -n "${2:-}" ]] || die "usage: $0 restart DIR"; do_stop_node "$2"; do_start "$2" ;;
   kill) [[ -n "${2:-}" ]] || die "usage: $0 kill DIR"; do_kill "$2" ;;
   url) [[ -n "${2:-}" ]] || die "usage: $0 url DIR"; do_url "$2" ;;
-  *) die "usage: $0 start [DIR] | stop DIR | restart DIR | kill DIR | url DIR" ;;
+  ctl) [[ -n "${2:-}" ]] || die "usage: $0 ctl DIR ARGS..."; load_env "$2"; shift 2
+       exec "$RMQ_BIN/rabbitmqctl" -q "$@" ;;
+  *) die "usage: $0 start [DIR] | stop DIR | restart DIR | kill DIR | url DIR | ctl DIR ARGS..." ;;
 esac
