@@ -99,7 +99,10 @@ def _write_verified(path, data, sha256):
 
 
 def _verified_file(path, sha256):
-    return os.path.exists(path) and hashlib.sha256(open(path, "rb").read()).hexdigest() == sha256
+    if not os.path.exists(path):
+        return False
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest() == sha256
 
 
 def isnet_onnx(cache_dir, quiet=True):
