@@ -106,7 +106,8 @@ class ForegroundQualityTest(unittest.TestCase):
                 self.assertGreaterEqual(score, MIN_IOU)
 
     def test_astronaut_foreground_covers_person(self):
-        regions = json.load(open(os.path.join(support.DATA, "astronaut_regions.json")))
+        with open(os.path.join(support.DATA, "astronaut_regions.json")) as f:
+            regions = json.load(f)
         mask = predict_mask(self.module, self.manifest, support.load_rgb(self.photos["astronaut.png"]))
         inside = box_fraction(mask, regions["person"])
         REPORT["isnet-medium astronaut person boxes"] = inside
@@ -121,7 +122,8 @@ class PeopleQualityTest(unittest.TestCase):
         cls.module, cls.manifest = support.load_model(ARGS.cache, "mediapipe-selfie")
 
     def test_astronaut_person_mask(self):
-        regions = json.load(open(os.path.join(support.DATA, "astronaut_regions.json")))
+        with open(os.path.join(support.DATA, "astronaut_regions.json")) as f:
+            regions = json.load(f)
         mask = predict_mask(self.module, self.manifest, support.load_rgb(self.photos["astronaut.png"]))
         inside = box_fraction(mask, regions["person"])
         outside = box_fraction(mask, regions["not_person"])
