@@ -82,8 +82,9 @@ Status write_file_atomically(const std::filesystem::path& target,
       target.parent_path().empty() ? std::filesystem::path(".") : target.parent_path();
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return io_error(target.string() + ": cannot create directory " + dir.string() + ": " +
-                          ec.message());
+  if (ec)
+    return io_error(target.string() + ": cannot create directory " + dir.string() + ": " +
+                    ec.message());
 
   std::filesystem::path temp;
   int fd = -1;

@@ -17,8 +17,8 @@ Status check_dimensions(std::int64_t width, std::int64_t height, std::string_vie
                         std::string_view format, const DecodeOptions& options) {
   if (width <= 0 || height <= 0) {
     return corrupt_data(prefixed(name, std::string(format) + " header has an empty size (" +
-                                           std::to_string(width) + "x" +
-                                           std::to_string(height) + ")"));
+                                           std::to_string(width) + "x" + std::to_string(height) +
+                                           ")"));
   }
   // Both factors fit in 32 bits in every format we read, so the product cannot overflow.
   if (width * height > options.max_pixels) {
@@ -57,7 +57,8 @@ Result<RgbImage> decode_image_bytes(std::span<const std::uint8_t> bytes,
   if (bytes.empty()) return corrupt_data(prefixed(source_name, "empty file"));
 
   try {
-    Result<imaging_internal::DecodedImage> decoded = [&]() -> Result<imaging_internal::DecodedImage> {
+    Result<imaging_internal::DecodedImage> decoded =
+        [&]() -> Result<imaging_internal::DecodedImage> {
       switch (sniff_image_format(bytes)) {
         case ImageFormat::kJpeg:
           return imaging_internal::decode_jpeg(bytes, source_name, options);

@@ -65,13 +65,41 @@ RgbImage apply_exif_orientation(RgbImage stored, int orientation) {
   std::ptrdiff_t dx = 0;
   std::ptrdiff_t dy = 0;
   switch (orientation) {
-    case 2: base = w - 1; dx = -1; dy = w; break;
-    case 3: base = (h - 1) * w + w - 1; dx = -1; dy = -w; break;
-    case 4: base = (h - 1) * w; dx = 1; dy = -w; break;
-    case 5: base = 0; dx = w; dy = 1; break;
-    case 6: base = (h - 1) * w; dx = -w; dy = 1; break;
-    case 7: base = (h - 1) * w + w - 1; dx = -w; dy = -1; break;
-    default: base = w - 1; dx = w; dy = -1; break;  // 8
+    case 2:
+      base = w - 1;
+      dx = -1;
+      dy = w;
+      break;
+    case 3:
+      base = (h - 1) * w + w - 1;
+      dx = -1;
+      dy = -w;
+      break;
+    case 4:
+      base = (h - 1) * w;
+      dx = 1;
+      dy = -w;
+      break;
+    case 5:
+      base = 0;
+      dx = w;
+      dy = 1;
+      break;
+    case 6:
+      base = (h - 1) * w;
+      dx = -w;
+      dy = 1;
+      break;
+    case 7:
+      base = (h - 1) * w + w - 1;
+      dx = -w;
+      dy = -1;
+      break;
+    default:
+      base = w - 1;
+      dx = w;
+      dy = -1;
+      break;  // 8
   }
   const bool swaps = orientation >= 5;
   RgbImage out;

@@ -1,12 +1,12 @@
 // JPEG decoding through libjpeg(-turbo).
+#include <jerror.h>
+#include <jpeglib.h>
+
 #include <csetjmp>
 #include <cstdio>  // jpeglib.h needs FILE
 #include <cstring>
 #include <string>
 #include <vector>
-
-#include <jerror.h>
-#include <jpeglib.h>
 
 #include "imaging/codecs.h"
 
@@ -125,22 +125,23 @@ JpegOutcome run_jpeg_decode(JpegJob& job) {
   image.pixels.resize(static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3);
 
   const std::size_t rgb_stride = static_cast<std::size_t>(width) * 3;
-  const std::size_t in_stride = static_cast<std::size_t>(width) * static_cast<std::size_t>(channels);
+  const std::size_t in_stride =
+      static_cast<std::size_t>(width) * static_cast<std::size_t>(channels);
   const int batch = job.cinfo.rec_outbuf_height > 0 ? job.cinfo.rec_outbuf_height : 1;
   job.row_pointers.resize(static_cast<std::size_t>(batch));
   if (cmyk) job.cmyk_rows.resize(in_stride * static_cast<std::size_t>(batch));
 
   while (job.cinfo.output_scanline < job.cinfo.output_height) {
     const std::size_t first = job.cinfo.output_scanline;
-    const std::size_t rows = std::min<std::size_t>(static_cast<std::size_t>(batch),
-                                                   job.cinfo.output_height - first);
+    const std::size_t rows =
+        std::min<std::size_t>(static_cast<std::size_t>(batch), job.cinfo.output_height - first);
     for (std::size_t r = 0; r < rows; ++r) {
       // Decode straight into the output buffer unless a colour conversion follows.
       job.row_pointers[r] = cmyk ? job.cmyk_rows.data() + r * in_stride
                                  : image.pixels.data() + (first + r) * rgb_stride;
     }
-    const JDIMENSION got = jpeg_read_scanlines(&job.cinfo, job.row_pointers.data(),
-                                               static_cast<JDIMENSION>(rows));
+    const JDIMENSION got =
+        jpeg_read_scanlines(&job.cinfo, job.row_pointers.data(), static_cast<JDIMENSION>(rows));
     if (cmyk) {
       for (JDIMENSION r = 0; r < got; ++r) {
         cmyk_to_rgb(job.cmyk_rows.data() + r * in_stride,

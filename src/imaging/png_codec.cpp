@@ -78,10 +78,10 @@ PngOutcome run_png_read(PngReadJob& job) {
   if (job.mode == PngMode::kGrayMask) {
     if (color_type != PNG_COLOR_TYPE_GRAY || bit_depth != 8 ||
         png_get_valid(job.png, job.info, PNG_INFO_tRNS) != 0) {
-      job.rejection = invalid_argument(prefixed(
-          job.name, "not an 8-bit grayscale PNG without alpha (colour type " +
-                        std::to_string(color_type) + ", bit depth " + std::to_string(bit_depth) +
-                        ")"));
+      job.rejection = invalid_argument(
+          prefixed(job.name, "not an 8-bit grayscale PNG without alpha (colour type " +
+                                 std::to_string(color_type) + ", bit depth " +
+                                 std::to_string(bit_depth) + ")"));
       return PngOutcome::kRejected;
     }
     channels = 1;
@@ -101,7 +101,8 @@ PngOutcome run_png_read(PngReadJob& job) {
   png_read_update_info(job.png, job.info);
 
   const std::size_t stride = static_cast<std::size_t>(width) * static_cast<std::size_t>(channels);
-  if (png_get_channels(job.png, job.info) != channels || png_get_rowbytes(job.png, job.info) != stride) {
+  if (png_get_channels(job.png, job.info) != channels ||
+      png_get_rowbytes(job.png, job.info) != stride) {
     std::snprintf(job.message, sizeof(job.message), "unexpected row layout after transforms");
     return PngOutcome::kFailed;
   }
@@ -143,7 +144,8 @@ Status read_png(PngReadJob& job) {
     case PngOutcome::kFailed:
       break;
   }
-  if (job.truncated) return corrupt_data(prefixed(job.name, "truncated PNG (premature end of data)"));
+  if (job.truncated)
+    return corrupt_data(prefixed(job.name, "truncated PNG (premature end of data)"));
   return corrupt_data(prefixed(job.name, std::string("corrupt PNG: ") + job.message));
 }
 

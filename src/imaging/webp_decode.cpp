@@ -25,14 +25,22 @@ struct AnimDecoderDeleter {
 
 std::string describe(VP8StatusCode status) {
   switch (status) {
-    case VP8_STATUS_OUT_OF_MEMORY: return "out of memory";
-    case VP8_STATUS_INVALID_PARAM: return "invalid parameter";
-    case VP8_STATUS_BITSTREAM_ERROR: return "bitstream error";
-    case VP8_STATUS_UNSUPPORTED_FEATURE: return "unsupported feature";
-    case VP8_STATUS_SUSPENDED: return "suspended";
-    case VP8_STATUS_USER_ABORT: return "aborted";
-    case VP8_STATUS_NOT_ENOUGH_DATA: return "not enough data";
-    case VP8_STATUS_OK: break;
+    case VP8_STATUS_OUT_OF_MEMORY:
+      return "out of memory";
+    case VP8_STATUS_INVALID_PARAM:
+      return "invalid parameter";
+    case VP8_STATUS_BITSTREAM_ERROR:
+      return "bitstream error";
+    case VP8_STATUS_UNSUPPORTED_FEATURE:
+      return "unsupported feature";
+    case VP8_STATUS_SUSPENDED:
+      return "suspended";
+    case VP8_STATUS_USER_ABORT:
+      return "aborted";
+    case VP8_STATUS_NOT_ENOUGH_DATA:
+      return "not enough data";
+    case VP8_STATUS_OK:
+      break;
   }
   return "ok";
 }
@@ -75,8 +83,7 @@ Status decode_first_frame(std::span<const std::uint8_t> bytes, std::string_view 
   options.color_mode = MODE_RGBA;
   options.use_threads = 0;
   const WebPData data{bytes.data(), bytes.size()};
-  std::unique_ptr<WebPAnimDecoder, AnimDecoderDeleter> decoder(
-      WebPAnimDecoderNew(&data, &options));
+  std::unique_ptr<WebPAnimDecoder, AnimDecoderDeleter> decoder(WebPAnimDecoderNew(&data, &options));
   if (!decoder) return corrupt_data(prefixed(name, "corrupt animated WebP"));
   WebPAnimInfo info;
   if (WebPAnimDecoderGetInfo(decoder.get(), &info) == 0 ||

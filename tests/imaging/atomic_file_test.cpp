@@ -15,9 +15,7 @@
 namespace segmentor {
 namespace {
 
-std::vector<std::uint8_t> bytes_of(std::string_view text) {
-  return {text.begin(), text.end()};
-}
+std::vector<std::uint8_t> bytes_of(std::string_view text) { return {text.begin(), text.end()}; }
 
 std::string read_text(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -71,7 +71,8 @@ TEST(DecodeLimitsTest, EachFormatHonoursMaxPixels) {
   DecodeOptions options;
   options.max_pixels = 399;
   for (const auto& [name, bytes] :
-       {std::pair{"a.jpg", fixtures::jpeg_bytes(image)}, std::pair{"a.png", fixtures::png_bytes(image)},
+       {std::pair{"a.jpg", fixtures::jpeg_bytes(image)},
+        std::pair{"a.png", fixtures::png_bytes(image)},
         std::pair{"a.webp", fixtures::webp_bytes(image)},
         std::pair{"anim.webp", fixtures::animated_webp_bytes({image, image})}}) {
     const Result<RgbImage> decoded = decode_image_bytes(bytes, name, options);

@@ -87,13 +87,14 @@ class PngLayoutTest : public ::testing::TestWithParam<PngCase> {};
 
 TEST_P(PngLayoutTest, DecodesToExactRgb) {
   const PngCase& c = GetParam();
-  const bool gray = c.color == fixtures::PngColor::kGray || c.color == fixtures::PngColor::kGrayAlpha;
+  const bool gray =
+      c.color == fixtures::PngColor::kGray || c.color == fixtures::PngColor::kGrayAlpha;
   // Gray layouts store the red channel, so use an image whose channels are equal.
   RgbImage image = gray ? fixtures::solid_image(37, 23, 10, 10, 10) : test_pattern();
   if (gray) fixtures::fill_rect(image, 5, 5, 20, 15, 230, 230, 230);
   // Alpha zero over part of the image: decoding must keep the colour, not blend it away.
-  const Mask alpha = fixtures::rectangle_mask(image.width, image.height, 0, 0, image.width / 2,
-                                              image.height);
+  const Mask alpha =
+      fixtures::rectangle_mask(image.width, image.height, 0, 0, image.width / 2, image.height);
   fixtures::PngFixtureOptions options;
   options.color = c.color;
   options.sixteen_bit = c.sixteen_bit;
@@ -133,8 +134,7 @@ TEST(DecodeTest, LosslessWebpIsExact) {
 }
 
 TEST(DecodeTest, LossyWebpIsClose) {
-  expect_pattern(decode_image_bytes(fixtures::webp_bytes(test_pattern(), false, 95), "a.webp"),
-                 24);
+  expect_pattern(decode_image_bytes(fixtures::webp_bytes(test_pattern(), false, 95), "a.webp"), 24);
 }
 
 TEST(DecodeTest, AnimatedWebpGivesFirstFrame) {
@@ -166,8 +166,7 @@ TEST(DecodeTest, SniffRecognisesMagicOnly) {
   EXPECT_EQ(sniff_image_format(fixtures::jpeg_bytes(test_pattern())), ImageFormat::kJpeg);
   EXPECT_EQ(sniff_image_format(fixtures::png_bytes(test_pattern())), ImageFormat::kPng);
   EXPECT_EQ(sniff_image_format(fixtures::webp_bytes(test_pattern())), ImageFormat::kWebp);
-  const std::vector<std::uint8_t> riff_wave = {'R', 'I', 'F', 'F', 0, 0, 0, 0,
-                                               'W', 'A', 'V', 'E'};
+  const std::vector<std::uint8_t> riff_wave = {'R', 'I', 'F', 'F', 0, 0, 0, 0, 'W', 'A', 'V', 'E'};
   EXPECT_EQ(sniff_image_format(riff_wave), ImageFormat::kUnknown);
   const std::vector<std::uint8_t> two_bytes = {0xff, 0xd8};
   EXPECT_EQ(sniff_image_format(two_bytes), ImageFormat::kUnknown);
@@ -179,8 +178,7 @@ void expect_error(const Result<RgbImage>& result, ErrorCode code, const std::str
                   const std::string& fragment) {
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), code) << result.status().to_string();
-  EXPECT_TRUE(starts_with(result.status().message(), name + ": "))
-      << result.status().message();
+  EXPECT_TRUE(starts_with(result.status().message(), name + ": ")) << result.status().message();
   EXPECT_NE(result.status().message().find(fragment), std::string::npos)
       << result.status().message();
 }
@@ -217,7 +215,11 @@ TEST(DecodeErrorTest, RandomBytesAreNotAnImage) {
 TEST(DecodeErrorTest, EmptyFileIsCorrupt) {
   fixtures::TempDir dir;
   const auto path = dir / "empty.png";
-  { std::FILE* f = std::fopen(path.c_str(), "wb"); ASSERT_NE(f, nullptr); std::fclose(f); }
+  {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fclose(f);
+  }
   expect_error(decode_image_file(path), ErrorCode::kCorruptData, path.string(), "empty");
 }
 

@@ -25,9 +25,9 @@ struct Expectation {
 };
 
 constexpr Expectation kExpectations[] = {
-    {1, kTopLeft, kTopRight},     {2, kTopRight, kTopLeft},    {3, kBottomRight, kBottomLeft},
+    {1, kTopLeft, kTopRight},       {2, kTopRight, kTopLeft},   {3, kBottomRight, kBottomLeft},
     {4, kBottomLeft, kBottomRight}, {5, kTopLeft, kBottomLeft}, {6, kTopRight, kBottomRight},
-    {7, kBottomRight, kTopRight}, {8, kBottomLeft, kTopLeft},
+    {7, kBottomRight, kTopRight},   {8, kBottomLeft, kTopLeft},
 };
 
 constexpr int kStoredWidth = 64;
@@ -47,10 +47,14 @@ std::array<int, 2> center_of(Corner corner, int width, int height) {
   const int top = kBlock / 2;
   const int bottom = height - kBlock / 2;
   switch (corner) {
-    case kTopLeft: return {left, top};
-    case kTopRight: return {right, top};
-    case kBottomLeft: return {left, bottom};
-    case kBottomRight: return {right, bottom};
+    case kTopLeft:
+      return {left, top};
+    case kTopRight:
+      return {right, top};
+    case kBottomLeft:
+      return {left, bottom};
+    case kBottomRight:
+      return {right, bottom};
   }
   return {0, 0};
 }
@@ -110,8 +114,8 @@ TEST(ExifOrientationTest, BrokenOrOutOfRangeMeansUpright) {
   EXPECT_EQ(exif_orientation({}), 1);
   EXPECT_EQ(exif_orientation(fixtures::exif_orientation_block(0)), 1);
   EXPECT_EQ(exif_orientation(fixtures::exif_orientation_block(9)), 1);
-  std::vector<std::uint8_t> garbage = {'E', 'x', 'i', 'f', 0, 0, 'I', 'I', 42, 0, 0xff, 0xff,
-                                       0xff, 0x7f, 1, 2, 3};
+  std::vector<std::uint8_t> garbage = {'E', 'x',  'i',  'f',  0,    0, 'I', 'I', 42,
+                                       0,   0xff, 0xff, 0xff, 0x7f, 1, 2,   3};
   EXPECT_EQ(exif_orientation(garbage), 1);
 }
 

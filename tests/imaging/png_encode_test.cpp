@@ -31,7 +31,8 @@ Ihdr read_ihdr(const std::vector<std::uint8_t>& png) {
 bool has_chunk(const std::vector<std::uint8_t>& png, const char* type) {
   std::size_t at = 8;
   while (at + 8 <= png.size()) {
-    const std::uint32_t length = (std::uint32_t{png[at]} << 24) | (std::uint32_t{png[at + 1]} << 16) |
+    const std::uint32_t length = (std::uint32_t{png[at]} << 24) |
+                                 (std::uint32_t{png[at + 1]} << 16) |
                                  (std::uint32_t{png[at + 2]} << 8) | std::uint32_t{png[at + 3]};
     if (std::equal(type, type + 4, png.begin() + static_cast<std::ptrdiff_t>(at + 4))) return true;
     at += 12 + length;
@@ -121,8 +122,9 @@ TEST(PngEncodeTest, RejectsBadInput) {
   Mask short_mask = Mask::zeros(4, 4);
   short_mask.values.resize(3);
   EXPECT_EQ(encode_gray_png(short_mask).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(encode_rgba_png(fixtures::solid_image(4, 4, 1, 1, 1), Mask::zeros(4, 5)).status().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(
+      encode_rgba_png(fixtures::solid_image(4, 4, 1, 1, 1), Mask::zeros(4, 5)).status().code(),
+      ErrorCode::kInvalidArgument);
 }
 
 TEST(ReadMaskPngTest, RefusesAnythingButEightBitGrayWithoutAlpha) {
@@ -160,7 +162,8 @@ TEST(ReadMaskPngTest, TruncatedMaskIsCorrupt) {
   fixtures::TempDir dir;
   const Result<std::vector<std::uint8_t>> png = encode_gray_png(blob_mask(320, 240));
   ASSERT_TRUE(png.ok());
-  std::vector<std::uint8_t> cut(png->begin(), png->begin() + static_cast<std::ptrdiff_t>(png->size() / 2));
+  std::vector<std::uint8_t> cut(png->begin(),
+                                png->begin() + static_cast<std::ptrdiff_t>(png->size() / 2));
   ASSERT_TRUE(fixtures::write_bytes(dir / "cut.png", cut).ok());
   const Result<Mask> mask = read_mask_png(dir / "cut.png");
   ASSERT_FALSE(mask.ok());

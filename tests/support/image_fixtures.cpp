@@ -1,5 +1,6 @@
 #include "support/image_fixtures.h"
 
+#include <jpeglib.h>
 #include <png.h>
 #include <webp/encode.h>
 #include <zlib.h>
@@ -12,8 +13,6 @@
 #include <map>
 #include <random>
 #include <string>
-
-#include <jpeglib.h>
 
 namespace segmentor::fixtures {
 namespace {
@@ -158,7 +157,8 @@ void fill_rect(RgbImage& image, int left, int top, int right, int bottom, std::u
   for (int y = std::max(top, 0); y < std::min(bottom, image.height); ++y) {
     for (int x = std::max(left, 0); x < std::min(right, image.width); ++x) {
       const std::size_t i = (static_cast<std::size_t>(y) * static_cast<std::size_t>(image.width) +
-                             static_cast<std::size_t>(x)) * 3;
+                             static_cast<std::size_t>(x)) *
+                            3;
       image.pixels[i] = r;
       image.pixels[i + 1] = g;
       image.pixels[i + 2] = b;
@@ -185,7 +185,8 @@ Mask rectangle_mask(int width, int height, int left, int top, int right, int bot
 
 std::array<std::uint8_t, 3> pixel_at(const RgbImage& image, int x, int y) {
   const std::size_t i = (static_cast<std::size_t>(y) * static_cast<std::size_t>(image.width) +
-                         static_cast<std::size_t>(x)) * 3;
+                         static_cast<std::size_t>(x)) *
+                        3;
   return {image.pixels[i], image.pixels[i + 1], image.pixels[i + 2]};
 }
 
@@ -253,7 +254,8 @@ std::vector<std::uint8_t> jpeg_bytes(const RgbImage& image, int quality, int exi
     const std::vector<std::uint8_t> exif = exif_orientation_block(exif_orientation);
     jpeg_write_marker(&cinfo, JPEG_APP0 + 1, exif.data(), static_cast<unsigned>(exif.size()));
   }
-  const std::size_t stride = static_cast<std::size_t>(image.width) * static_cast<std::size_t>(channels);
+  const std::size_t stride =
+      static_cast<std::size_t>(image.width) * static_cast<std::size_t>(channels);
   while (cinfo.next_scanline < cinfo.image_height) {
     JSAMPROW row = input.data() + cinfo.next_scanline * stride;
     jpeg_write_scanlines(&cinfo, &row, 1);
@@ -281,23 +283,42 @@ std::vector<std::uint8_t> png_bytes(const RgbImage& image, const PngFixtureOptio
   std::vector<std::uint8_t> samples;  // 8-bit samples per pixel, before any 16-bit widening
   int per_pixel = 0;
   switch (options.color) {
-    case PngColor::kRgb: plan.color_type = PNG_COLOR_TYPE_RGB; per_pixel = 3; break;
-    case PngColor::kRgba: plan.color_type = PNG_COLOR_TYPE_RGB_ALPHA; per_pixel = 4; break;
-    case PngColor::kGray: plan.color_type = PNG_COLOR_TYPE_GRAY; per_pixel = 1; break;
-    case PngColor::kGrayAlpha: plan.color_type = PNG_COLOR_TYPE_GRAY_ALPHA; per_pixel = 2; break;
-    case PngColor::kPalette: plan.color_type = PNG_COLOR_TYPE_PALETTE; per_pixel = 1; break;
+    case PngColor::kRgb:
+      plan.color_type = PNG_COLOR_TYPE_RGB;
+      per_pixel = 3;
+      break;
+    case PngColor::kRgba:
+      plan.color_type = PNG_COLOR_TYPE_RGB_ALPHA;
+      per_pixel = 4;
+      break;
+    case PngColor::kGray:
+      plan.color_type = PNG_COLOR_TYPE_GRAY;
+      per_pixel = 1;
+      break;
+    case PngColor::kGrayAlpha:
+      plan.color_type = PNG_COLOR_TYPE_GRAY_ALPHA;
+      per_pixel = 2;
+      break;
+    case PngColor::kPalette:
+      plan.color_type = PNG_COLOR_TYPE_PALETTE;
+      per_pixel = 1;
+      break;
   }
   std::map<std::array<std::uint8_t, 3>, std::uint8_t> index_of;
   for (std::size_t p = 0; p < image.pixel_count(); ++p) {
     const std::uint8_t* rgb = image.pixels.data() + p * 3;
     const std::uint8_t alpha = options.alpha != nullptr ? options.alpha->values[p] : 255;
     switch (options.color) {
-      case PngColor::kRgb: samples.insert(samples.end(), rgb, rgb + 3); break;
+      case PngColor::kRgb:
+        samples.insert(samples.end(), rgb, rgb + 3);
+        break;
       case PngColor::kRgba:
         samples.insert(samples.end(), rgb, rgb + 3);
         samples.push_back(alpha);
         break;
-      case PngColor::kGray: samples.push_back(rgb[0]); break;
+      case PngColor::kGray:
+        samples.push_back(rgb[0]);
+        break;
       case PngColor::kGrayAlpha:
         samples.push_back(rgb[0]);
         samples.push_back(alpha);
@@ -321,8 +342,8 @@ std::vector<std::uint8_t> png_bytes(const RgbImage& image, const PngFixtureOptio
 
   const bool wide = options.sixteen_bit && options.color != PngColor::kPalette;
   plan.bit_depth = wide ? 16 : 8;
-  plan.stride = static_cast<std::size_t>(image.width) * static_cast<std::size_t>(per_pixel) *
-                (wide ? 2 : 1);
+  plan.stride =
+      static_cast<std::size_t>(image.width) * static_cast<std::size_t>(per_pixel) * (wide ? 2 : 1);
   if (wide) {
     plan.pixels.reserve(samples.size() * 2);
     for (std::uint8_t v : samples) {  // v * 257, big-endian: both bytes equal v
@@ -434,7 +455,8 @@ Status write_bytes(const std::filesystem::path& path, std::span<const std::uint8
   std::error_code ec;
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   out.close();
   if (!out) return io_error(path.string() + ": cannot write fixture");
   return Status::Ok();

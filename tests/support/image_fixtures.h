@@ -77,8 +77,8 @@ std::vector<std::uint8_t> png_bytes(const RgbImage& image, const PngFixtureOptio
 
 // Lossless WebP keeps pixels exact; lossy uses `quality`. exif_orientation 1-8 wraps the image in
 // the extended (VP8X) format with an EXIF chunk (bare TIFF, no "Exif\0\0").
-std::vector<std::uint8_t> webp_bytes(const RgbImage& image, bool lossless = true,
-                                     int quality = 90, int exif_orientation = 0);
+std::vector<std::uint8_t> webp_bytes(const RgbImage& image, bool lossless = true, int quality = 90,
+                                     int exif_orientation = 0);
 
 // An animated WebP (VP8X + ANIM + one ANMF per frame, each frame lossless and full-canvas).
 // All frames must have the same size.
