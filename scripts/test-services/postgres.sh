@@ -56,10 +56,11 @@ server_start() {
   as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
 }
 
+# Mode fast: a clean shutdown that keeps the data (pause); immediate: the data is deleted next.
 server_stop() {
-  local dir=$1
+  local dir=$1 mode=${2:-fast}
   if [ -f "$dir/data/postmaster.pid" ]; then
-    as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+    as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m "$mode" -w -t 60 stop >/dev/null
   fi
 }
 
@@ -89,7 +90,8 @@ cmd_start() {
   echo "$DB_PASSWORD" >"$pwfile"
   [ "$(id -u)" = 0 ] && chown postgres: "$pwfile"
   as_owner "$PG_BIN/initdb" -D "$dir/data" -U "$DB_USER" --pwfile="$pwfile" \
-    --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+    --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 --no-sync \
+    >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
   rm -f "$pwfile"
 
@@ -154,7 +156,7 @@ case "$cmd" in
     ;;
   stop)
     require_dir "${1:-}" stop
-    server_stop "$1"
+    server_stop "$1" immediate
     rm -rf "$1"
     ;;
   dsn)

@@ -42,8 +42,10 @@ namespace segmentor {
 // publishes segmentation.completed (unless the zero-asset path), then the *.masked.batch, then calls
 // acknowledge_completion(). If it crashes or the publish fails in between, the decision is still
 // in the store: unpublished_completions() returns all of them (call it at start-up), and poll()
-// returns those older than `republish_after`. That makes publishing at-least-once across crashes
-// (the events say idempotent: true) and exactly-once otherwise.
+// returns those older than `republish_after`. The same covers a database commit whose outcome was
+// unknown: the store retries, finds the job already completed, and the decision surfaces through
+// poll(). That makes publishing at-least-once across crashes (the events say idempotent: true)
+// and exactly-once otherwise.
 
 struct JobTrackerOptions {
   // COMPLETION_THRESHOLD_PERCENTAGE, in (0, 100].

@@ -140,6 +140,10 @@ Result<std::unique_ptr<PostgresDatabase>> PostgresDatabase::Create(const Postgre
 
 void PostgresDatabase::prepare(const std::string& name, const std::string& sql) {
   std::lock_guard lock(impl_->mutex);
+  for (const auto& [known_name, known_sql] : impl_->statements) {
+    // Two stores on one database declare the same statements; once is enough.
+    if (known_name == name && known_sql == sql) return;
+  }
   impl_->statements.emplace_back(name, sql);
   if (impl_->conn) {
     try {
