@@ -27,10 +27,10 @@ Result<Config> parse_config(const Environment& env) {
   // Cross-variable rules, checked only between values that parsed, so one typo gives one line.
   if (!bad.contains("MAX_CONCURRENT_IMAGES") && !bad.contains("MIN_CONCURRENT_IMAGES") &&
       config.max_concurrent_images < config.min_concurrent_images) {
-    problems.push_back("MAX_CONCURRENT_IMAGES=" + std::to_string(config.max_concurrent_images) +
-                       " is less than MIN_CONCURRENT_IMAGES=" +
-                       std::to_string(config.min_concurrent_images) +
-                       " (the gate's upper bound must be at least its lower bound)");
+    problems.push_back(
+        "MAX_CONCURRENT_IMAGES=" + std::to_string(config.max_concurrent_images) +
+        " is less than MIN_CONCURRENT_IMAGES=" + std::to_string(config.min_concurrent_images) +
+        " (the gate's upper bound must be at least its lower bound)");
   }
 
   if (problems.empty()) return config;

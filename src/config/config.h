@@ -20,24 +20,24 @@ namespace segmentor {
 // fill it from the environment; code that builds one by hand gets the defaults below.
 struct Config {
   // --- models (CONTRACT §7) ---
-  std::string foreground_model = "isnet-medium";     // FOREGROUND_SEG_MODEL_NAME (name or path)
-  std::string people_model = "mediapipe-selfie";     // PEOPLE_SEG_MODEL_NAME (name or path)
+  std::string foreground_model = "isnet-medium";       // FOREGROUND_SEG_MODEL_NAME (name or path)
+  std::string people_model = "mediapipe-selfie";       // PEOPLE_SEG_MODEL_NAME (name or path)
   std::filesystem::path model_cache = "models/cache";  // MODEL_CACHE
-  bool use_fp16 = true;                              // USE_FP16 (CUDA only)
-  std::string device = "auto";                       // DEVICE: auto | cpu | cuda | cuda:N
-  int cpu_threads = 0;                               // CPU_THREADS: 0 = every core
-  std::string hf_token;                              // HF_TOKEN (secret; only the export tool uses it)
+  bool use_fp16 = true;                                // USE_FP16 (CUDA only)
+  std::string device = "auto";                         // DEVICE: auto | cpu | cuda | cuda:N
+  int cpu_threads = 0;                                 // CPU_THREADS: 0 = every core
+  std::string hf_token;  // HF_TOKEN (secret; only the export tool uses it)
 
   // --- memory management (DESIGN § Memory management) ---
-  int max_concurrent_images = 4;        // MAX_CONCURRENT_IMAGES: the gate's upper bound
-  int min_concurrent_images = 1;        // MIN_CONCURRENT_IMAGES
-  double gpu_memory_threshold = 0.85;   // GPU_MEMORY_THRESHOLD, in (0, 1]
-  std::int64_t gpu_memory_limit_mb = 0; // GPU_MEMORY_LIMIT_MB: 0 = the whole card
-  bool retry_on_oom = true;             // RETRY_ON_OOM
-  int max_oom_retries = 3;              // MAX_OOM_RETRIES: >= 0
-  int gpu_cleanup_every_n = 0;          // GPU_CLEANUP_EVERY_N: 0 = only when it pays
-  int model_idle_unload_seconds = 0;    // MODEL_IDLE_UNLOAD_SECONDS: 0 = never
-  double inject_oom_rate = 0.0;         // SEGMENTOR_INJECT_OOM_RATE: test-only fault injection, [0, 1]
+  int max_concurrent_images = 4;         // MAX_CONCURRENT_IMAGES: the gate's upper bound
+  int min_concurrent_images = 1;         // MIN_CONCURRENT_IMAGES
+  double gpu_memory_threshold = 0.85;    // GPU_MEMORY_THRESHOLD, in (0, 1]
+  std::int64_t gpu_memory_limit_mb = 0;  // GPU_MEMORY_LIMIT_MB: 0 = the whole card
+  bool retry_on_oom = true;              // RETRY_ON_OOM
+  int max_oom_retries = 3;               // MAX_OOM_RETRIES: >= 0
+  int gpu_cleanup_every_n = 0;           // GPU_CLEANUP_EVERY_N: 0 = only when it pays
+  int model_idle_unload_seconds = 0;     // MODEL_IDLE_UNLOAD_SECONDS: 0 = never
+  double inject_oom_rate = 0.0;  // SEGMENTOR_INJECT_OOM_RATE: test-only fault injection, [0, 1]
 
   // --- images ---
   std::int64_t max_image_pixels = 100'000'000;  // MAX_IMAGE_PIXELS: decompression-bomb guard
@@ -45,26 +45,26 @@ struct Config {
 
   // --- paths (CONTRACT §4) ---
   // The *_rel_path values are relative, free of "..", without a leading "./" or trailing "/".
-  std::filesystem::path data_root = "/app/data";             // DATA_ROOT_CONTAINER (absolute)
-  std::string foreground_mask_rel_path = "masks_foreground"; // FOREGROUND_MASK_REL_PATH
-  std::string people_mask_rel_path = "masks_people";         // PEOPLE_MASK_REL_PATH
-  std::string product_mask_rel_path = "masks_product";       // PRODUCT_MASK_REL_PATH
-  std::vector<std::filesystem::path> input_roots;            // INPUT_ROOTS (':'-separated,
-                                                             // absolute); empty = {data_root}
+  std::filesystem::path data_root = "/app/data";              // DATA_ROOT_CONTAINER (absolute)
+  std::string foreground_mask_rel_path = "masks_foreground";  // FOREGROUND_MASK_REL_PATH
+  std::string people_mask_rel_path = "masks_people";          // PEOPLE_MASK_REL_PATH
+  std::string product_mask_rel_path = "masks_product";        // PRODUCT_MASK_REL_PATH
+  std::vector<std::filesystem::path> input_roots;             // INPUT_ROOTS (':'-separated,
+                                                              // absolute); empty = {data_root}
 
   // --- pipeline worker (CONTRACT §1, §5, §6) ---
   std::string bus_broker = "amqp://guest:guest@localhost:5672/";  // BUS_BROKER
-  std::string postgres_dsn;            // POSTGRES_DSN; empty = built from POSTGRES_*
-  std::string postgres_user = "postgres";                   // POSTGRES_USER
-  std::string postgres_password = "dev";                    // POSTGRES_PASSWORD (secret)
-  std::string postgres_host = "postgres";                   // POSTGRES_HOST
-  int postgres_port = 5432;                                 // POSTGRES_PORT
-  std::string postgres_db = "product_video_matching";       // POSTGRES_DB
-  int max_concurrent_batches = 2;          // MAX_CONCURRENT_BATCHES: per-asset prefetch, >= 1
-  int batch_timeout_seconds = 1800;        // BATCH_TIMEOUT_SECONDS: >= 1
+  std::string postgres_dsn;                // POSTGRES_DSN; empty = built from POSTGRES_*
+  std::string postgres_user = "postgres";  // POSTGRES_USER
+  std::string postgres_password = "dev";   // POSTGRES_PASSWORD (secret)
+  std::string postgres_host = "postgres";  // POSTGRES_HOST
+  int postgres_port = 5432;                // POSTGRES_PORT
+  std::string postgres_db = "product_video_matching";  // POSTGRES_DB
+  int max_concurrent_batches = 2;    // MAX_CONCURRENT_BATCHES: per-asset prefetch, >= 1
+  int batch_timeout_seconds = 1800;  // BATCH_TIMEOUT_SECONDS: >= 1
   double completion_threshold_percentage = 90.0;  // COMPLETION_THRESHOLD_PERCENTAGE
-  int metrics_port = 8080;                 // METRICS_PORT: 0 = no HTTP endpoint
-  int shutdown_grace_seconds = 30;         // SHUTDOWN_GRACE_SECONDS
+  int metrics_port = 8080;                        // METRICS_PORT: 0 = no HTTP endpoint
+  int shutdown_grace_seconds = 30;                // SHUTDOWN_GRACE_SECONDS
 
   // --- logging ---
   // parse_config() normalises these: log_level is one of DEBUG, INFO, WARNING, ERROR, CRITICAL

@@ -27,9 +27,7 @@ using config_internal::trim;
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
-bool is_key_start(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
-}
+bool is_key_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
 
 bool is_key_char(char c) { return is_key_start(c) || (c >= '0' && c <= '9'); }
 
@@ -38,6 +36,24 @@ Status check_after_quote(std::string_view rest) {
   rest = trim(rest);
   if (rest.empty() || rest.front() == '#') return Status::Ok();
   return invalid_argument("unexpected text after the closing quote");
+}
+
+// What a backslash escape inside double quotes stands for; '\0' for an unknown escape.
+char unescape(char c) {
+  switch (c) {
+    case 'n':
+      return '\n';
+    case 't':
+      return '\t';
+    case 'r':
+      return '\r';
+    case '"':
+      return '"';
+    case '\\':
+      return '\\';
+    default:
+      return '\0';
+  }
 }
 
 Result<std::string> parse_double_quoted(std::string_view text) {
@@ -50,15 +66,12 @@ Result<std::string> parse_double_quoted(std::string_view text) {
       return out;
     }
     if (c == '\\' && i + 1 < text.size()) {
-      const char next = text[i + 1];
-      switch (next) {
-        case 'n': out += '\n'; ++i; continue;
-        case 't': out += '\t'; ++i; continue;
-        case 'r': out += '\r'; ++i; continue;
-        case '"': out += '"'; ++i; continue;
-        case '\\': out += '\\'; ++i; continue;
-        default: break;  // Kept as written: "C:\path" stays "C:\path".
+      if (const char unescaped = unescape(text[i + 1]); unescaped != '\0') {
+        out += unescaped;
+        ++i;
+        continue;
       }
+      // An unknown escape is kept as written: "C:\path" stays "C:\path".
     }
     out += c;
   }
@@ -85,8 +98,7 @@ std::string parse_unquoted(std::string_view text) {
 // One non-blank, non-comment line -> (key, value).
 Result<std::pair<std::string, std::string>> parse_assignment(std::string_view line) {
   constexpr std::string_view kExport = "export";
-  if (line.starts_with(kExport) && line.size() > kExport.size() &&
-      is_blank(line[kExport.size()])) {
+  if (line.starts_with(kExport) && line.size() > kExport.size() && is_blank(line[kExport.size()])) {
     line = trim(line.substr(kExport.size()));
   }
   std::size_t key_end = 0;

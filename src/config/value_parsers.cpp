@@ -36,11 +36,11 @@ std::string_view drop_plus(std::string_view text) {
 }
 
 std::string range_message(std::int64_t min, std::int64_t max) {
-  const bool unbounded_above = max == std::numeric_limits<std::int64_t>::max() ||
-                               max == std::numeric_limits<int>::max();
+  const bool unbounded_above =
+      max == std::numeric_limits<std::int64_t>::max() || max == std::numeric_limits<int>::max();
   if (unbounded_above) return "is out of range (must be at least " + std::to_string(min) + ")";
-  return "is out of range (must be between " + std::to_string(min) + " and " +
-         std::to_string(max) + ")";
+  return "is out of range (must be between " + std::to_string(min) + " and " + std::to_string(max) +
+         ")";
 }
 
 }  // namespace
@@ -144,9 +144,8 @@ Result<std::string> parse_device(std::string_view text) {
   if (lower.starts_with(kCudaPrefix)) {
     const std::string_view index = std::string_view(lower).substr(kCudaPrefix.size());
     // Digits only: "cuda:+1" or "cuda: 1" would be accepted by parse_integer but are typos.
-    const bool digits = !index.empty() && std::all_of(index.begin(), index.end(), [](char c) {
-      return c >= '0' && c <= '9';
-    });
+    const bool digits = !index.empty() && std::all_of(index.begin(), index.end(),
+                                                      [](char c) { return c >= '0' && c <= '9'; });
     if (digits) {
       auto n = parse_integer(index, 0, std::numeric_limits<int>::max());
       if (n.ok()) return std::string(kCudaPrefix) + std::to_string(*n);

@@ -23,8 +23,7 @@ Status assign(Result<T> parsed, Field& field) {
   return Status::Ok();
 }
 
-Status assign_int(std::string_view text, int& field, std::int64_t min,
-                  std::int64_t max = kIntMax) {
+Status assign_int(std::string_view text, int& field, std::int64_t min, std::int64_t max = kIntMax) {
   auto parsed = parse_integer(text, min, max);
   if (!parsed.ok()) return parsed.status();
   field = static_cast<int>(*parsed);
@@ -60,7 +59,9 @@ using D = Display;
 constexpr VariableSpec kVariables[] = {
     // --- models ---
     {"FOREGROUND_SEG_MODEL_NAME", D::kPlain,
-     [](std::string_view v, Config& c) { return assign(parse_required_string(v), c.foreground_model); },
+     [](std::string_view v, Config& c) {
+       return assign(parse_required_string(v), c.foreground_model);
+     },
      [](const Config& c) { return c.foreground_model; }},
     {"PEOPLE_SEG_MODEL_NAME", D::kPlain,
      [](std::string_view v, Config& c) { return assign(parse_required_string(v), c.people_model); },
@@ -118,8 +119,7 @@ constexpr VariableSpec kVariables[] = {
     {"SEGMENTOR_INJECT_OOM_RATE", D::kPlain,
      [](std::string_view v, Config& c) {
        return assign_number(
-           v, c.inject_oom_rate, [](double x) { return x >= 0.0 && x <= 1.0; },
-           "between 0 and 1");
+           v, c.inject_oom_rate, [](double x) { return x >= 0.0 && x <= 1.0; }, "between 0 and 1");
      },
      [](const Config& c) { return format_number(c.inject_oom_rate); }},
 
@@ -168,7 +168,9 @@ constexpr VariableSpec kVariables[] = {
      },
      [](const Config& c) { return c.postgres_dsn; }},
     {"POSTGRES_USER", D::kPlain,
-     [](std::string_view v, Config& c) { return assign(parse_required_string(v), c.postgres_user); },
+     [](std::string_view v, Config& c) {
+       return assign(parse_required_string(v), c.postgres_user);
+     },
      [](const Config& c) { return c.postgres_user; }},
     {"POSTGRES_PASSWORD", D::kSecret,
      // Verbatim: blanks can be part of a password, and trust authentication needs none.
@@ -178,7 +180,9 @@ constexpr VariableSpec kVariables[] = {
      },
      [](const Config& c) { return c.postgres_password; }},
     {"POSTGRES_HOST", D::kPlain,
-     [](std::string_view v, Config& c) { return assign(parse_required_string(v), c.postgres_host); },
+     [](std::string_view v, Config& c) {
+       return assign(parse_required_string(v), c.postgres_host);
+     },
      [](const Config& c) { return c.postgres_host; }},
     {"POSTGRES_PORT", D::kPlain,
      [](std::string_view v, Config& c) { return assign_int(v, c.postgres_port, 1, kMaxPort); },
@@ -223,9 +227,12 @@ std::span<const VariableSpec> variable_specs() { return kVariables; }
 
 std::string display_value(Display display, std::string_view value) {
   switch (display) {
-    case Display::kPlain: return std::string(value);
-    case Display::kSecret: return value.empty() ? std::string() : std::string("***");
-    case Display::kUrl: return mask_url_password(value);
+    case Display::kPlain:
+      return std::string(value);
+    case Display::kSecret:
+      return value.empty() ? std::string() : std::string("***");
+    case Display::kUrl:
+      return mask_url_password(value);
   }
   return "***";
 }

@@ -23,6 +23,8 @@ enum class Display {
   kUrl,     // with the password masked by mask_url_password()
 };
 
+// One row of the table: plain data with captureless parse/describe functions, so the table is a
+// constant array, immutable and safe to read from any thread.
 struct VariableSpec {
   std::string_view name;
   Display display;

@@ -178,8 +178,7 @@ TEST_F(ReadEnvironmentTest, MalformedDotenvNamesTheFileAndLine) {
   auto env = read_environment(nullptr, path);
   ASSERT_FALSE(env.ok());
   EXPECT_EQ(env.status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(env.status().message().rfind(path.string() + ":3: ", 0), 0u)
-      << env.status().message();
+  EXPECT_EQ(env.status().message().rfind(path.string() + ":3: ", 0), 0u) << env.status().message();
 }
 
 TEST_F(ReadEnvironmentTest, ADirectoryIsNotADotenvFile) {

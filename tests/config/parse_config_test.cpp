@@ -219,10 +219,10 @@ TEST(ParseConfig, UnknownVariablesAreIgnored) {
 }
 
 TEST(ParseConfig, EmptyRequiredValuesAreErrors) {
-  for (const char* name : {"FOREGROUND_SEG_MODEL_NAME", "MODEL_CACHE", "USE_FP16", "DEVICE",
-                           "MAX_CONCURRENT_IMAGES", "GPU_MEMORY_THRESHOLD", "DATA_ROOT_CONTAINER",
-                           "PEOPLE_MASK_REL_PATH", "BUS_BROKER", "POSTGRES_HOST", "POSTGRES_PORT",
-                           "LOG_LEVEL"}) {
+  for (const char* name :
+       {"FOREGROUND_SEG_MODEL_NAME", "MODEL_CACHE", "USE_FP16", "DEVICE", "MAX_CONCURRENT_IMAGES",
+        "GPU_MEMORY_THRESHOLD", "DATA_ROOT_CONTAINER", "PEOPLE_MASK_REL_PATH", "BUS_BROKER",
+        "POSTGRES_HOST", "POSTGRES_PORT", "LOG_LEVEL"}) {
     const std::string message = parse_error({{name, ""}});
     EXPECT_TRUE(contains(message, std::string(name) + "='' is empty")) << message;
   }

@@ -21,7 +21,8 @@ TEST(ParseBool, AcceptsEverySpellingInAnyCase) {
 }
 
 TEST(ParseBool, RejectsEverythingElse) {
-  for (const char* text : {"maybe", "2", "-1", "t", "f", "y", "n", "truee", "yes please", "", " "}) {
+  for (const char* text :
+       {"maybe", "2", "-1", "t", "f", "y", "n", "truee", "yes please", "", " "}) {
     EXPECT_FALSE(parse_bool(text).ok()) << "'" << text << "'";
   }
   EXPECT_EQ(parse_bool("maybe").status().message(),
