@@ -21,6 +21,7 @@ network input when its constant size equals the input size. At the export size t
 checked against the baked constant with ONNX shape inference, so the conversion stays exact there.
 """
 
+import heapq
 import re
 
 import onnx
@@ -63,7 +64,6 @@ def topological_order(nodes, available):
     ready = [i for i, deps in enumerate(pending) if not deps]
     order = []
     remaining = [len(d) for d in pending]
-    import heapq
     heapq.heapify(ready)
     while ready:
         index = heapq.heappop(ready)
