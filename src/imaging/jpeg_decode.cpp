@@ -1,12 +1,16 @@
 // JPEG decoding through libjpeg(-turbo).
-#include <jerror.h>
-#include <jpeglib.h>
-
 #include <csetjmp>
-#include <cstdio>  // jpeglib.h needs FILE
+#include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
+
+// jpeglib.h needs size_t and FILE declared before it, so it stays after the standard headers.
+// clang-format off
+#include <jpeglib.h>
+#include <jerror.h>
+// clang-format on
 
 #include "imaging/codecs.h"
 

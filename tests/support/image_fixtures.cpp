@@ -1,18 +1,23 @@
 #include "support/image_fixtures.h"
 
-#include <jpeglib.h>
 #include <png.h>
 #include <webp/encode.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <csetjmp>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <random>
 #include <string>
+
+// jpeglib.h needs size_t and FILE declared before it, so it stays after the standard headers.
+// clang-format off
+#include <jpeglib.h>
+// clang-format on
 
 namespace segmentor::fixtures {
 namespace {
