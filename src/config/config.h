@@ -73,9 +73,9 @@ struct Config {
   std::string log_format = "json";  // LOG_FORMAT: json | text
 
   // The libpq connection string: postgres_dsn, or one built from the POSTGRES_* parts.
-  std::string effective_postgres_dsn() const;
+  [[nodiscard]] std::string effective_postgres_dsn() const;
   // input_roots, or {data_root} when none were configured.
-  std::vector<std::filesystem::path> effective_input_roots() const;
+  [[nodiscard]] std::vector<std::filesystem::path> effective_input_roots() const;
 
   bool operator==(const Config&) const = default;
 };

@@ -193,7 +193,7 @@ std::string format_number(double value) {
   std::array<char, 64> buffer{};
   const auto [ptr, ec] = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
   if (ec != std::errc()) return std::to_string(value);
-  return std::string(buffer.data(), ptr);
+  return {buffer.data(), ptr};
 }
 
 }  // namespace segmentor::config_internal
