@@ -13,8 +13,9 @@ Result<std::unique_ptr<JobTracker>> JobTracker::Create(const JobTrackerOptions& 
   // Written as a negated range so that NaN is rejected too.
   if (!(options.completion_threshold_percentage > 0.0 &&
         options.completion_threshold_percentage <= 100.0)) {
-    return invalid_argument("job tracker: COMPLETION_THRESHOLD_PERCENTAGE must be in (0, 100], got " +
-                            std::to_string(options.completion_threshold_percentage));
+    return invalid_argument(
+        "job tracker: COMPLETION_THRESHOLD_PERCENTAGE must be in (0, 100], got " +
+        std::to_string(options.completion_threshold_percentage));
   }
   if (options.batch_timeout.count() <= 0) {
     return invalid_argument("job tracker: BATCH_TIMEOUT_SECONDS must be positive, got " +
@@ -71,7 +72,8 @@ CompletionDecision JobTracker::decision_for(const JobKey& key, const JobProgress
 Result<BatchUpdate> JobTracker::record_batch(const JobKey& key, const std::string& event_id,
                                              std::int64_t total) {
   if (key.job_id.empty()) return invalid_argument("batch event without a job_id");
-  if (event_id.empty()) return invalid_argument("batch event for " + to_string(key) + " without an event_id");
+  if (event_id.empty())
+    return invalid_argument("batch event for " + to_string(key) + " without an event_id");
   if (total < 0) {
     return invalid_argument("batch event for " + to_string(key) + " announces " +
                             std::to_string(total) + " assets");
@@ -151,7 +153,9 @@ Result<std::vector<CompletionDecision>> JobTracker::poll() {
   }
 
   SEGMENTOR_ASSIGN_OR_RETURN(auto open, store_->list_open_jobs());
-  for (const auto& [key, listed] : open) {
+  for (const auto& entry : open) {
+    const JobKey& key = entry.first;  // not a structured binding: the lambda below captures it
+    const JobProgress& listed = entry.second;
     if (!listed.started_at.has_value() || now < *listed.started_at + options_.batch_timeout) {
       continue;
     }

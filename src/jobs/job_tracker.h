@@ -39,13 +39,13 @@ namespace segmentor {
 // Exactly once: a completion is decided inside the store transaction that sets completed_at, so
 // only one call ever returns it. Counters freeze from then on (late assets are still recorded, so a
 // redelivery stays idempotent), and the frozen counters are the published figures. The caller
-// publishes segmentation.completed (unless the zero-asset path), then the *.masked.batch, then calls
-// acknowledge_completion(). If it crashes or the publish fails in between, the decision is still
-// in the store: unpublished_completions() returns all of them (call it at start-up), and poll()
-// returns those older than `republish_after`. The same covers a database commit whose outcome was
-// unknown: the store retries, finds the job already completed, and the decision surfaces through
-// poll(). That makes publishing at-least-once across crashes (the events say idempotent: true)
-// and exactly-once otherwise.
+// publishes segmentation.completed (unless the zero-asset path), then the *.masked.batch, then
+// calls acknowledge_completion(). If it crashes or the publish fails in between, the decision is
+// still in the store: unpublished_completions() returns all of them (call it at start-up), and
+// poll() returns those older than `republish_after`. The same covers a database commit whose
+// outcome was unknown: the store retries, finds the job already completed, and the decision
+// surfaces through poll(). That makes publishing at-least-once across crashes (the events say
+// idempotent: true) and exactly-once otherwise.
 
 struct JobTrackerOptions {
   // COMPLETION_THRESHOLD_PERCENTAGE, in (0, 100].
@@ -58,9 +58,9 @@ struct JobTrackerOptions {
 
 // What a .batch event did.
 enum class BatchDisposition {
-  kApplied,          // expected is now known
-  kDuplicate,        // same event_id as the .batch already applied: ignored
-  kConflicting,      // another .batch (different event_id) was applied before: ignored, log it
+  kApplied,      // expected is now known
+  kDuplicate,    // same event_id as the .batch already applied: ignored
+  kConflicting,  // another .batch (different event_id) was applied before: ignored, log it
 };
 
 struct BatchUpdate {

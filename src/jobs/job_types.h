@@ -62,14 +62,14 @@ Result<CompletionReason> parse_completion_reason(std::string_view text);
 // The persisted state of one job/asset type. Counters freeze when the job completes, so they are
 // also the figures its completion published (see Note [Completion protocol] in job_tracker.h).
 struct JobProgress {
-  std::optional<std::int64_t> expected;      // unknown until the .batch event arrives
-  std::int64_t done = 0;                     // assets whose masked event was published
-  std::int64_t failed = 0;                   // assets given up on (dead-lettered)
-  std::optional<std::string> batch_event_id; // event_id of the .batch that set `expected`
-  std::optional<JobTime> started_at;         // when that .batch arrived: the watermark's start
-  std::optional<JobTime> completed_at;       // when completion was decided
+  std::optional<std::int64_t> expected;       // unknown until the .batch event arrives
+  std::int64_t done = 0;                      // assets whose masked event was published
+  std::int64_t failed = 0;                    // assets given up on (dead-lettered)
+  std::optional<std::string> batch_event_id;  // event_id of the .batch that set `expected`
+  std::optional<JobTime> started_at;          // when that .batch arrived: the watermark's start
+  std::optional<JobTime> completed_at;        // when completion was decided
   CompletionReason completion_reason = CompletionReason::kNone;
-  bool completion_published = false;         // the caller confirmed both completion events
+  bool completion_published = false;  // the caller confirmed both completion events
 
   bool completed() const { return completed_at.has_value(); }
   friend bool operator==(const JobProgress&, const JobProgress&) = default;
@@ -84,11 +84,11 @@ struct JobProgress {
 struct CompletionDecision {
   JobKey key;
   CompletionReason reason = CompletionReason::kNone;
-  std::int64_t total_assets = 0;      // expected
-  std::int64_t processed_assets = 0;  // done
-  std::int64_t failed_assets = 0;     // failed (the real count; upstream sent 0)
+  std::int64_t total_assets = 0;        // expected
+  std::int64_t processed_assets = 0;    // done
+  std::int64_t failed_assets = 0;       // failed (the real count; upstream sent 0)
   bool has_partial_completion = false;  // done < expected
-  std::int64_t watermark_ttl = 0;     // BATCH_TIMEOUT_SECONDS
+  std::int64_t watermark_ttl = 0;       // BATCH_TIMEOUT_SECONDS
   bool publish_completed_event = true;  // false on the zero-asset path (CONTRACT §3)
   std::int64_t masked_batch_total = 0;  // done at the moment of completion
 

@@ -45,11 +45,12 @@ CREATE TABLE IF NOT EXISTS segmentor_processed_assets (
 // to_timestamp(double).
 #define SEGMENTOR_TS_FROM_MICROS(param) \
   "('epoch'::timestamptz + " param "::float8 * interval '1 microsecond')"
-#define SEGMENTOR_MICROS_OF(column) "(EXTRACT(EPOCH FROM " column ") * 1000000)::bigint"
 
-#define SEGMENTOR_PROGRESS_COLUMNS                                                  \
-  "job_id, asset_type, expected, done, failed, batch_event_id, " SEGMENTOR_MICROS_OF( \
-      "started_at") ", " SEGMENTOR_MICROS_OF("completed_at") ", completion_reason, completion_published"
+#define SEGMENTOR_PROGRESS_COLUMNS                                            \
+  "job_id, asset_type, expected, done, failed, batch_event_id, "              \
+  "(EXTRACT(EPOCH FROM started_at) * 1000000)::bigint, "                      \
+  "(EXTRACT(EPOCH FROM completed_at) * 1000000)::bigint, completion_reason, " \
+  "completion_published"
 
 constexpr const char* kEnsureRow = "segmentor_job_ensure";
 constexpr const char* kLockRow = "segmentor_job_lock";
@@ -202,8 +203,7 @@ Status PgJobStore::transact(const JobKey& key, const Body& body) {
       work.exec_prepared(kSaveRow, key.job_id, type, progress.expected, progress.done,
                          progress.failed, progress.batch_event_id, to_micros(progress.started_at),
                          to_micros(progress.completed_at),
-                         reason_column(progress.completion_reason),
-                         progress.completion_published);
+                         reason_column(progress.completion_reason), progress.completion_published);
     });
   };
   return db_->run(what, run_body);
@@ -258,10 +258,10 @@ Result<std::optional<std::string>> PgJobStore::recorded_mask_path(const JobKey& 
   auto read = [&](PgTxn& txn) {
     return txn.guard("read mask path", [&](pqxx::work& work) {
       path.reset();
-      const pqxx::result rows = work.exec(
-          "SELECT mask_path FROM segmentor_processed_assets WHERE job_id = " +
-          work.quote(key.job_id) + " AND asset_type = " + work.quote(type) +
-          " AND asset_id = " + work.quote(asset_id) + " AND outcome = 'done'");
+      const pqxx::result rows =
+          work.exec("SELECT mask_path FROM segmentor_processed_assets WHERE job_id = " +
+                    work.quote(key.job_id) + " AND asset_type = " + work.quote(type) +
+                    " AND asset_id = " + work.quote(asset_id) + " AND outcome = 'done'");
       if (!rows.empty() && !rows[0][0].is_null()) path = rows[0][0].as<std::string>();
     });
   };
@@ -270,7 +270,6 @@ Result<std::optional<std::string>> PgJobStore::recorded_mask_path(const JobKey& 
 }
 
 #undef SEGMENTOR_PROGRESS_COLUMNS
-#undef SEGMENTOR_MICROS_OF
 #undef SEGMENTOR_TS_FROM_MICROS
 
 }  // namespace segmentor

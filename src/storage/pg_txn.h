@@ -2,9 +2,8 @@
 // library's .cpp files; its public headers stay free of libpqxx.
 #pragma once
 
-#include <pqxx/pqxx>
-
 #include <optional>
+#include <pqxx/pqxx>
 #include <string_view>
 #include <utility>
 

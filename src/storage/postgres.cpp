@@ -60,8 +60,8 @@ PgFailure classify_current_exception(std::string_view what, const pqxx::connecti
     if (state == "22001") {  // string_data_right_truncation: a value longer than its column
       return {invalid_argument(prefix + ": value too long: " + one_line(e.what())), false, false};
     }
-    return {internal_error(prefix + ": database error " + state + ": " + one_line(e.what())),
-            false, false};
+    return {internal_error(prefix + ": database error " + state + ": " + one_line(e.what())), false,
+            false};
   } catch (const pqxx::failure& e) {
     if (conn_dead) return connection_lost(what, e.what());
     return {internal_error(prefix + ": database failure: " + one_line(e.what())), false, false};
@@ -86,9 +86,9 @@ struct PostgresDatabase::Impl {
   std::string dsn;
 
   std::mutex mutex;
-  std::unique_ptr<pqxx::connection> conn;                        // guarded by mutex
+  std::unique_ptr<pqxx::connection> conn;                       // guarded by mutex
   std::vector<std::pair<std::string, std::string>> statements;  // guarded by mutex
-  bool ever_connected = false;                                   // guarded by mutex
+  bool ever_connected = false;                                  // guarded by mutex
 
   // One try of one transaction; nullopt when it committed. Requires mutex.
   std::optional<PgFailure> try_once(std::string_view what, const Body& body,

@@ -11,8 +11,8 @@ TEST(InMemoryJobStoreTest, FailedBodySavesNothing) {
   InMemoryJobStore store;
   Status st = store.transact(kKey, [](JobProgress& progress, JobTransaction& txn) -> Status {
     progress.done = 5;
-    SEGMENTOR_RETURN_IF_ERROR(txn.put_asset(AssetRecord{"a", AssetOutcome::kDone, "/m/a.png"},
-                                            JobTime{}));
+    SEGMENTOR_RETURN_IF_ERROR(
+        txn.put_asset(AssetRecord{"a", AssetOutcome::kDone, "/m/a.png"}, JobTime{}));
     return internal_error("body gave up");
   });
   EXPECT_EQ(st.code(), ErrorCode::kInternal);
@@ -24,14 +24,15 @@ TEST(InMemoryJobStoreTest, FailedBodySavesNothing) {
 
 TEST(InMemoryJobStoreTest, SuccessfulBodySavesProgressAndAssetsTogether) {
   InMemoryJobStore store;
-  ASSERT_TRUE(store
-                  .transact(kKey,
-                            [](JobProgress& progress, JobTransaction& txn) -> Status {
-                              progress.done = 1;
-                              return txn.put_asset(
-                                  AssetRecord{"a", AssetOutcome::kDone, "/m/a.png"}, JobTime{});
-                            })
-                  .ok());
+  ASSERT_TRUE(
+      store
+          .transact(
+              kKey,
+              [](JobProgress& progress, JobTransaction& txn) -> Status {
+                progress.done = 1;
+                return txn.put_asset(AssetRecord{"a", AssetOutcome::kDone, "/m/a.png"}, JobTime{});
+              })
+          .ok());
   auto loaded = store.load(kKey);
   ASSERT_TRUE(loaded.ok() && loaded->has_value());
   EXPECT_EQ((*loaded)->done, 1);

@@ -19,7 +19,9 @@ using std::chrono::seconds;
 const JobKey kImages{"job-1", AssetType::kImage};
 const JobKey kVideos{"job-1", AssetType::kVideo};
 
-AssetRecord done(const std::string& id) { return {id, AssetOutcome::kDone, "/masks/" + id + ".png"}; }
+AssetRecord done(const std::string& id) {
+  return {id, AssetOutcome::kDone, "/masks/" + id + ".png"};
+}
 AssetRecord failed(const std::string& id) { return {id, AssetOutcome::kFailed, ""}; }
 
 class JobTrackerTest : public ::testing::Test {
@@ -373,13 +375,11 @@ TEST_F(JobTrackerTest, ProgressSurvivesANewTracker) {
 }
 
 TEST_F(JobTrackerTest, RejectsBadInput) {
-  EXPECT_EQ(tracker_->record_batch(kImages, "e", -1).status().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(tracker_->record_batch(kImages, "e", -1).status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(tracker_->record_batch(kImages, "", 3).status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(tracker_->record_batch(JobKey{"", AssetType::kImage}, "e", 3).status().code(),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(tracker_->record_asset(kImages, done("")).status().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(tracker_->record_asset(kImages, done("")).status().code(), ErrorCode::kInvalidArgument);
 
   for (double bad : {0.0, -5.0, 100.5}) {
     JobTrackerOptions options;
@@ -419,13 +419,17 @@ TEST_F(JobTrackerTest, CompletesExactlyOnceUnderConcurrentCalls) {
           const std::string id = "a" + std::to_string(t) + "-" + std::to_string(i);
           for (int copy = 0; copy < 2; ++copy) {  // every asset is delivered twice
             auto update = tracker_->record_asset(key, done(id));
-            if (!update.ok()) ++errors;
-            else keep(update->completion);
+            if (!update.ok())
+              ++errors;
+            else
+              keep(update->completion);
           }
           if (i == kAssetsPerThread / 2) {
             auto update = tracker_->record_batch(key, "batch", kThreads * kAssetsPerThread);
-            if (!update.ok()) ++errors;
-            else keep(update->completion);
+            if (!update.ok())
+              ++errors;
+            else
+              keep(update->completion);
           }
         }
       });

@@ -7,8 +7,8 @@
 namespace segmentor {
 namespace {
 
-using testing::sql_literal;
 using testing::sql;
+using testing::sql_literal;
 using testing::unique_name;
 
 class MaskPathStoreTest : public ::testing::Test {
@@ -56,7 +56,8 @@ TEST_F(MaskPathStoreTest, WritesTheFrameMaskPath) {
   auto result = store_->set_frame_mask(id, path);
   ASSERT_TRUE(result.ok()) << result.status().to_string();
   EXPECT_TRUE(result->row_matched);
-  EXPECT_EQ(sql("SELECT masked_local_path FROM video_frames WHERE frame_id = " + sql_literal(id)), path);
+  EXPECT_EQ(sql("SELECT masked_local_path FROM video_frames WHERE frame_id = " + sql_literal(id)),
+            path);
   // The image table has no such id.
   auto image = store_->set_image_mask(id, path);
   ASSERT_TRUE(image.ok());

@@ -13,8 +13,8 @@ namespace segmentor {
 namespace {
 
 using std::chrono::milliseconds;
-using testing::sql_literal;
 using testing::sql;
+using testing::sql_literal;
 using testing::TestPostgres;
 using testing::unique_name;
 
@@ -32,8 +32,8 @@ class OutageTest : public ::testing::Test {
     tracker_ = std::move(tracker).value();
     key_ = JobKey{unique_name("job"), AssetType::kVideo};
     frame_ = unique_name("frame");
-    sql("INSERT INTO video_frames (frame_id, video_id, ts, local_path) VALUES (" + sql_literal(frame_) +
-        ", 'v', 0.5, '/in/" + frame_ + ".jpg')");
+    sql("INSERT INTO video_frames (frame_id, video_id, ts, local_path) VALUES (" +
+        sql_literal(frame_) + ", 'v', 0.5, '/in/" + frame_ + ".jpg')");
   }
 
   void TearDown() override {
@@ -64,8 +64,8 @@ class OutageTest : public ::testing::Test {
 
 TEST_F(OutageTest, OperationsReportUnavailableAndSucceedAfterTheRestart) {
   ASSERT_TRUE(tracker_->record_batch(key_, "batch-1", 3).ok());
-  ASSERT_TRUE(tracker_->record_asset(key_, AssetRecord{"f-before", AssetOutcome::kDone, "/m/b.png"})
-                  .ok());
+  ASSERT_TRUE(
+      tracker_->record_asset(key_, AssetRecord{"f-before", AssetOutcome::kDone, "/m/b.png"}).ok());
 
   pause();
   const std::string path = "/m/" + frame_ + ".png";
@@ -87,8 +87,9 @@ TEST_F(OutageTest, OperationsReportUnavailableAndSucceedAfterTheRestart) {
   EXPECT_GE(db_->reconnects(), 1);
 
   // Nothing written before the outage was lost.
-  EXPECT_EQ(sql("SELECT masked_local_path FROM video_frames WHERE frame_id = " + sql_literal(frame_)),
-            path);
+  EXPECT_EQ(
+      sql("SELECT masked_local_path FROM video_frames WHERE frame_id = " + sql_literal(frame_)),
+      path);
   auto progress = tracker_->progress(key_);
   ASSERT_TRUE(progress.ok() && progress->has_value());
   EXPECT_EQ((*progress)->expected, 3);
@@ -116,8 +117,9 @@ TEST_F(OutageTest, RetriesRideOutAShortOutage) {
   ASSERT_TRUE(update.ok()) << update.status().to_string();
   EXPECT_TRUE(update->row_matched);
   EXPECT_GE(db->retries(), 1);
-  EXPECT_EQ(sql("SELECT masked_local_path FROM video_frames WHERE frame_id = " + sql_literal(frame_)),
-            path);
+  EXPECT_EQ(
+      sql("SELECT masked_local_path FROM video_frames WHERE frame_id = " + sql_literal(frame_)),
+      path);
 }
 
 TEST_F(OutageTest, CreateFailsWithUnavailableWhenTheServerIsDown) {

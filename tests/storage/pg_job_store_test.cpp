@@ -13,11 +13,13 @@ namespace segmentor {
 namespace {
 
 using std::chrono::seconds;
-using testing::sql_literal;
 using testing::sql;
+using testing::sql_literal;
 using testing::unique_name;
 
-AssetRecord done(const std::string& id) { return {id, AssetOutcome::kDone, "/masks/" + id + ".png"}; }
+AssetRecord done(const std::string& id) {
+  return {id, AssetOutcome::kDone, "/masks/" + id + ".png"};
+}
 AssetRecord failed(const std::string& id) { return {id, AssetOutcome::kFailed, ""}; }
 
 // One worker: a connection, the store on it and a tracker.
@@ -164,8 +166,9 @@ TEST_F(PgJobStoreTest, AssetIsRecordedOnceWithItsMaskPath) {
   EXPECT_EQ(sql("SELECT count(*) FROM segmentor_processed_assets WHERE job_id = " +
                 sql_literal(key_.job_id)),
             "1");
-  EXPECT_EQ(sql("SELECT done FROM segmentor_job_progress WHERE job_id = " + sql_literal(key_.job_id)),
-            "1");
+  EXPECT_EQ(
+      sql("SELECT done FROM segmentor_job_progress WHERE job_id = " + sql_literal(key_.job_id)),
+      "1");
   auto path = worker_.store->recorded_mask_path(key_, "a");
   ASSERT_TRUE(path.ok());
   EXPECT_EQ(*path, "/masks/a.png");
@@ -241,8 +244,9 @@ TEST_F(PgJobStoreTest, TwoWorkersCompleteAJobExactlyOnce) {
   EXPECT_EQ(sql("SELECT count(*) FROM segmentor_processed_assets WHERE job_id = " +
                 sql_literal(key_.job_id)),
             std::to_string(kThreads * kAssetsPerThread));
-  EXPECT_EQ(sql("SELECT done FROM segmentor_job_progress WHERE job_id = " + sql_literal(key_.job_id)),
-            std::to_string(decisions[0].processed_assets));
+  EXPECT_EQ(
+      sql("SELECT done FROM segmentor_job_progress WHERE job_id = " + sql_literal(key_.job_id)),
+      std::to_string(decisions[0].processed_assets));
 }
 
 }  // namespace

@@ -11,7 +11,8 @@
 namespace segmentor::testing {
 namespace {
 
-const std::string kScript = std::string(SEGMENTOR_SOURCE_DIR) + "/scripts/test-services/postgres.sh";
+const std::string kScript =
+    std::string(SEGMENTOR_SOURCE_DIR) + "/scripts/test-services/postgres.sh";
 
 // Runs the script; false (after reporting why) when it fails. `out` receives its output.
 bool run_script(const std::string& args, std::string* out) {
@@ -58,8 +59,8 @@ TestPostgres& TestPostgres::instance() {
 
 bool TestPostgres::start() {
   const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                        "/segmentor-pg-test.XXXXXX";
+  std::string pattern =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/segmentor-pg-test.XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) {
     ADD_FAILURE() << "mkdtemp failed for " << pattern;
     return false;

@@ -8,7 +8,8 @@ namespace segmentor {
 namespace {
 
 TEST(DsnTest, ConnectTimeoutIsAddedInEitherForm) {
-  EXPECT_EQ(dsn_with_connect_timeout("host=db port=5432", 5), "host=db port=5432 connect_timeout=5");
+  EXPECT_EQ(dsn_with_connect_timeout("host=db port=5432", 5),
+            "host=db port=5432 connect_timeout=5");
   EXPECT_EQ(dsn_with_connect_timeout("postgresql://u:p@db/x", 3),
             "postgresql://u:p@db/x?connect_timeout=3");
   EXPECT_EQ(dsn_with_connect_timeout("postgres://db/x?sslmode=disable", 3),
@@ -24,7 +25,7 @@ TEST(DsnTest, ExistingTimeoutOrZeroLeavesTheDsnAlone) {
 TEST(Utf8LengthTest, CountsCharactersNotBytes) {
   EXPECT_EQ(utf8_length(""), 0u);
   EXPECT_EQ(utf8_length("abc"), 3u);
-  EXPECT_EQ(utf8_length("caf\xC3\xA9"), 4u);           // é: 2 bytes
+  EXPECT_EQ(utf8_length("caf\xC3\xA9"), 4u);                   // é: 2 bytes
   EXPECT_EQ(utf8_length("\xE2\x82\xAC\xF0\x9F\x98\x80"), 2u);  // €, 😀: 3 and 4 bytes
 }
 

@@ -3,10 +3,10 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <pqxx/pqxx>
 
 #include <memory>
 #include <optional>
+#include <pqxx/pqxx>
 #include <string>
 
 #include "postgres_environment.h"
