@@ -1,7 +1,9 @@
 # Warnings apply to our own targets only; third-party headers come in as SYSTEM includes.
+# -Wnull-dereference is left out: at -O2 GCC 12 reports it inside libstdc++'s std::string when
+# inlined into CLI11 code, a false positive we cannot fix from here.
 add_library(segmentor_warnings INTERFACE)
 target_compile_options(segmentor_warnings INTERFACE -Wall -Wextra -Wpedantic -Wshadow
-                       -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wnull-dereference)
+                       -Wnon-virtual-dtor -Wold-style-cast -Wcast-align)
 if(SEGMENTOR_WERROR)
   target_compile_options(segmentor_warnings INTERFACE -Werror)
 endif()

@@ -4,13 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh
 export MODEL_CACHE=${MODEL_CACHE:-$PWD/models/cache}
-if ! scripts/fetch-models.sh; then
-  echo "quickstart: the bundled models could not be prepared (see above); using the TEST models" >&2
-  export MODEL_CACHE=$PWD/build/test-models
-  export FOREGROUND_SEG_MODEL_NAME=test-bright PEOPLE_SEG_MODEL_NAME=test-person-prob
-fi
+scripts/setup.sh
 
 echo "quickstart: segmentor run samples --out out/samples --cutout"
 set +e

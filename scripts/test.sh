@@ -5,7 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export SEGMENTOR_WERROR=${SEGMENTOR_WERROR:-ON}
-scripts/setup.sh
 export MODEL_CACHE=${MODEL_CACHE:-$PWD/models/cache}
-scripts/fetch-models.sh
+scripts/setup.sh
 ctest --test-dir build --output-on-failure --parallel 2 "$@"

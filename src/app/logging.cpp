@@ -47,7 +47,7 @@ class JsonFormatter final : public spdlog::formatter {
     const std::time_t t = secs.count();
     std::tm utc{};
     gmtime_r(&t, &utc);
-    char ts[40];
+    char ts[64];
     std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
                   utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
                   static_cast<int>(millis.count()));

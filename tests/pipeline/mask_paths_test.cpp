@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace segmentor {
 namespace {
@@ -30,7 +31,8 @@ TEST(MaskPathsTest, RelativeDataRootBecomesAbsolute) {
 
 TEST(MaskPathsTest, RejectsIdsThatAreNotPlainFileNames) {
   const MaskLayout layout{"/data"};
-  for (const std::string bad : {"", ".", "..", "../etc/passwd", "a/b", "a\\b", ".hidden",
+  for (const std::string& bad :
+       std::vector<std::string>{"", ".", "..", "../etc/passwd", "a/b", "a\\b", ".hidden",
                                 std::string("nul\0byte", 8), "tab\there"}) {
     auto paths = mask_paths_for(layout, AssetKind::kProductImage, bad);
     ASSERT_FALSE(paths.ok()) << "accepted id '" << bad << "'";
