@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <string>
 
-#include "image_fixtures.h"
+#include "support/image_fixtures.h"
 #include "imaging/mask_ops.h"
 #include "imaging/png_encode.h"
 
@@ -100,7 +100,9 @@ TEST_F(RunCommandE2eTest, GoodFilesGetCorrectMasksAndTheBadOneIsNamed) {
   EXPECT_FALSE(fs::exists(out_ / "masks_product" / "product_images" / "broken.png"));
   // Nothing but finished masks in the output: no temp files left behind.
   for (const auto& entry : fs::recursive_directory_iterator(out_)) {
-    if (entry.is_regular_file()) EXPECT_EQ(entry.path().extension(), ".png") << entry.path();
+    if (entry.is_regular_file()) {
+      EXPECT_EQ(entry.path().extension(), ".png") << entry.path();
+    }
   }
 }
 

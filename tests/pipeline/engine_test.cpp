@@ -75,10 +75,10 @@ class EngineTest : public ::testing::Test {
     AdmissionGateOptions gate_options;
     gate_options.max_concurrent = max_concurrent;
     gate_options.memory_threshold = 1.0;
-    gate_ = std::move(*AdmissionGate::create(gate_options, device_.get()));
+    gate_ = AdmissionGate::create(gate_options, device_.get()).value();
     RecoveryOptions recovery_options;
     recovery_options.backoff = {};  // no waiting in tests
-    recovery_ = std::move(*OomRecovery::create(recovery_options, device_.get(), gate_.get()));
+    recovery_ = OomRecovery::create(recovery_options, device_.get(), gate_.get()).value();
     auto gpu_model = std::make_unique<DeviceModel>(device_.get(), kTaskBytes, "gpu-fg");
     gpu_model_ = gpu_model.get();
     gpu_lane_ = Lane{"fake:0", std::move(gpu_model), nullptr, false};
