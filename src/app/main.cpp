@@ -1,8 +1,8 @@
 // segmentor: product/people/foreground masks for images and video keyframes.
 // Subcommands: run (a folder of images), config (print the effective configuration).
-#include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
 
@@ -40,13 +40,15 @@ int main(int argc, char** argv) {
       "run", "Segment image files and folders (recursively) and write the three masks per image");
   run_cmd->add_option("paths", run.inputs, "Image files or folders (.jpg .jpeg .png .webp)")
       ->required();
-  run_cmd->add_option("-o,--out", run.out_dir,
-                      "Output folder: masks go to OUT/masks_{foreground,people,product}/"
-                      "{product_images|video_frames}/<name>.png")
+  run_cmd
+      ->add_option("-o,--out", run.out_dir,
+                   "Output folder: masks go to OUT/masks_{foreground,people,product}/"
+                   "{product_images|video_frames}/<name>.png")
       ->capture_default_str();
   run_cmd->add_flag("--cutout", run.cutout,
                     "Also write OUT/cutouts/<name>.png: the image with alpha = product mask");
-  run_cmd->add_option("--kind", kind, "product (masks under product_images) or frame (video_frames)")
+  run_cmd
+      ->add_option("--kind", kind, "product (masks under product_images) or frame (video_frames)")
       ->check(CLI::IsMember({"product", "frame"}))
       ->capture_default_str();
   run_cmd->add_option("--device", run.device, "auto, cpu, cuda or cuda:N (default: DEVICE)");
@@ -90,8 +92,8 @@ int main(int argc, char** argv) {
   }
 
   if (run_cmd->parsed()) {
-    run.kind = kind == "frame" ? segmentor::AssetKind::kVideoFrame
-                               : segmentor::AssetKind::kProductImage;
+    run.kind =
+        kind == "frame" ? segmentor::AssetKind::kVideoFrame : segmentor::AssetKind::kProductImage;
     run.progress_bar = !no_progress;
     if (!foreground_model.empty()) config->foreground_model = foreground_model;
     if (!people_model.empty()) config->people_model = people_model;

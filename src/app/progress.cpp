@@ -6,7 +6,10 @@
 namespace segmentor {
 
 ProgressReporter::ProgressReporter(std::FILE* out, bool interactive, std::size_t total)
-    : out_(out), interactive_(interactive), total_(total), start_(std::chrono::steady_clock::now()) {}
+    : out_(out),
+      interactive_(interactive),
+      total_(total),
+      start_(std::chrono::steady_clock::now()) {}
 
 std::string ProgressReporter::format_duration(double seconds) {
   const long total = std::max(0L, static_cast<long>(seconds + 0.5));

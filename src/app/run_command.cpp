@@ -5,15 +5,15 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <mutex>
 #include <string>
 #include <utility>
 
 #include "app/input_files.h"
-#include "app/model_setup.h"
 #include "app/progress.h"
-#include "imaging/decode.h"
-#include "pipeline/mask_writer.h"
-#include "pipeline/segmenter.h"
+#include "app/runtime.h"
+#include "pipeline/engine.h"
 
 namespace segmentor {
 
@@ -21,65 +21,48 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-struct StageTimes {
-  double decode = 0;
-  double segment = 0;
-  double write = 0;
+// What the summary needs, gathered from worker threads under one mutex.
+struct Tally {
+  std::mutex mutex;
+  std::size_t done = 0;
+  std::vector<std::pair<std::string, std::string>> failed;
+  std::map<std::string, std::size_t> by_lane;
+  double decode = 0, wait = 0, segment = 0, write = 0;
 };
 
-// One image, start to finish. Errors carry the file name.
-Status process_one(const InputFile& input, const RunOptions& options, const MaskLayout& layout,
-                   const DecodeOptions& decode_options, Segmenter& segmenter,
-                   StageTimes& times) {
-  SEGMENTOR_ASSIGN_OR_RETURN(const MaskPaths paths,
-                             mask_paths_for(layout, options.kind, input.id));
-  auto t0 = Clock::now();
-  SEGMENTOR_ASSIGN_OR_RETURN(const RgbImage image,
-                             decode_image_file(input.path, decode_options));
-  times.decode += seconds_since(t0);
-
-  t0 = Clock::now();
-  auto masks = segmenter.segment(image);
-  if (!masks.ok()) return masks.status().with_context(input.path.string());
-  times.segment += seconds_since(t0);
-
-  t0 = Clock::now();
-  SEGMENTOR_RETURN_IF_ERROR(write_masks(paths, *masks));
-  if (options.cutout) {
-    const auto cutout = options.out_dir / "cutouts" / (input.id + ".png");
-    SEGMENTOR_RETURN_IF_ERROR(write_cutout(cutout, image, masks->product));
-  }
-  times.write += seconds_since(t0);
-  return Status::Ok();
-}
-
-void print_summary(std::size_t done, const std::vector<std::pair<std::string, std::string>>& failed,
-                   double elapsed, const StageTimes& times, const LoadedModels& models,
+void print_summary(const Tally& tally, double elapsed, const Runtime& runtime,
                    const RunOptions& options) {
-  const std::size_t total = done + failed.size();
-  std::printf("done %zu, failed %zu, of %zu image%s in %.2f s", done, failed.size(), total,
-              total == 1 ? "" : "s", elapsed);
-  if (done > 0) {
-    const auto n = static_cast<double>(done);
-    std::printf(" (%.3f s/image: decode %.3f, segment %.3f, write %.3f)", elapsed / n,
-                times.decode / n, times.segment / n, times.write / n);
+  const std::size_t total = tally.done + tally.failed.size();
+  std::printf("done %zu, failed %zu, of %zu image%s in %.2f s", tally.done, tally.failed.size(),
+              total, total == 1 ? "" : "s", elapsed);
+  if (tally.done > 0) {
+    const auto n = static_cast<double>(tally.done);
+    std::printf(
+        " (%.3f s/image wall; per image: decode %.3f, gate wait %.3f, segment %.3f, "
+        "write %.3f)",
+        elapsed / n, tally.decode / n, tally.wait / n, tally.segment / n, tally.write / n);
   }
-  std::printf("\ndevice: %s; foreground model: %s; people model: %s\n", models.device.c_str(),
-              models.foreground->info().name.c_str(),
-              models.people ? models.people->info().name.c_str() : "none");
-  if (models.any_test_model()) {
+  std::printf("\ndevice: %s\n", runtime.describe().c_str());
+  for (const auto& [lane, count] : tally.by_lane) {
+    std::printf("  %zu image%s on %s\n", count, count == 1 ? "" : "s", lane.c_str());
+  }
+  const RecoveryStats recovery = runtime.recovery->stats();
+  if (recovery.oom_events > 0) {
+    std::printf("out-of-memory events %llu: retried %llu, CPU fallbacks %llu, failed %llu\n",
+                static_cast<unsigned long long>(recovery.oom_events),
+                static_cast<unsigned long long>(recovery.retries),
+                static_cast<unsigned long long>(recovery.cpu_fallbacks),
+                static_cast<unsigned long long>(recovery.failed_tasks));
+  }
+  if (runtime.uses_test_models) {
     std::printf(
         "NOTE: test models in use (toy networks from tools/make_test_models.py): the masks show "
         "that the pipeline works, not real segmentation quality.\n");
   }
   std::printf("masks: %s\n", std::filesystem::absolute(options.out_dir).string().c_str());
-  if (!failed.empty()) {
+  if (!tally.failed.empty()) {
     std::printf("failed:\n");
-    for (const auto& [name, reason] : failed) {
+    for (const auto& [name, reason] : tally.failed) {
       std::printf("  %s: %s\n", name.c_str(), reason.c_str());
     }
   }
@@ -97,36 +80,54 @@ int run_images(const RunOptions& options, const Config& config) {
     std::fprintf(stderr, "segmentor run: no images (.jpg .jpeg .png .webp) found in the inputs\n");
     return 2;
   }
-  auto models = load_models(config, options.device);
-  if (!models.ok()) {
-    std::fprintf(stderr, "segmentor run: %s\n", models.status().to_string().c_str());
+  RuntimeOptions runtime_options;
+  runtime_options.device = options.device;
+  auto runtime = build_runtime(config, runtime_options);
+  if (!runtime.ok()) {
+    std::fprintf(stderr, "segmentor run: %s\n", runtime.status().to_string().c_str());
     return 2;
   }
-  Segmenter segmenter(*models->foreground, models->people.get());
-  const MaskLayout layout{options.out_dir, config.foreground_mask_rel_path,
-                          config.people_mask_rel_path, config.product_mask_rel_path};
-  const DecodeOptions decode_options{config.max_image_pixels};
+  Runtime& rt = **runtime;
+
+  EngineOptions engine_options;
+  engine_options.layout = MaskLayout{options.out_dir, config.foreground_mask_rel_path,
+                                     config.people_mask_rel_path, config.product_mask_rel_path};
+  engine_options.decode = DecodeOptions{config.max_image_pixels};
+  engine_options.max_concurrent = config.max_concurrent_images;
+  if (options.cutout) engine_options.cutout_dir = options.out_dir / "cutouts";
 
   const bool interactive = options.progress_bar && isatty(STDERR_FILENO) == 1;
   ProgressReporter progress(stderr, interactive, inputs->size());
-  std::vector<std::pair<std::string, std::string>> failed;
-  std::size_t done = 0;
-  StageTimes times;
+  Tally tally;
   const auto start = Clock::now();
-  for (const auto& input : *inputs) {
-    const Status status = process_one(input, options, layout, decode_options, segmenter, times);
-    if (status.ok()) {
-      ++done;
-      progress.item_done(input.path.string(), true, "");
-    } else {
-      failed.emplace_back(input.path.string(), status.to_string());
-      progress.item_done(input.path.string(), false, status.to_string());
-      spdlog::debug("{}: {}", input.path.string(), status.to_string());
+  {
+    Engine engine(engine_options, *rt.primary, rt.cpu_lane.get(), *rt.gate, *rt.recovery,
+                  &rt.calibration, rt.cache.get());
+    for (const auto& input : *inputs) {
+      EngineTask task{options.kind, input.id, input.path, std::nullopt};
+      engine.submit(std::move(task), [&](const EngineTask& t, const TaskOutcome& outcome) {
+        std::lock_guard lock(tally.mutex);
+        const std::string name = t.source.string();
+        if (outcome.status.ok()) {
+          ++tally.done;
+          ++tally.by_lane[outcome.lane];
+          tally.decode += outcome.decode_seconds;
+          tally.wait += outcome.wait_seconds;
+          tally.segment += outcome.segment_seconds;
+          tally.write += outcome.write_seconds;
+          progress.item_done(name, true, "");
+        } else {
+          tally.failed.emplace_back(name, outcome.status.to_string());
+          progress.item_done(name, false, outcome.status.to_string());
+        }
+      });
     }
+    engine.wait_idle();
   }
   progress.finish();
-  print_summary(done, failed, seconds_since(start), times, *models, options);
-  return failed.empty() ? 0 : 1;
+  std::sort(tally.failed.begin(), tally.failed.end());
+  print_summary(tally, std::chrono::duration<double>(Clock::now() - start).count(), rt, options);
+  return tally.failed.empty() ? 0 : 1;
 }
 
 }  // namespace segmentor

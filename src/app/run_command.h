@@ -13,10 +13,10 @@ namespace segmentor {
 struct RunOptions {
   std::vector<std::filesystem::path> inputs;
   std::filesystem::path out_dir = "out";
-  bool cutout = false;                       // also write RGBA cut-outs of the product
-  AssetKind kind = AssetKind::kProductImage; // which sub-folder the masks go to
-  std::string device;                        // overrides DEVICE when not empty
-  bool progress_bar = true;                  // a bar when stderr is a terminal
+  bool cutout = false;                        // also write RGBA cut-outs of the product
+  AssetKind kind = AssetKind::kProductImage;  // which sub-folder the masks go to
+  std::string device;                         // overrides DEVICE when not empty
+  bool progress_bar = true;                   // a bar when stderr is a terminal
 };
 
 // Returns the process exit code: 0 all images done, 1 some failed, 2 nothing could start

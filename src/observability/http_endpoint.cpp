@@ -56,7 +56,8 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(const Options& options
                                                           MetricsText metrics,
                                                           Readiness readiness) {
   mg_init_library(0);
-  std::unique_ptr<HttpEndpoint> endpoint(new HttpEndpoint(std::move(metrics), std::move(readiness)));
+  std::unique_ptr<HttpEndpoint> endpoint(
+      new HttpEndpoint(std::move(metrics), std::move(readiness)));
   const std::string ports = options.bind_address + ":" + std::to_string(options.port);
   const std::string threads = std::to_string(options.threads);
   const char* config[] = {"listening_ports", ports.c_str(), "num_threads", threads.c_str(),

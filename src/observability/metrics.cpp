@@ -53,8 +53,8 @@ Metrics::Metrics()
                           "Tasks waiting for the memory gate")),
       allocator_reserved_(gauge(*registry_, "gpu_allocator_reserved_bytes",
                                 "Bytes the caching allocator holds from the driver")),
-      allocator_allocated_(gauge(*registry_, "gpu_allocator_allocated_bytes",
-                                 "Bytes in live tensors")),
+      allocator_allocated_(
+          gauge(*registry_, "gpu_allocator_allocated_bytes", "Bytes in live tensors")),
       allocator_peak_reserved_(gauge(*registry_, "gpu_allocator_peak_reserved_bytes",
                                      "Peak reserved bytes since the last reset")),
       cache_releases_(counter(*registry_, "gpu_cache_releases_total",
@@ -77,8 +77,8 @@ Metrics::Metrics()
                            .Register(*registry_)) {}
 
 void Metrics::observe_task(std::string_view asset_type, std::string_view outcome, double secs) {
-  static const prometheus::Histogram::BucketBoundaries kBuckets{
-      0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0};
+  static const prometheus::Histogram::BucketBoundaries kBuckets{0.01, 0.025, 0.05, 0.1,  0.25, 0.5,
+                                                                1.0,  2.5,   5.0,  10.0, 30.0};
   const std::string type(asset_type);
   duration_family_.Add({{"asset_type", type}}, kBuckets).Observe(secs);
   tasks_family_.Add({{"asset_type", type}, {"outcome", std::string(outcome)}}).Increment();
@@ -100,8 +100,8 @@ void Metrics::add_delta(prometheus::Counter& c, const std::string& key, double t
 void Metrics::update_memory(const MemorySnapshot& device, const GateStats& gate,
                             const RecoveryStats& recovery, const CacheStats& cache) {
   gpu_memory_used_.Set(static_cast<double>(device.device_total_bytes - device.device_free_bytes));
-  gpu_memory_available_.Set(
-      static_cast<double>(std::max<std::int64_t>(0, device.budget_bytes() - device.reserved_bytes)));
+  gpu_memory_available_.Set(static_cast<double>(
+      std::max<std::int64_t>(0, device.budget_bytes() - device.reserved_bytes)));
   allocator_reserved_.Set(static_cast<double>(device.reserved_bytes));
   allocator_allocated_.Set(static_cast<double>(device.allocated_bytes));
   allocator_peak_reserved_.Set(static_cast<double>(device.peak_reserved_bytes));

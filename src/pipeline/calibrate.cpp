@@ -11,8 +11,8 @@ namespace {
 // A grey image with a bright block, so models do real work (an all-zero input can take short
 // cuts in some operators).
 RgbImage reference_image(int width, int height) {
-  RgbImage image{width, height, std::vector<std::uint8_t>(
-                                    static_cast<std::size_t>(width) * height * 3, 96)};
+  RgbImage image{width, height,
+                 std::vector<std::uint8_t>(static_cast<std::size_t>(width) * height * 3, 96)};
   for (int y = height / 4; y < height * 3 / 4; ++y) {
     for (int x = width / 4; x < width * 3 / 4; ++x) {
       const auto i = (static_cast<std::size_t>(y) * width + x) * 3;
@@ -26,8 +26,8 @@ RgbImage reference_image(int width, int height) {
 
 void record_resident(CalibrationTable& table, const std::string& name,
                      std::int64_t allocated_before_load, std::int64_t allocated_after_load) {
-  table.set_resident_bytes(name, std::max<std::int64_t>(0, allocated_after_load -
-                                                               allocated_before_load));
+  table.set_resident_bytes(name,
+                           std::max<std::int64_t>(0, allocated_after_load - allocated_before_load));
 }
 
 Status calibrate_segmenter(Segmenter& segmenter, DeviceMemory& device, CalibrationTable& table,
@@ -35,12 +35,16 @@ Status calibrate_segmenter(Segmenter& segmenter, DeviceMemory& device, Calibrati
   for (const ReferenceSize& size : reference_sizes()) {
     const RgbImage image = reference_image(size.width, size.height);
     auto warm = segmenter.segment(image);
-    if (!warm.ok()) return warm.status().with_context("calibration warm-up at " + std::to_string(size.width) + "x" + std::to_string(size.height));
+    if (!warm.ok())
+      return warm.status().with_context("calibration warm-up at " + std::to_string(size.width) +
+                                        "x" + std::to_string(size.height));
     device.release_cache();
     const std::int64_t before = device.snapshot().allocated_bytes;
     device.reset_peak();
     auto measured = segmenter.segment(image);
-    if (!measured.ok()) return measured.status().with_context("calibration at " + std::to_string(size.width) + "x" + std::to_string(size.height));
+    if (!measured.ok())
+      return measured.status().with_context("calibration at " + std::to_string(size.width) + "x" +
+                                            std::to_string(size.height));
     const std::int64_t peak = device.snapshot().peak_allocated_bytes;
     table.add_measurement(task_name, size.width, size.height,
                           std::max<std::int64_t>(0, peak - before));

@@ -105,8 +105,8 @@ TaskOutcome Engine::process(const EngineTask& task) {
 
   // Decode with no GPU memory held, so decoding overlaps other tasks' inference.
   auto t0 = Clock::now();
-  Result<RgbImage> decoded = task.image ? Result<RgbImage>(*task.image)
-                                        : decode_image_file(task.source, options_.decode);
+  Result<RgbImage> decoded =
+      task.image ? Result<RgbImage>(*task.image) : decode_image_file(task.source, options_.decode);
   outcome.decode_seconds = seconds_since(t0);
   if (!decoded.ok()) return finish(decoded.status());
   const RgbImage& image = *decoded;
@@ -134,14 +134,14 @@ TaskOutcome Engine::process(const EngineTask& task) {
     on_cpu = [&] { return segment_on(*cpu_fallback_, &fallback_mutex_, image); };
   }
   bool used_cpu = false;
-  auto masks = recovery_.run_for<AssetMasks>(
-      [&] { return segment_on(primary_, primary_mutex, image); },
-      on_cpu ? std::function<Result<AssetMasks>()>([&] {
-        used_cpu = true;
-        return on_cpu();
-      })
-             : std::function<Result<AssetMasks>()>(),
-      &outcome.recovery);
+  auto masks =
+      recovery_.run_for<AssetMasks>([&] { return segment_on(primary_, primary_mutex, image); },
+                                    on_cpu ? std::function<Result<AssetMasks>()>([&] {
+                                      used_cpu = true;
+                                      return on_cpu();
+                                    })
+                                           : std::function<Result<AssetMasks>()>(),
+                                    &outcome.recovery);
   if (cache_ != nullptr) cache_->on_task_finished();
   ticket->release();
   outcome.segment_seconds = seconds_since(t0);

@@ -47,8 +47,8 @@ struct TaskOutcome {
   Status status;
   MaskPaths paths;
   bool people_found = false;
-  std::string lane;            // where the masks were made
-  RecoveryReport recovery;     // what the out-of-memory ladder did, if anything
+  std::string lane;         // where the masks were made
+  RecoveryReport recovery;  // what the out-of-memory ladder did, if anything
   int width = 0;
   int height = 0;
   std::int64_t predicted_bytes = 0;

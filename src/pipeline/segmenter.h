@@ -9,9 +9,9 @@ namespace segmentor {
 
 struct AssetMasks {
   Mask foreground;
-  Mask people;              // all zero when nobody was found
+  Mask people;  // all zero when nobody was found
   bool people_found = false;
-  Mask product;             // foreground AND NOT people
+  Mask product;  // foreground AND NOT people
 };
 
 // Runs the foreground model, then the people model (if any), and combines them.

@@ -1,0 +1,45 @@
+// Everything a command needs to run tasks, built once from the configuration: the device's
+// memory view, the admission gate, the cache policy, the recovery ladder, the lanes with their
+// models, and the calibration table. `run`, `serve` and `bench` share it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "config/config.h"
+#include "memory/admission_gate.h"
+#include "memory/cache_policy.h"
+#include "memory/calibration.h"
+#include "memory/device_memory.h"
+#include "memory/oom_recovery.h"
+#include "pipeline/engine.h"
+
+namespace segmentor {
+
+struct RuntimeOptions {
+  std::string device;        // overrides config.device when not empty
+  bool calibrate = true;     // measure per-task bytes on a GPU lane at start-up
+  bool cpu_fallback = true;  // load the models on the CPU too, for tasks the GPU cannot take
+};
+
+// Owns everything; members are declared in dependency order so they are destroyed safely.
+struct Runtime {
+  std::unique_ptr<DeviceMemory> device;
+  std::unique_ptr<AdmissionGate> gate;
+  std::unique_ptr<CachePolicy> cache;
+  std::unique_ptr<OomRecovery> recovery;
+  CalibrationTable calibration;
+  std::unique_ptr<Lane> primary;
+  std::unique_ptr<Lane> cpu_lane;  // null on a CPU-only machine or when disabled
+  bool uses_test_models = false;
+
+  // "cuda:0 (fp16), models isnet-medium + mediapipe-selfie, CPU fallback on"
+  std::string describe() const;
+};
+
+// Errors name what failed (a model that is missing says how to fetch it).
+Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
+                                               const RuntimeOptions& options = {});
+
+}  // namespace segmentor
