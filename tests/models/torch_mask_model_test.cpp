@@ -261,6 +261,25 @@ TEST(PersonProbTest, GreenIsPersonAndInfoIsFilledIn) {
   expect_rect(*mask, green);
 }
 
+TEST(PersonProbTest, FreezingDoesNotChangeTheMask) {
+  ModelOptions plain;
+  plain.freeze = false;
+  auto unfrozen = load(kModels / "test-person-prob.pt", plain);
+  auto frozen = load(kModels / "test-person-prob.pt", ModelOptions{});
+  ASSERT_NE(unfrozen, nullptr);
+  ASSERT_NE(frozen, nullptr);
+  EXPECT_FALSE(unfrozen->info().frozen);
+  RecordProperty("frozen", frozen->info().frozen ? "yes" : "no");
+  RgbImage image = solid(50, 70);
+  paint(image, {5, 10, 30, 60}, 1, 255);
+  paint(image, {20, 30, 45, 65}, 1, 128);  // near the 0.5 boundary on purpose
+  auto a = unfrozen->segment(image);
+  auto b = frozen->segment(image);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->values, b->values);
+  EXPECT_TRUE(a->any());
+}
+
 // ---- test-yolo end to end ----
 
 TEST(YoloModelTest, KeepsOnlyTheBestPersonWithPaddingRemoved) {
