@@ -167,3 +167,19 @@ TEST(DocsSync, EnvExampleListsEveryVariableAtItsDefault) {
 
 }  // namespace
 }  // namespace segmentor
+
+namespace segmentor {
+namespace {
+
+// The README carries the configuration section word for word (STYLE.md: every option in one table
+// in the README), so it cannot drift from docs/configuration.md, which the tests above check.
+TEST(DocsSyncTest, ReadmeCarriesTheConfigurationSectionVerbatim) {
+  const std::string readme = read_text(kSourceDir / "README.md");
+  std::string section = read_text(kSourceDir / "docs/configuration.md");
+  while (!section.empty() && section.back() == '\n') section.pop_back();
+  EXPECT_NE(readme.find(section), std::string::npos)
+      << "README.md's Configuration section differs from docs/configuration.md: copy it over";
+}
+
+}  // namespace
+}  // namespace segmentor
