@@ -102,7 +102,12 @@ do_start() {
   if port_open "$AMQP_PORT"; then die "port $AMQP_PORT already in use"; fi
   # epmd on our own port, started explicitly so that its lifetime is ours to end.
   epmd -daemon -port "$EPMD_PORT" -address 127.0.0.1 >/dev/null 2>&1 || true
-  ( cd "$dir" && nohup "$RMQ_BIN/rabbitmq-server" </dev/null >"$dir/log/startup.out" 2>&1 & echo $! >"$dir/server.pid" )
+  # A simple command with '&' so that nothing but the server holds our stdout's other end: a
+  # caller reading the URL through a pipe would otherwise wait for the server to exit.
+  cd "$dir"
+  nohup "$RMQ_BIN/rabbitmq-server" </dev/null >"$dir/log/startup.out" 2>&1 &
+  echo $! >"$dir/server.pid"
+  cd - >/dev/null
   local deadline=$(( SECONDS + START_TIMEOUT_S ))
   until port_open "$AMQP_PORT"; do
     if ! kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then
@@ -121,8 +126,9 @@ do_start() {
 do_url() { load_env "$1"; echo "amqp://guest:guest@127.0.0.1:$AMQP_PORT/"; }
 
 node_pids() {
-  # The Erlang VM of this node only: match our unique node name.
-  pgrep -f -- "-sname $NODE_NAME@localhost|$NODE_NAME@localhost" || true
+  # The Erlang VM of this node only. The node name is passed through the environment, not argv;
+  # the VM's "-home DIR/home" argument is ours alone.
+  pgrep -f -- "-home $HOME -" || true
 }
 
 wait_port_closed() {

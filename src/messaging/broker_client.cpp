@@ -396,6 +396,7 @@ void BrokerClient::run_due_retries() {
     ScheduledRetry retry = std::move(io_->scheduled.begin()->second);
     io_->scheduled.erase(io_->scheduled.begin());
     const Delivery& delivery = retry.delivery;
+    if (delivery.connection_epoch != io_->epoch) continue;  // Note [Stale delivery tags]
     OutgoingMessage message;
     message.body = delivery.body;
     message.correlation_id = delivery.correlation_id;

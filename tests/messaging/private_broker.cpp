@@ -49,6 +49,13 @@ Status PrivateBroker::restart() {
   return Status::Ok();
 }
 
+Status PrivateBroker::crash_and_start() {
+  SEGMENTOR_RETURN_IF_ERROR(run(kScript + " kill " + dir_).status());
+  SEGMENTOR_ASSIGN_OR_RETURN(std::string url, run(kScript + " start " + dir_));
+  if (trim(url) != url_) return internal_error("start moved the broker to " + url);
+  return Status::Ok();
+}
+
 Result<std::string> PrivateBroker::ctl(const std::string& args) const {
   return run(kScript + " ctl " + dir_ + " " + args);
 }

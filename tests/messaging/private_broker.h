@@ -22,6 +22,8 @@ class PrivateBroker {
 
   const std::string& url() const { return url_; }
   Status restart();
+  // kill -9 (no connection.close to clients), then start again on the same port and data.
+  Status crash_and_start();
   // Runs rabbitmqctl with `args` against this node; returns its stdout.
   Result<std::string> ctl(const std::string& args) const;
 
