@@ -10,11 +10,11 @@ Models:
   test-bright          foreground = red channel > 0.5 (the model undoes the manifest's ImageNet
                        mean/std first), 64x64, nchw, stretch.
   test-bright-nhwc     the same function with an nhwc input and a [1,h,w,1] output.
-  test-bright-letterbox  the same function, letterboxed with pad value 255 (so the padding itself
-                       is "bright": if the padding were not cropped away, it would leak into the mask).
-  test-disc            ignores its input; returns (coarse, fine): coarse is all ones at 16x16, fine is
-                       a disc at 64x64 (centre 32,32, radius 20, pixel centres). -1 picks fine.
-  test-person-prob     person logits = 100 * (green - 0.5) through a 1x1 conv whose weights are stored
+  test-bright-letterbox  the same function, letterboxed with pad value 255 (the padding itself is
+                       "bright": if it were not cropped away, it would leak into the mask).
+  test-disc            ignores its input; returns (coarse, fine): coarse is all ones at 16x16,
+                       fine a disc at 64x64 (centre 32,32, radius 20, pixel centres); -1 = fine.
+  test-person-prob     person logits = 100 * (green - 0.5) from a 1x1 conv with weights stored
                        in float16 (the loader must cast them on CPU); output_activation sigmoid.
   test-yolo            64x64 letterbox, 3 classes, fixed predictions [1,39,5] and prototypes
                        [1,32,32,32]; see YOLO_BOXES below for the boxes and the expected result.

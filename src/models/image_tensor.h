@@ -38,7 +38,8 @@ at::Tensor make_input(const RgbImage& image, const ModelManifest& manifest,
 // Resamples maps [1,C,h,w] (float, any device) that cover the whole network input to the source
 // size, dropping the letterbox padding: source pixel x samples the map at input coordinate
 // pad_x + (x + 0.5) * resized_width / source_width (bilinear, edge-clamped), which is exactly
-// "crop the unpadded region, then resize with align_corners=false". Returns [1,C,source_h,source_w].
+// "crop the unpadded region, then resize with align_corners=false".
+// Returns [1,C,source_h,source_w].
 at::Tensor resample_to_source(const at::Tensor& maps, const LetterboxGeometry& geometry,
                                  int source_width, int source_height);
 

@@ -209,7 +209,8 @@ Result<ModelManifest> parse_manifest(std::string_view json_text, std::string_vie
       {{"none", OutputActivation::kNone}, {"sigmoid", OutputActivation::kSigmoid}},
       m.output_activation));
   SEGMENTOR_RETURN_IF_ERROR(r.read_number("mask_threshold", m.mask_threshold));
-  SEGMENTOR_RETURN_IF_ERROR(r.read_int("num_classes", m.kind == ModelKind::kYoloSeg, m.num_classes));
+  const bool is_yolo = m.kind == ModelKind::kYoloSeg;
+  SEGMENTOR_RETURN_IF_ERROR(r.read_int("num_classes", is_yolo, m.num_classes));
   SEGMENTOR_RETURN_IF_ERROR(r.read_int("person_class", false, m.person_class));
   SEGMENTOR_RETURN_IF_ERROR(r.read_number("conf_threshold", m.conf_threshold));
   SEGMENTOR_RETURN_IF_ERROR(r.read_number("iou_threshold", m.iou_threshold));

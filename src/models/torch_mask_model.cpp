@@ -257,7 +257,9 @@ Result<Mask> TorchMaskModel::probability_to_mask(const c10::IValue& output,
                         (map.dim() == 3 && map.size(0) == 1) || map.dim() == 2;
   if (!ok_shape) {
     std::string shape;
-    for (std::int64_t i = 0; i < map.dim(); ++i) shape += (i ? "," : "") + std::to_string(map.size(i));
+    for (std::int64_t i = 0; i < map.dim(); ++i) {
+      shape += (i ? "," : "") + std::to_string(map.size(i));
+    }
     return internal_error("model " + info_.name + ": probability output has shape [" + shape +
                           "], expected [1,1,h,w]" +
                           (manifest_.layout == InputLayout::kNhwc ? " or [1,h,w,1]" : ""));

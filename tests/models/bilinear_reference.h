@@ -49,8 +49,9 @@ inline Grid bilinear_resize(const Grid& in, int out_w, int out_h) {
     for (int x = 0; x < out_w; ++x) {
       const Tap& a = ty[static_cast<std::size_t>(y)];
       const Tap& b = tx[static_cast<std::size_t>(x)];
-      cell(out, x, y) = (1 - a.w) * ((1 - b.w) * cell(in, b.lo, a.lo) + b.w * cell(in, b.hi, a.lo)) +
-                        a.w * ((1 - b.w) * cell(in, b.lo, a.hi) + b.w * cell(in, b.hi, a.hi));
+      const double top = (1 - b.w) * cell(in, b.lo, a.lo) + b.w * cell(in, b.hi, a.lo);
+      const double bottom = (1 - b.w) * cell(in, b.lo, a.hi) + b.w * cell(in, b.hi, a.hi);
+      cell(out, x, y) = (1 - a.w) * top + a.w * bottom;
     }
   }
   return out;
@@ -118,8 +119,8 @@ inline int count_mismatches(const Mask& mask, const std::vector<Expect>& expect)
 
 // The expected YOLO-seg mask of one instance whose map (map_w x map_h, covering the whole network
 // input) is `value` on the cells [c0,c1) x [r0,r1) and 0 elsewhere: crop the map to the unpadded
-// region (pad and resized size in input pixels; must fall on whole map cells), resize to the source,
-// keep >= threshold.
+// region (pad and resized size in input pixels; must fall on whole map cells), resize to the
+// source, keep >= threshold.
 struct LetterboxedMap {
   int map_w, map_h;      // prototype grid
   int input_w, input_h;  // network input
