@@ -3,9 +3,11 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -13,6 +15,7 @@
 #include "app/input_files.h"
 #include "app/progress.h"
 #include "app/runtime.h"
+#include "app/subcommand.h"
 #include "pipeline/engine.h"
 
 namespace segmentor {
@@ -128,6 +131,46 @@ int run_images(const RunOptions& options, const Config& config) {
   std::sort(tally.failed.begin(), tally.failed.end());
   print_summary(tally, std::chrono::duration<double>(Clock::now() - start).count(), rt, options);
   return tally.failed.empty() ? 0 : 1;
+}
+
+Subcommand add_run_command(CLI::App& app) {
+  struct Flags {
+    RunOptions run;
+    std::string kind = "product";
+    bool no_progress = false;
+    std::string foreground_model;
+    std::string people_model;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* cli = app.add_subcommand(
+      "run", "Segment image files and folders (recursively) and write the three masks per image");
+  cli->add_option("paths", flags->run.inputs, "Image files or folders (.jpg .jpeg .png .webp)")
+      ->required();
+  cli->add_option("-o,--out", flags->run.out_dir,
+                  "Output folder: masks go to OUT/masks_{foreground,people,product}/"
+                  "{product_images|video_frames}/<name>.png")
+      ->capture_default_str();
+  cli->add_flag("--cutout", flags->run.cutout,
+                "Also write OUT/cutouts/<name>.png: the image with alpha = product mask");
+  cli->add_option("--kind", flags->kind,
+                  "product (masks under product_images) or frame (video_frames)")
+      ->check(CLI::IsMember({"product", "frame"}))
+      ->capture_default_str();
+  cli->add_option("--device", flags->run.device, "auto, cpu, cuda or cuda:N (default: DEVICE)");
+  cli->add_option(
+      "--foreground-model", flags->foreground_model,
+      "Model name in MODEL_CACHE or path to a .pt (default: FOREGROUND_SEG_MODEL_NAME)");
+  cli->add_option("--people-model", flags->people_model,
+                  "Model name, path, or 'none' (default: PEOPLE_SEG_MODEL_NAME)");
+  cli->add_flag("--no-progress", flags->no_progress, "Plain log lines even on a terminal");
+  return {cli, [flags](Config& config) {
+            RunOptions run = flags->run;
+            run.kind = flags->kind == "frame" ? AssetKind::kVideoFrame : AssetKind::kProductImage;
+            run.progress_bar = !flags->no_progress;
+            if (!flags->foreground_model.empty()) config.foreground_model = flags->foreground_model;
+            if (!flags->people_model.empty()) config.people_model = flags->people_model;
+            return run_images(run, config);
+          }};
 }
 
 }  // namespace segmentor
