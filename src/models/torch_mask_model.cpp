@@ -1,12 +1,18 @@
 #include "models/torch_mask_model.h"
 
 #include <new>
+#include <optional>
 #include <utility>
 #include <vector>
 
 #include "models/image_tensor.h"
 #include "models/oom_classify.h"
 #include "models/yolo_seg_decode.h"
+
+#ifdef SEGMENTOR_WITH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 namespace segmentor {
 
@@ -165,6 +171,7 @@ TorchMaskModel::TorchMaskModel(torch::jit::Module module, ModelManifest manifest
 
 bool TorchMaskModel::should_inject_oom() {
   if (inject_oom_rate_ <= 0.0) return false;
+  std::lock_guard lock(random_mutex_);
   return std::bernoulli_distribution(std::min(1.0, inject_oom_rate_))(random_);
 }
 
@@ -177,6 +184,16 @@ Result<Mask> TorchMaskModel::segment(const RgbImage& image) {
   const std::string where = "model " + info_.name + " on " + info_.device;
   try {
     c10::InferenceMode guard;
+#ifdef SEGMENTOR_WITH_CUDA
+    // Note [One stream per call]: the engine runs several admitted tasks on one GPU at once.
+    // On the default stream their kernels would serialise; a pooled stream per call lets them
+    // overlap. The final copy of the mask to the host synchronises this stream only. The caching
+    // allocator tracks blocks per stream, so memory freed here is reused by this stream first.
+    std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
+    if (device_.is_cuda()) {
+      stream_guard.emplace(c10::cuda::getStreamFromPool(false, device_.index()));
+    }
+#endif
     if (should_inject_oom()) {
       // Shaped like the caching allocator's own error, so the real classification runs.
       TORCH_CHECK_WITH(OutOfMemoryError, false,

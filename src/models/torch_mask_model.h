@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 
@@ -17,8 +18,10 @@
 namespace segmentor {
 
 // Owns one TorchScript module on one device, with the manifest that says how to feed it.
-// Thread-compatible: segment() mutates nothing shared, but LibTorch modules are not meant to run
-// one forward on several threads at once, so one caller at a time (the lane owns the instance).
+// Thread-safe: segment() only reads the module (the TorchScript interpreter keeps per-call state
+// and locks its own graph-executor caches), and the fault-injection generator has its own mutex.
+// On CUDA each call runs on a stream from LibTorch's pool, so concurrent tasks on one GPU overlap
+// instead of queueing on the default stream; see Note [One stream per call].
 class TorchMaskModel final : public MaskModel {
  public:
   // `device` is already resolved ("cpu", "cuda:0"). Errors as load_mask_model's.
@@ -51,6 +54,7 @@ class TorchMaskModel final : public MaskModel {
   c10::Device device_;
   at::ScalarType dtype_;  // of the network input: kHalf on CUDA with fp16, else kFloat
   double inject_oom_rate_;
+  std::mutex random_mutex_;  // guards random_
   std::mt19937_64 random_;
 };
 
