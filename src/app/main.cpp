@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   const std::vector<segmentor::Subcommand> commands = {
       segmentor::add_run_command(app),
       segmentor::add_config_command(app),
+      segmentor::add_serve_command(app),
   };
 
   CLI11_PARSE(app, argc, argv);

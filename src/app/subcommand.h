@@ -22,5 +22,6 @@ struct Subcommand {
 // One function per subcommand, each in its own <name>_command.cpp.
 Subcommand add_run_command(CLI::App& app);
 Subcommand add_config_command(CLI::App& app);
+Subcommand add_serve_command(CLI::App& app);
 
 }  // namespace segmentor
