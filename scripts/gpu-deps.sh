@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Run HERE (a Debian machine with apt), not on the GPU machine: downloads the Debian packages the
 # GPU machine lacks and extracts them under .gpu-deps/ (git-ignored), which the device tool
-# carries. scripts/gpu-check.sh points CMake and the loader at it.
+# carries. scripts/gpu-check.sh points CMake and the loader at it. libjpeg is not carried: the
+# GPU machine has its own libjpeg-turbo headers, and mixing its headers with our library fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=.gpu-deps
 pkgs=(
   nlohmann-json3-dev libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 libcli11-dev
-  libjpeg62-turbo-dev libjpeg62-turbo libpng-dev libpng16-16 libwebp-dev libwebp7 libwebpdemux2
+  libpng-dev libpng16-16 libwebp-dev libwebp7 libwebpdemux2
   libwebpmux3 libexif-dev libexif12
   libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian
-  librabbitmq-dev librabbitmq4 libpqxx-dev libpqxx-6.4 libpq-dev libpq5
+  librabbitmq-dev librabbitmq4 libpqxx-dev libpqxx-6.4 libpq-dev libpq5 libldap-2.5-0
   prometheus-cpp-dev libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 libcivetweb-dev
   zlib1g-dev
 )

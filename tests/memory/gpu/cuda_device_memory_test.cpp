@@ -21,7 +21,9 @@ class CudaDeviceMemoryTest : public ::testing::Test {
     device_ = std::move(created).value();
   }
   void TearDown() override {
-    if (device_) EXPECT_TRUE(device_->set_process_limit(0).ok());
+    if (device_) {
+      EXPECT_TRUE(device_->set_process_limit(0).ok());
+    }
   }
   std::unique_ptr<CudaDeviceMemory> device_;
 };
