@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
       segmentor::add_run_command(app),
       segmentor::add_config_command(app),
       segmentor::add_serve_command(app),
+      segmentor::add_bench_command(app),
+      segmentor::add_plan_command(app),
   };
 
   CLI11_PARSE(app, argc, argv);

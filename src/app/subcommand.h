@@ -23,5 +23,7 @@ struct Subcommand {
 Subcommand add_run_command(CLI::App& app);
 Subcommand add_config_command(CLI::App& app);
 Subcommand add_serve_command(CLI::App& app);
+Subcommand add_bench_command(CLI::App& app);
+Subcommand add_plan_command(CLI::App& app);
 
 }  // namespace segmentor

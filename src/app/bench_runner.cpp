@@ -1,0 +1,459 @@
+#include "app/bench_runner.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <set>
+#include <stop_token>
+#include <thread>
+#include <utility>
+
+#include "app/input_files.h"
+#include "imaging/decode.h"
+#include "memory/admission_gate.h"
+#include "memory/cache_policy.h"
+#include "memory/calibration.h"
+#include "memory/oom_recovery.h"
+#include "models/model_loader.h"
+#include "pipeline/engine.h"
+
+namespace segmentor {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kHdWidth = 1280;
+constexpr int kHdHeight = 720;
+constexpr int kFhdWidth = 1920;
+constexpr int kFhdHeight = 1080;
+constexpr std::size_t kMaxDistinctErrors = 5;
+
+// The legacy mode's view of the device: the Python service never released the cache mid-run, so
+// the ladder's first rung does nothing here. Everything else is forwarded. Does not own `inner`.
+class NoReleaseDevice : public DeviceMemory {
+ public:
+  explicit NoReleaseDevice(DeviceMemory& inner) : inner_(inner) {}
+  MemorySnapshot snapshot() override { return inner_.snapshot(); }
+  void reset_peak() override { inner_.reset_peak(); }
+  std::chrono::nanoseconds release_cache() override { return std::chrono::nanoseconds(0); }
+  Status set_process_limit(std::int64_t bytes) override { return inner_.set_process_limit(bytes); }
+
+ private:
+  DeviceMemory& inner_;
+};
+
+RgbImage make_frame(int width, int height, std::mt19937& random) {
+  RgbImage image{width, height, {}};
+  image.pixels.resize(image.pixel_count() * 3);
+  std::uniform_int_distribution<int> noise(-12, 12);
+  std::uniform_int_distribution<int> colour(0, 255);
+  const int base[3] = {colour(random), colour(random), colour(random)};
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      auto* p = &image.pixels[(static_cast<std::size_t>(y) * width + x) * 3];
+      for (int c = 0; c < 3; ++c) {
+        const int gradient = (c == 0 ? x * 255 / width : c == 1 ? y * 255 / height : 128);
+        p[c] = static_cast<std::uint8_t>(std::clamp((base[c] + gradient) / 2 + noise(random), 0, 255));
+      }
+    }
+  }
+  // A few solid "objects": rectangles and discs in random colours.
+  std::uniform_int_distribution<int> px(0, width - 1);
+  std::uniform_int_distribution<int> py(0, height - 1);
+  std::uniform_int_distribution<int> size(height / 10, height / 3);
+  for (int object = 0; object < 5; ++object) {
+    const int cx = px(random), cy = py(random), r = size(random);
+    const std::uint8_t rgb[3] = {static_cast<std::uint8_t>(colour(random)),
+                                 static_cast<std::uint8_t>(colour(random)),
+                                 static_cast<std::uint8_t>(colour(random))};
+    const bool disc = object % 2 == 0;
+    for (int y = std::max(0, cy - r); y < std::min(height, cy + r); ++y) {
+      for (int x = std::max(0, cx - r); x < std::min(width, cx + r); ++x) {
+        if (disc && (x - cx) * (x - cx) + (y - cy) * (y - cy) > r * r) continue;
+        auto* p = &image.pixels[(static_cast<std::size_t>(y) * width + x) * 3];
+        p[0] = rgb[0];
+        p[1] = rgb[1];
+        p[2] = rgb[2];
+      }
+    }
+  }
+  return image;
+}
+
+RgbImage resize_nearest(const RgbImage& source, int width, int height) {
+  RgbImage out{width, height, {}};
+  out.pixels.resize(out.pixel_count() * 3);
+  for (int y = 0; y < height; ++y) {
+    const int sy = static_cast<int>(static_cast<std::int64_t>(y) * source.height / height);
+    for (int x = 0; x < width; ++x) {
+      const int sx = static_cast<int>(static_cast<std::int64_t>(x) * source.width / width);
+      const auto* s = &source.pixels[(static_cast<std::size_t>(sy) * source.width + sx) * 3];
+      auto* d = &out.pixels[(static_cast<std::size_t>(y) * width + x) * 3];
+      d[0] = s[0];
+      d[1] = s[1];
+      d[2] = s[2];
+    }
+  }
+  return out;
+}
+
+// Whether the k-th frame is FHD: spreads round(k × fraction) FHD frames evenly over the sequence.
+bool is_fhd(int k, double fraction) {
+  return static_cast<int>((k + 1) * fraction) > static_cast<int>(k * fraction);
+}
+
+}  // namespace
+
+std::string GateSpec::name() const {
+  switch (mode) {
+    case GateMode::kAdaptive: return "adaptive";
+    case GateMode::kFixed: return "fixed:" + std::to_string(concurrency);
+    case GateMode::kLegacy: return "legacy";
+  }
+  return "unknown";
+}
+
+Result<GateSpec> GateSpec::parse(std::string_view text) {
+  if (text == "adaptive") return GateSpec{GateMode::kAdaptive, 0};
+  if (text == "legacy") return GateSpec{GateMode::kLegacy, 0};
+  if (text.rfind("fixed:", 0) == 0) {
+    const std::string number(text.substr(6));
+    int n = 0;
+    std::size_t used = 0;
+    try {
+      n = std::stoi(number, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == number.size() && !number.empty() && n >= 1) return GateSpec{GateMode::kFixed, n};
+  }
+  return invalid_argument("gate '" + std::string(text) +
+                          "': expected adaptive, legacy or fixed:N with N >= 1");
+}
+
+BenchFrames generate_frames(int per_size, unsigned seed) {
+  BenchFrames frames;
+  std::mt19937 random(seed);
+  for (int i = 0; i < std::max(1, per_size); ++i) {
+    frames.hd.push_back(make_frame(kHdWidth, kHdHeight, random));
+    frames.fhd.push_back(make_frame(kFhdWidth, kFhdHeight, random));
+  }
+  return frames;
+}
+
+Result<BenchFrames> load_frames(const std::filesystem::path& dir, int per_size, bool decode) {
+  SEGMENTOR_ASSIGN_OR_RETURN(auto inputs, collect_input_files({dir}));
+  BenchFrames frames;
+  frames.source = dir.string();
+  for (const auto& input : inputs) {
+    const bool hd_full = static_cast<int>(frames.hd.size() + frames.hd_files.size()) >= per_size;
+    const bool fhd_full =
+        static_cast<int>(frames.fhd.size() + frames.fhd_files.size()) >= per_size;
+    if (hd_full && fhd_full) break;
+    SEGMENTOR_ASSIGN_OR_RETURN(RgbImage image, decode_image_file(input.path, DecodeOptions{}));
+    if (decode) {
+      const SizeClass size_class = size_class_of(image.width, image.height);
+      if (size_class == SizeClass::kHd && !hd_full) frames.hd_files.push_back(input.path);
+      if (size_class == SizeClass::kFhd && !fhd_full) frames.fhd_files.push_back(input.path);
+      continue;
+    }
+    if (!hd_full) frames.hd.push_back(resize_nearest(image, kHdWidth, kHdHeight));
+    if (!fhd_full) frames.fhd.push_back(resize_nearest(image, kFhdWidth, kFhdHeight));
+  }
+  if (frames.hd.empty() && frames.hd_files.empty() && frames.fhd.empty() &&
+      frames.fhd_files.empty()) {
+    return not_found("bench: no usable images in " + dir.string() +
+                     (decode ? " (with --decode, files must be HD or FHD sized)" : ""));
+  }
+  return frames;
+}
+
+Status reload_primary_with_injected_oom(Runtime& runtime, const Config& config, double rate) {
+  if (!(rate >= 0.0 && rate <= 1.0)) return invalid_argument("bench: OOM rate must be in [0, 1]");
+  ModelOptions options;
+  options.device = runtime.primary->name;
+  options.use_fp16 = config.use_fp16;
+  options.cpu_threads = config.cpu_threads;
+  options.inject_oom_rate = rate;
+  auto lane = std::make_unique<Lane>();
+  lane->name = runtime.primary->name;
+  lane->serialize = runtime.primary->serialize;
+  SEGMENTOR_ASSIGN_OR_RETURN(auto fg_path,
+                             resolve_model(config.foreground_model, config.model_cache));
+  SEGMENTOR_ASSIGN_OR_RETURN(lane->foreground, load_mask_model(fg_path, options));
+  if (config.people_model != "none") {
+    SEGMENTOR_ASSIGN_OR_RETURN(auto people_path,
+                               resolve_model(config.people_model, config.model_cache));
+    SEGMENTOR_ASSIGN_OR_RETURN(lane->people, load_mask_model(people_path, options));
+  }
+  runtime.primary = std::move(lane);
+  runtime.device->release_cache();
+  return Status::Ok();
+}
+
+std::string detect_card_name(const std::string& device) {
+  if (device == "cpu") return "cpu";
+  std::error_code ec;
+  const std::filesystem::path gpus = "/proc/driver/nvidia/gpus";
+  if (std::filesystem::is_directory(gpus, ec)) {
+    std::set<std::filesystem::path> entries;
+    for (const auto& entry : std::filesystem::directory_iterator(gpus, ec)) {
+      entries.insert(entry.path());
+    }
+    const auto colon = device.find(':');
+    const std::size_t index = colon == std::string::npos ? 0 : std::stoul(device.substr(colon + 1));
+    if (index < entries.size()) {
+      std::ifstream in(*std::next(entries.begin(), static_cast<std::ptrdiff_t>(index)) /
+                       "information");
+      std::string line;
+      while (std::getline(in, line)) {
+        if (line.rfind("Model:", 0) == 0) {
+          const auto start = line.find_first_not_of(" \t", 6);
+          if (start != std::string::npos) return line.substr(start);
+        }
+      }
+    }
+  }
+  return device;
+}
+
+Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const BenchFrames& frames,
+                                 const BenchRunOptions& options) {
+  if (options.jobs < 1 || options.frames_per_job < 1 || options.in_flight_per_job < 1) {
+    return invalid_argument("bench: jobs, frames per job and frames in flight must be >= 1");
+  }
+  if (!(options.fhd_fraction >= 0.0 && options.fhd_fraction <= 1.0)) {
+    return invalid_argument("bench: the FHD fraction must be in [0, 1]");
+  }
+  const bool use_files = frames.decode_included();
+  const std::size_t hd_count = use_files ? frames.hd_files.size() : frames.hd.size();
+  const std::size_t fhd_count = use_files ? frames.fhd_files.size() : frames.fhd.size();
+  if ((hd_count == 0 && options.fhd_fraction < 1.0) || (fhd_count == 0 && options.fhd_fraction > 0.0)) {
+    return invalid_argument("bench: no frames of a size the FHD fraction asks for");
+  }
+  DeviceMemory& device = *runtime.device;
+
+  // The cap for this run, and a clean allocator so runs do not inherit each other's cache.
+  const std::int64_t cap_bytes =
+      options.cap_gib > 0
+          ? static_cast<std::int64_t>(options.cap_gib * 1024.0 * 1024.0 * 1024.0)
+          : config.gpu_memory_limit_mb * 1024 * 1024;
+  SEGMENTOR_RETURN_IF_ERROR(device.set_process_limit(cap_bytes));
+  device.release_cache();
+  device.reset_peak();
+
+  // Gate, ladder and cache policy for this mode (Note [Bench gate modes]).
+  const int all_in_flight = options.jobs * options.in_flight_per_job;
+  AdmissionGateOptions gate_options;
+  gate_options.memory_threshold = config.gpu_memory_threshold;
+  RecoveryOptions recovery_options;
+  recovery_options.retry_on_oom = config.retry_on_oom;
+  recovery_options.max_oom_retries = config.max_oom_retries;
+  if (options.backoff) recovery_options.backoff = *options.backoff;
+  const CalibrationTable* calibration = &runtime.calibration;
+  Lane* cpu_fallback = runtime.cpu_lane.get();
+  NoReleaseDevice no_release(device);
+  DeviceMemory* recovery_device = &device;
+  bool use_cache_policy = true;
+  switch (options.gate.mode) {
+    case GateMode::kAdaptive:
+      gate_options.min_concurrent = config.min_concurrent_images;
+      gate_options.max_concurrent = config.max_concurrent_images;
+      break;
+    case GateMode::kFixed:
+      gate_options.min_concurrent = gate_options.max_concurrent = options.gate.concurrency;
+      calibration = nullptr;
+      break;
+    case GateMode::kLegacy:
+      gate_options.min_concurrent = gate_options.max_concurrent = all_in_flight;
+      calibration = nullptr;
+      cpu_fallback = nullptr;
+      recovery_options.retry_on_oom = false;
+      recovery_device = &no_release;
+      use_cache_policy = false;
+      break;
+  }
+  SEGMENTOR_ASSIGN_OR_RETURN(auto gate, AdmissionGate::create(gate_options, &device));
+  gate->register_resident("models", runtime.calibration.resident_bytes());
+  std::unique_ptr<CachePolicy> cache;
+  if (use_cache_policy) {
+    CachePolicyOptions cache_options;
+    cache_options.cleanup_every_n = config.gpu_cleanup_every_n;
+    SEGMENTOR_ASSIGN_OR_RETURN(cache, CachePolicy::create(cache_options, &device));
+  }
+  SEGMENTOR_ASSIGN_OR_RETURN(auto recovery, OomRecovery::create(recovery_options, recovery_device,
+                                                                gate.get(), cache.get()));
+
+  BenchRunReport report;
+  report.card = options.card;
+  report.date = utc_now_iso8601();
+  report.device = runtime.primary->name;
+  report.cap_gib = static_cast<double>(cap_bytes) / (1024.0 * 1024.0 * 1024.0);
+  report.gate = options.gate.name();
+  report.gate_max_concurrent = gate_options.max_concurrent;
+  report.jobs = options.jobs;
+  report.frames_per_job = options.frames_per_job;
+  report.in_flight_per_job = options.in_flight_per_job;
+  report.frames = options.jobs * options.frames_per_job;
+  report.images = frames.source;
+  report.decode_included = use_files;
+  report.injected_oom_rate = config.inject_oom_rate;
+  report.models.push_back(runtime.primary->foreground->info().name);
+  if (runtime.primary->people) report.models.push_back(runtime.primary->people->info().name);
+  report.test_models = runtime.uses_test_models;
+
+  // The sampler: device and gate every sample_interval, until stopped.
+  const auto start = Clock::now();
+  std::mutex sample_mutex;
+  std::condition_variable_any sample_wake;
+  std::vector<MemorySample> samples;
+  auto take_sample = [&] {
+    const MemorySnapshot snap = device.snapshot();
+    const GateStats stats = gate->stats();
+    MemorySample s;
+    s.t_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    s.reserved_bytes = snap.reserved_bytes;
+    s.allocated_bytes = snap.allocated_bytes;
+    s.gate_limit_bytes = stats.limit_bytes;
+    s.in_flight = stats.in_flight;
+    s.waiting = stats.waiting;
+    std::lock_guard lock(sample_mutex);
+    samples.push_back(s);
+  };
+  std::jthread sampler([&](std::stop_token stop) {
+    while (!stop.stop_requested()) {
+      take_sample();
+      std::unique_lock lock(sample_mutex);
+      sample_wake.wait_for(lock, stop, options.sample_interval, [] { return false; });
+    }
+  });
+
+  // The jobs: each keeps in_flight_per_job frames submitted; a finished frame submits the next.
+  struct Tally {
+    std::mutex mutex;
+    std::condition_variable all_done;
+    int finished = 0;
+    std::vector<int> next_frame;  // per job
+    std::vector<Clock::time_point> submitted;
+    std::vector<double> latencies;
+    double wait_seconds = 0, segment_seconds = 0;
+    std::set<std::string> errors;
+    Clock::time_point last_finish;
+  } tally;
+  tally.next_frame.assign(static_cast<std::size_t>(options.jobs), 0);
+  tally.submitted.resize(static_cast<std::size_t>(report.frames));
+  std::vector<std::size_t> next_of_size(2, 0);
+
+  EngineOptions engine_options;
+  engine_options.layout = MaskLayout{std::filesystem::temp_directory_path() / "segmentor-bench",
+                                     config.foreground_mask_rel_path, config.people_mask_rel_path,
+                                     config.product_mask_rel_path};
+  engine_options.write_masks = false;
+  engine_options.max_concurrent = gate_options.max_concurrent;
+  engine_options.worker_threads = gate_options.max_concurrent + 2;
+  engine_options.decode = DecodeOptions{config.max_image_pixels};
+  {
+    Engine engine(engine_options, *runtime.primary, cpu_fallback, *gate, *recovery, calibration,
+                  cache.get());
+    // Builds frame `f` of `job`; requires tally.mutex (it picks the next image of its size).
+    auto make_task = [&](int job, int f) {
+      const int index = f * options.jobs + job;  // interleaved across jobs
+      const bool fhd = is_fhd(index, options.fhd_fraction);
+      std::size_t& next = next_of_size[fhd ? 1 : 0];
+      EngineTask task;
+      task.kind = AssetKind::kVideoFrame;
+      task.id = "job" + std::to_string(job) + "_frame" + std::to_string(f);
+      if (use_files) {
+        const auto& files = fhd ? frames.fhd_files : frames.hd_files;
+        task.source = files[next++ % files.size()];
+      } else {
+        const auto& images = fhd ? frames.fhd : frames.hd;
+        task.source = fhd ? "generated-fhd" : "generated-hd";
+        task.image = images[next++ % images.size()];
+      }
+      (fhd ? report.fhd_frames : report.hd_frames)++;
+      tally.submitted[static_cast<std::size_t>(job * options.frames_per_job + f)] = Clock::now();
+      return task;
+    };
+    std::function<void(const EngineTask&, const TaskOutcome&)> on_done;
+    auto submit_next = [&](int job) {  // requires tally.mutex
+      const int f = tally.next_frame[static_cast<std::size_t>(job)];
+      if (f >= options.frames_per_job) return;
+      ++tally.next_frame[static_cast<std::size_t>(job)];
+      engine.submit(make_task(job, f), on_done);
+    };
+    on_done = [&](const EngineTask& task, const TaskOutcome& outcome) {
+      const auto now = Clock::now();
+      const auto underscore = task.id.find('_');
+      const int job = std::stoi(task.id.substr(3, underscore - 3));
+      const int f = std::stoi(task.id.substr(underscore + 6));
+      std::lock_guard lock(tally.mutex);
+      if (outcome.status.ok()) {
+        ++report.frames_done;
+        ++report.frames_by_lane[outcome.lane];
+        tally.latencies.push_back(std::chrono::duration<double>(
+            now - tally.submitted[static_cast<std::size_t>(job * options.frames_per_job + f)])
+                                      .count());
+        tally.wait_seconds += outcome.wait_seconds;
+        tally.segment_seconds += outcome.segment_seconds;
+      } else {
+        ++report.frames_lost;
+        if (outcome.status.code() == ErrorCode::kOutOfMemory) ++report.failed_by_oom;
+        if (tally.errors.size() < kMaxDistinctErrors) {
+          tally.errors.insert(std::string(to_string(outcome.status.code())) + ": " +
+                              outcome.status.message().substr(0, 300));
+        }
+      }
+      ++tally.finished;
+      tally.last_finish = now;
+      submit_next(job);
+      if (tally.finished == report.frames) tally.all_done.notify_all();
+    };
+    {
+      std::lock_guard lock(tally.mutex);
+      for (int w = 0; w < options.in_flight_per_job; ++w) {
+        for (int job = 0; job < options.jobs; ++job) submit_next(job);
+      }
+    }
+    std::unique_lock lock(tally.mutex);
+    tally.all_done.wait(lock, [&] { return tally.finished == report.frames; });
+  }
+  sampler.request_stop();
+  sampler.join();
+  take_sample();
+
+  report.wall_seconds = std::chrono::duration<double>(tally.last_finish - start).count();
+  report.throughput_fps =
+      report.wall_seconds > 0 ? report.frames_done / report.wall_seconds : 0;
+  fill_latency(report, tally.latencies);
+  if (report.frames_done > 0) {
+    report.mean_gate_wait_ms = 1000.0 * tally.wait_seconds / report.frames_done;
+    report.mean_segment_ms = 1000.0 * tally.segment_seconds / report.frames_done;
+  }
+  report.first_errors.assign(tally.errors.begin(), tally.errors.end());
+  const RecoveryStats recovery_stats = recovery->stats();
+  report.oom_events = recovery_stats.oom_events;
+  report.retries = recovery_stats.retries;
+  report.cpu_fallbacks = recovery_stats.cpu_fallbacks;
+  const GateStats gate_stats = gate->stats();
+  report.peak_in_flight = gate_stats.peak_in_flight;
+  report.gate_shrinks = gate_stats.shrinks_total;
+  const MemorySnapshot snap = device.snapshot();
+  report.peak_reserved_bytes = snap.peak_reserved_bytes;
+  report.peak_allocated_bytes = snap.peak_allocated_bytes;
+  for (const MemorySample& s : samples) {
+    report.peak_reserved_bytes = std::max(report.peak_reserved_bytes, s.reserved_bytes);
+    report.peak_allocated_bytes = std::max(report.peak_allocated_bytes, s.allocated_bytes);
+    if (s.gate_limit_bytes > 0 &&
+        (report.min_gate_limit_bytes == 0 || s.gate_limit_bytes < report.min_gate_limit_bytes)) {
+      report.min_gate_limit_bytes = s.gate_limit_bytes;
+    }
+  }
+  report.samples = std::move(samples);
+  return report;
+}
+
+}  // namespace segmentor

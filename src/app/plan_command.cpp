@@ -1,0 +1,118 @@
+// `segmentor plan`: calibrate on the card in hand, then print the safe concurrency and expected
+// throughput for cards of 8, 16, 24 and 32 GiB (plan_capacity.h; docs/capacity.md).
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "app/bench_report.h"
+#include "app/bench_runner.h"
+#include "app/plan_capacity.h"
+#include "app/runtime.h"
+#include "app/subcommand.h"
+
+namespace segmentor {
+
+namespace {
+
+struct PlanFlags {
+  std::vector<int> cards = {8, 16, 24, 32};
+  bool json = false;
+  bool markdown = false;
+  bool no_measure = false;
+  int frames_per_point = 48;
+  int max_measured_concurrency = 8;
+  std::string device;
+  std::string foreground_model;
+  std::string people_model;
+};
+
+int run_plan_command(const PlanFlags& flags, Config config) {
+  if (!flags.foreground_model.empty()) config.foreground_model = flags.foreground_model;
+  if (!flags.people_model.empty()) config.people_model = flags.people_model;
+  config.inject_oom_rate = 0;
+  RuntimeOptions runtime_options;
+  runtime_options.device = flags.device;
+  runtime_options.cpu_fallback = false;  // the plan measures the card, not the fallback
+  auto runtime = build_runtime(config, runtime_options);
+  if (!runtime.ok()) {
+    std::fprintf(stderr, "segmentor plan: %s\n", runtime.status().to_string().c_str());
+    return kExitUsage;
+  }
+  Runtime& rt = **runtime;
+
+  const BenchFrames frames = generate_frames(2);
+  Config probe_config = config;
+  probe_config.gpu_memory_limit_mb = 0;  // compute is measured on the whole card
+  ThroughputProbe probe;
+  if (!flags.no_measure) {
+    probe = [&](int concurrency, bool fhd) -> Result<double> {
+      BenchRunOptions options;
+      options.gate = GateSpec{GateMode::kFixed, concurrency};
+      options.jobs = concurrency;
+      options.in_flight_per_job = 2;
+      options.frames_per_job = std::max(2, flags.frames_per_point / concurrency);
+      options.fhd_fraction = fhd ? 1.0 : 0.0;
+      SEGMENTOR_ASSIGN_OR_RETURN(BenchRunReport run, run_bench(rt, probe_config, frames, options));
+      if (run.frames_lost > 0) {
+        return internal_error("plan: " + std::to_string(run.frames_lost) + " of " +
+                              std::to_string(run.frames) + " frames failed at concurrency " +
+                              std::to_string(concurrency) +
+                              (run.first_errors.empty() ? "" : ": " + run.first_errors.front()));
+      }
+      return run.throughput_fps;
+    };
+    // One untimed pass first: lazy initialisation and autotuning are not throughput.
+    if (auto warm = probe(1, true); !warm.ok()) {
+      std::fprintf(stderr, "segmentor plan: %s\n", warm.status().to_string().c_str());
+      return kExitSomeFailed;
+    }
+  }
+
+  PlanOptions options;
+  options.cards_gib = flags.cards;
+  options.threshold = config.gpu_memory_threshold;
+  options.max_measured_concurrency = flags.max_measured_concurrency;
+  auto plan = plan_capacity(rt.calibration, options, probe);
+  if (!plan.ok()) {
+    std::fprintf(stderr, "segmentor plan: %s\n", plan.status().to_string().c_str());
+    return kExitSomeFailed;
+  }
+  plan->device = rt.primary->name;
+  plan->card = detect_card_name(rt.primary->name);
+  plan->date = utc_now_iso8601();
+  plan->models.push_back(rt.primary->foreground->info().name);
+  if (rt.primary->people) plan->models.push_back(rt.primary->people->info().name);
+  const std::string text = flags.json       ? plan_to_json(*plan)
+                           : flags.markdown ? plan_to_markdown(*plan)
+                                            : plan_to_text(*plan);
+  std::fputs(text.c_str(), stdout);
+  return kExitOk;
+}
+
+}  // namespace
+
+Subcommand add_plan_command(CLI::App& app) {
+  auto flags = std::make_shared<PlanFlags>();
+  CLI::App* cli = app.add_subcommand(
+      "plan", "Calibrate on this card, then print the safe concurrency and expected throughput "
+              "for 8, 16, 24 and 32 GiB cards");
+  cli->add_option("--cards", flags->cards, "Card sizes in GiB, comma-separated")->delimiter(',');
+  cli->add_flag("--json", flags->json, "Print JSON");
+  cli->add_flag("--markdown", flags->markdown, "Print the markdown table docs/capacity.md carries");
+  cli->add_flag("--no-measure", flags->no_measure, "Skip the throughput runs (memory only)");
+  cli->add_option("--frames-per-point", flags->frames_per_point,
+                  "Frames per measured concurrency and size")
+      ->capture_default_str();
+  cli->add_option("--max-measured-concurrency", flags->max_measured_concurrency,
+                  "Throughput is measured at no more than this concurrency")
+      ->capture_default_str();
+  cli->add_option("--device", flags->device, "auto, cpu, cuda or cuda:N (default: DEVICE)");
+  cli->add_option("--foreground-model", flags->foreground_model,
+                  "Model name in MODEL_CACHE or path to a .pt (default: FOREGROUND_SEG_MODEL_NAME)");
+  cli->add_option("--people-model", flags->people_model,
+                  "Model name, path, or 'none' (default: PEOPLE_SEG_MODEL_NAME)");
+  return {cli, [flags](Config& config) { return run_plan_command(*flags, config); }};
+}
+
+}  // namespace segmentor
