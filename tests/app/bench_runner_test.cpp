@@ -1,0 +1,132 @@
+// The load generator on the CPU with the test models: counts add up, the legacy mode loses frames
+// an OOM hits, and the recovery ladder saves them in the adaptive mode.
+#include <gtest/gtest.h>
+
+#include "app/bench_runner.h"
+#include "app/runtime.h"
+#include "models/model_loader.h"
+
+namespace segmentor {
+namespace {
+
+Config test_config() {
+  Config config;
+  config.device = "cpu";
+  config.foreground_model = std::string(SEGMENTOR_TEST_MODELS_DIR) + "/test-bright.pt";
+  config.people_model = std::string(SEGMENTOR_TEST_MODELS_DIR) + "/test-yolo.pt";
+  config.cpu_threads = 2;
+  return config;
+}
+
+class BenchRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto runtime = build_runtime(config_);
+    ASSERT_TRUE(runtime.ok()) << runtime.status().to_string();
+    runtime_ = std::move(*runtime);
+  }
+
+  BenchRunOptions small_run(GateSpec gate) const {
+    BenchRunOptions options;
+    options.gate = gate;
+    options.jobs = 2;
+    options.frames_per_job = 3;
+    options.in_flight_per_job = 2;
+    options.fhd_fraction = 0.5;
+    options.sample_interval = std::chrono::milliseconds(5);
+    options.card = "cpu";
+    options.backoff = std::vector<std::chrono::nanoseconds>{};  // no waiting between retries
+    return options;
+  }
+
+  Config config_ = test_config();
+  std::unique_ptr<Runtime> runtime_;
+  BenchFrames frames_ = generate_frames(1);
+};
+
+TEST_F(BenchRunnerTest, FramesAreDoneOrLostAndTheReportIsConsistent) {
+  auto report = run_bench(*runtime_, config_, frames_, small_run({GateMode::kAdaptive, 0}));
+  ASSERT_TRUE(report.ok()) << report.status().to_string();
+  EXPECT_EQ(report->frames, 6);
+  EXPECT_EQ(report->frames_done + report->frames_lost, report->frames);
+  EXPECT_EQ(report->frames_done, 6) << (report->first_errors.empty() ? "" : report->first_errors[0]);
+  EXPECT_EQ(report->hd_frames + report->fhd_frames, report->frames);
+  EXPECT_EQ(report->fhd_frames, 3);
+  EXPECT_EQ(report->gate, "adaptive");
+  EXPECT_EQ(report->frames_by_lane.at("cpu"), 6);
+  EXPECT_GT(report->throughput_fps, 0);
+  EXPECT_LE(report->p50_ms, report->p95_ms);
+  EXPECT_LE(report->p95_ms, report->p99_ms);
+  EXPECT_FALSE(report->samples.empty());
+  EXPECT_GE(report->samples.back().t_seconds, report->samples.front().t_seconds);
+  EXPECT_EQ(report->models, (std::vector<std::string>{"test-bright", "test-yolo"}));
+  EXPECT_TRUE(report->test_models);
+  EXPECT_EQ(report->oom_events, 0U);
+}
+
+TEST_F(BenchRunnerTest, FixedGateAdmitsByCountUpToN) {
+  auto report = run_bench(*runtime_, config_, frames_, small_run({GateMode::kFixed, 1}));
+  ASSERT_TRUE(report.ok()) << report.status().to_string();
+  EXPECT_EQ(report->frames_done, 6);
+  EXPECT_EQ(report->gate_max_concurrent, 1);
+  EXPECT_EQ(report->peak_in_flight, 1);
+}
+
+TEST_F(BenchRunnerTest, LegacyModeLosesEveryFrameAnOomHits) {
+  config_.inject_oom_rate = 1.0;
+  ASSERT_TRUE(reload_primary_with_injected_oom(*runtime_, config_, 1.0).ok());
+  auto report = run_bench(*runtime_, config_, frames_, small_run({GateMode::kLegacy, 0}));
+  ASSERT_TRUE(report.ok()) << report.status().to_string();
+  EXPECT_EQ(report->frames_done, 0);
+  EXPECT_EQ(report->frames_lost, 6);
+  EXPECT_EQ(report->failed_by_oom, 6);
+  EXPECT_EQ(report->oom_events, 6U);
+  EXPECT_EQ(report->retries, 0U);
+  EXPECT_EQ(report->cpu_fallbacks, 0U);
+  EXPECT_EQ(report->gate_max_concurrent, 4);  // every submitted frame runs: 2 jobs × 2
+  EXPECT_DOUBLE_EQ(report->injected_oom_rate, 1.0);
+  ASSERT_FALSE(report->first_errors.empty());
+  EXPECT_NE(report->first_errors[0].find("out of memory"), std::string::npos);
+}
+
+TEST_F(BenchRunnerTest, AdaptiveModeRetriesThenFallsBackAndLosesNothing) {
+  // A clean CPU lane as the fallback, and a primary that always runs out of memory.
+  Lane fallback;
+  fallback.name = "cpu-fallback";
+  fallback.serialize = true;
+  ModelOptions options;
+  options.device = "cpu";
+  auto fg = load_mask_model(config_.foreground_model, options);
+  auto people = load_mask_model(config_.people_model, options);
+  ASSERT_TRUE(fg.ok() && people.ok());
+  auto lane = std::make_unique<Lane>();
+  lane->name = "cpu-fallback";
+  lane->serialize = true;
+  lane->foreground = std::move(*fg);
+  lane->people = std::move(*people);
+  runtime_->cpu_lane = std::move(lane);
+  config_.inject_oom_rate = 1.0;
+  ASSERT_TRUE(reload_primary_with_injected_oom(*runtime_, config_, 1.0).ok());
+
+  auto report = run_bench(*runtime_, config_, frames_, small_run({GateMode::kAdaptive, 0}));
+  ASSERT_TRUE(report.ok()) << report.status().to_string();
+  EXPECT_EQ(report->frames_lost, 0);
+  EXPECT_EQ(report->failed_by_oom, 0);
+  EXPECT_EQ(report->frames_done, 6);
+  EXPECT_EQ(report->cpu_fallbacks, 6U);
+  EXPECT_EQ(report->retries, 6U * static_cast<unsigned>(config_.max_oom_retries));
+  EXPECT_EQ(report->oom_events, 6U * (1U + static_cast<unsigned>(config_.max_oom_retries)));
+  EXPECT_EQ(report->frames_by_lane.at("cpu-fallback"), 6);
+}
+
+TEST_F(BenchRunnerTest, RejectsBadLoads) {
+  BenchRunOptions options = small_run({GateMode::kAdaptive, 0});
+  options.jobs = 0;
+  EXPECT_FALSE(run_bench(*runtime_, config_, frames_, options).ok());
+  options = small_run({GateMode::kAdaptive, 0});
+  options.fhd_fraction = 1.5;
+  EXPECT_FALSE(run_bench(*runtime_, config_, frames_, options).ok());
+}
+
+}  // namespace
+}  // namespace segmentor
