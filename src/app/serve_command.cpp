@@ -91,8 +91,8 @@ Result<std::unique_ptr<PostgresDatabase>> connect_database(const Config& config,
                                                            const ServeState& state) {
   PostgresOptions options;
   options.dsn = config.effective_postgres_dsn();
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::seconds(flags.database_start_timeout_seconds);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(flags.database_start_timeout_seconds);
   while (true) {
     auto db = PostgresDatabase::Create(options);
     if (db.ok() || db.status().code() != ErrorCode::kUnavailable || state.stop.load() ||
@@ -128,8 +128,7 @@ int serve(Config& config, const ServeFlags& flags) {
         http_options,
         [&metrics, &state] {
           if (Runtime* rt = state.runtime.load()) {
-            metrics.update_memory(rt->device->snapshot(), rt->gate->stats(),
-                                  rt->recovery->stats(),
+            metrics.update_memory(rt->device->snapshot(), rt->gate->stats(), rt->recovery->stats(),
                                   rt->cache ? rt->cache->stats() : CacheStats{});
           }
           return metrics.serialize();

@@ -32,7 +32,8 @@ Result<InputGuard> InputGuard::Create(const std::vector<std::filesystem::path>& 
   if (roots.empty()) return invalid_argument("no input roots configured");
   std::vector<std::filesystem::path> resolved;
   for (const auto& root : roots) {
-    if (!root.is_absolute()) return invalid_argument("input root is not absolute: " + root.string());
+    if (!root.is_absolute())
+      return invalid_argument("input root is not absolute: " + root.string());
     SEGMENTOR_ASSIGN_OR_RETURN(std::filesystem::path canonical, canonical_form(root));
     resolved.push_back(std::move(canonical));
   }

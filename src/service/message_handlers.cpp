@@ -41,9 +41,8 @@ void Worker::malformed(const Message& message, const Status& why) {
 
 bool Worker::record(const Message& message, const JobKey& key,
                     const std::vector<AssetRecord>& assets) {
-  auto update = with_database("record progress", [&] {
-    return services_.tracker->record_assets(key, assets);
-  });
+  auto update = with_database("record progress",
+                              [&] { return services_.tracker->record_assets(key, assets); });
   if (!update.ok()) {
     if (update.status().code() != ErrorCode::kUnavailable) {
       spdlog::error("recording progress of {}: {}", to_string(key), update.status().to_string());
@@ -71,8 +70,8 @@ void Worker::reject_assets(const std::shared_ptr<Message>& message, const JobKey
 
 void Worker::start_product_image(std::shared_ptr<Message> message) {
   auto body = parse_body(message->delivery);
-  message->correlation_id = messaging::resolve_correlation_id(
-      message->delivery.correlation_id, body.ok() ? &*body : nullptr);
+  message->correlation_id = messaging::resolve_correlation_id(message->delivery.correlation_id,
+                                                              body.ok() ? &*body : nullptr);
   Result<messaging::ProductImageReady> event =
       body.ok() ? messaging::parse_product_image_ready(*body)
                 : Result<messaging::ProductImageReady>(body.status());
@@ -100,7 +99,8 @@ void Worker::start_product_image(std::shared_ptr<Message> message) {
       services_.metrics->observe_task("image", outcome.status.ok() ? "done" : "failed",
                                       outcome.total_seconds);
     }
-    if (message->remaining.fetch_sub(1) == 1) post([this, message] { finish_product_image(message); });
+    if (message->remaining.fetch_sub(1) == 1)
+      post([this, message] { finish_product_image(message); });
   });
 }
 
@@ -130,9 +130,9 @@ void Worker::finish_product_image(const std::shared_ptr<Message>& message) {
     spdlog::warn("no product_images row with img_id {}: mask saved, event sent anyway",
                  event.image_id);
   }
-  if (Status sent = publish(messaging::build_product_image_masked(event.job_id, event.image_id,
-                                                                  mask_path),
-                            message->correlation_id);
+  if (Status sent =
+          publish(messaging::build_product_image_masked(event.job_id, event.image_id, mask_path),
+                  message->correlation_id);
       !sent.ok()) {
     (void)retry_later(*message, sent, kTransientError);
     return;
@@ -145,8 +145,8 @@ void Worker::finish_product_image(const std::shared_ptr<Message>& message) {
 
 void Worker::start_video(std::shared_ptr<Message> message) {
   auto body = parse_body(message->delivery);
-  message->correlation_id = messaging::resolve_correlation_id(
-      message->delivery.correlation_id, body.ok() ? &*body : nullptr);
+  message->correlation_id = messaging::resolve_correlation_id(message->delivery.correlation_id,
+                                                              body.ok() ? &*body : nullptr);
   Result<messaging::VideoKeyframesReady> event =
       body.ok() ? messaging::parse_video_keyframes_ready(*body)
                 : Result<messaging::VideoKeyframesReady>(body.status());
@@ -234,7 +234,8 @@ void Worker::finish_video(const std::shared_ptr<Message>& message) {
   }
   if (masked.empty()) {
     // Nothing to announce: the whole message failed.
-    const Status why = first_failure.with_context("video " + event.video_id + ": every frame failed");
+    const Status why =
+        first_failure.with_context("video " + event.video_id + ": every frame failed");
     const bool gone = all_transient ? retry_later(*message, why, kTransientError)
                                     : dead_letter(*message, why, kProcessingError);
     if (gone) (void)record(*message, key, records);
@@ -242,12 +243,11 @@ void Worker::finish_video(const std::shared_ptr<Message>& message) {
   }
   if (!first_failure.ok()) {
     spdlog::warn("video {}: {} of {} frames failed; first: {}", event.video_id,
-                 event.frames.size() - masked.size(), event.frames.size(),
-                 first_failure.message());
+                 event.frames.size() - masked.size(), event.frames.size(), first_failure.message());
   }
-  if (Status sent = publish(
-          messaging::build_video_keyframes_masked(event.job_id, event.video_id, masked),
-          message->correlation_id);
+  if (Status sent =
+          publish(messaging::build_video_keyframes_masked(event.job_id, event.video_id, masked),
+                  message->correlation_id);
       !sent.ok()) {
     (void)retry_later(*message, sent, kTransientError);
     return;
@@ -260,8 +260,8 @@ void Worker::finish_video(const std::shared_ptr<Message>& message) {
 
 void Worker::handle_batch(const std::shared_ptr<Message>& message) {
   auto body = parse_body(message->delivery);
-  message->correlation_id = messaging::resolve_correlation_id(
-      message->delivery.correlation_id, body.ok() ? &*body : nullptr);
+  message->correlation_id = messaging::resolve_correlation_id(message->delivery.correlation_id,
+                                                              body.ok() ? &*body : nullptr);
   if (!body.ok()) return malformed(*message, body.status());
   const bool images = message->delivery.topic == messaging::kProductImagesReadyBatch;
   JobKey key;
@@ -280,9 +280,8 @@ void Worker::handle_batch(const std::shared_ptr<Message>& message) {
     event_id = event->event_id;
     total = event->total_keyframes;
   }
-  auto update = with_database("record .batch", [&] {
-    return services_.tracker->record_batch(key, event_id, total);
-  });
+  auto update = with_database(
+      "record .batch", [&] { return services_.tracker->record_batch(key, event_id, total); });
   if (!update.ok()) {
     if (update.status().code() == ErrorCode::kUnavailable) return;  // shutting down
     (void)retry_later(*message, update.status(), kDatabaseError);
@@ -296,8 +295,8 @@ void Worker::handle_batch(const std::shared_ptr<Message>& message) {
       spdlog::info("{}: duplicate .batch {} ignored", to_string(key), event_id);
       break;
     case BatchDisposition::kConflicting:
-      spdlog::warn("{}: .batch {} conflicts with the one applied before; ignored",
-                   to_string(key), event_id);
+      spdlog::warn("{}: .batch {} conflicts with the one applied before; ignored", to_string(key),
+                   event_id);
       break;
   }
   if (update->completion) publish_completions({*update->completion}, message->correlation_id);

@@ -22,8 +22,8 @@ messaging::AssetKind event_kind(AssetType type) {
 
 Result<std::unique_ptr<Worker>> Worker::Create(const WorkerOptions& options,
                                                const WorkerServices& services, InputGuard guard) {
-  if (services.broker == nullptr || services.mask_paths == nullptr ||
-      services.tracker == nullptr || services.engine == nullptr) {
+  if (services.broker == nullptr || services.mask_paths == nullptr || services.tracker == nullptr ||
+      services.engine == nullptr) {
     return invalid_argument("Worker needs a broker, a mask path store, a tracker and an engine");
   }
   if (options.max_tasks_in_engine < 1) {
@@ -153,16 +153,16 @@ void Worker::pump_tasks() {
   }
   if (services_.metrics != nullptr) services_.metrics->set_concurrent_tasks(running);
   for (auto& [task, done] : ready) {
-    services_.engine->submit(std::move(task), [this, done = std::move(done)](
-                                                  const EngineTask& t, const TaskOutcome& o) {
-      done(t, o);
-      {
-        std::lock_guard lock(state_mutex_);
-        --tasks_in_engine_;
-      }
-      state_changed_.notify_all();
-      pump_tasks();
-    });
+    services_.engine->submit(
+        std::move(task), [this, done = std::move(done)](const EngineTask& t, const TaskOutcome& o) {
+          done(t, o);
+          {
+            std::lock_guard lock(state_mutex_);
+            --tasks_in_engine_;
+          }
+          state_changed_.notify_all();
+          pump_tasks();
+        });
   }
 }
 
@@ -213,7 +213,8 @@ void Worker::note_database(const Status& status, std::string_view what) {
 }
 
 void Worker::count(const Message& message, std::string_view outcome) {
-  if (services_.metrics != nullptr) services_.metrics->count_message(message.delivery.topic, outcome);
+  if (services_.metrics != nullptr)
+    services_.metrics->count_message(message.delivery.topic, outcome);
 }
 
 void Worker::ack(const Message& message) {

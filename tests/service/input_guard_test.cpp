@@ -40,9 +40,9 @@ TEST_F(InputGuardTest, AcceptsAMissingFileInsideARootSoDecodeReportsIt) {
 }
 
 TEST_F(InputGuardTest, RejectsPathsOutsideTheRoots) {
-  for (const fs::path& path : {dir_ / "outside" / "secret.jpg", dir_ / "in-evil" / "b.jpg",
-                               dir_ / "in" / ".." / "outside" / "secret.jpg",
-                               fs::path("/etc/passwd")}) {
+  for (const fs::path& path :
+       {dir_ / "outside" / "secret.jpg", dir_ / "in-evil" / "b.jpg",
+        dir_ / "in" / ".." / "outside" / "secret.jpg", fs::path("/etc/passwd")}) {
     auto resolved = guard_->resolve(path.string());
     ASSERT_FALSE(resolved.ok()) << path;
     EXPECT_EQ(resolved.status().code(), ErrorCode::kInvalidArgument);

@@ -8,9 +8,8 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "../storage/postgres_environment.h"
 #include "../storage/test_database.h"
@@ -43,20 +42,22 @@ class ServeTest : public ::testing::Test {
   fs::path data() const { return dir_ / "data"; }
 
   std::map<std::string, std::string> worker_env() const {
-    return {{"BUS_BROKER", shared_broker()->url()},
-            {"POSTGRES_DSN", TestPostgres::instance().dsn()},
-            {"DATA_ROOT_CONTAINER", data().string()},
-            {"INPUT_ROOTS", inputs().string()},
-            {"MODEL_CACHE", SEGMENTOR_TEST_MODELS_DIR},
-            {"FOREGROUND_SEG_MODEL_NAME", "test-bright"},
-            {"PEOPLE_SEG_MODEL_NAME", "test-person-prob"},
-            {"DEVICE", "cpu"},
-            {"CPU_THREADS", "1"},
-            {"MAX_CONCURRENT_BATCHES", "4"},
-            {"METRICS_PORT", std::to_string(metrics_port_)},
-            {"SHUTDOWN_GRACE_SECONDS", "20"},
-            {"LOG_FORMAT", "text"},
-            {"LOG_LEVEL", "INFO"}};
+    std::map<std::string, std::string> env = extra_env_;
+    env.insert({{"BUS_BROKER", shared_broker()->url()},
+                {"POSTGRES_DSN", TestPostgres::instance().dsn()},
+                {"DATA_ROOT_CONTAINER", data().string()},
+                {"INPUT_ROOTS", inputs().string()},
+                {"MODEL_CACHE", SEGMENTOR_TEST_MODELS_DIR},
+                {"FOREGROUND_SEG_MODEL_NAME", "test-bright"},
+                {"PEOPLE_SEG_MODEL_NAME", "test-person-prob"},
+                {"DEVICE", "cpu"},
+                {"CPU_THREADS", "1"},
+                {"MAX_CONCURRENT_BATCHES", "4"},
+                {"METRICS_PORT", std::to_string(metrics_port_)},
+                {"SHUTDOWN_GRACE_SECONDS", "20"},
+                {"LOG_FORMAT", "text"},
+                {"LOG_LEVEL", "INFO"}});
+    return env;
   }
 
   // Starts a worker process (a second call starts another one, e.g. after a SIGTERM).
@@ -69,20 +70,20 @@ class ServeTest : public ::testing::Test {
   // A JPEG in the input folder: red rectangle (the test model's foreground) on black.
   std::string image(const std::string& name) {
     const fs::path path = inputs() / (name + ".jpg");
-    EXPECT_TRUE(fixtures::write_jpeg(path, fixtures::red_rectangle_on_black(64, 48, 16, 8, 40, 32))
-                    .ok());
+    EXPECT_TRUE(
+        fixtures::write_jpeg(path, fixtures::red_rectangle_on_black(64, 48, 16, 8, 40, 32)).ok());
     return path.string();
   }
 
   static void seed_image_row(const std::string& img_id, const std::string& path) {
     sql("INSERT INTO product_images (img_id, product_id, local_path) VALUES (" +
-        sql_literal(img_id) + ", 'p', " + sql_literal(path) + ")");
+        sql_literal(img_id) + ", 'p', " + sql_literal(path) + ") ON CONFLICT DO NOTHING");
   }
   static void seed_frame_row(const std::string& frame_id, const std::string& video_id, double ts,
                              const std::string& path) {
     sql("INSERT INTO video_frames (frame_id, video_id, ts, local_path) VALUES (" +
         sql_literal(frame_id) + ", " + sql_literal(video_id) + ", " + std::to_string(ts) + ", " +
-        sql_literal(path) + ")");
+        sql_literal(path) + ") ON CONFLICT DO NOTHING");
   }
   static std::optional<std::string> image_mask_row(const std::string& img_id) {
     return sql("SELECT masked_local_path FROM product_images WHERE img_id = " +
@@ -137,13 +138,13 @@ class ServeTest : public ::testing::Test {
                     .ok());
   }
   void publish_video_batch(const std::string& job_id, std::int64_t total) {
-    ASSERT_TRUE(upstream_
-                    ->publish(messaging::kVideoKeyframesReadyBatch,
-                              {{"job_id", job_id},
-                               {"event_id", job_id + "-vbatch"},
-                               {"total_keyframes", total},
-                               {"videos", nlohmann::json::array()}})
-                    .ok());
+    ASSERT_TRUE(
+        upstream_
+            ->publish(messaging::kVideoKeyframesReadyBatch, {{"job_id", job_id},
+                                                             {"event_id", job_id + "-vbatch"},
+                                                             {"total_keyframes", total},
+                                                             {"videos", nlohmann::json::array()}})
+            .ok());
   }
 
   // Waits until `topic` has at least `count` events for `job_id`.
@@ -175,6 +176,7 @@ class ServeTest : public ::testing::Test {
 
   fixtures::TempDir dir_{"segmentor-serve"};
   int metrics_port_ = 0;
+  std::map<std::string, std::string> extra_env_;  // wins over the defaults above
   std::unique_ptr<EventCollector> events_;
   std::unique_ptr<UpstreamPublisher> upstream_;
   std::unique_ptr<WorkerProcess> worker_;

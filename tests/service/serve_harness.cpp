@@ -55,8 +55,7 @@ PrivateBroker* shared_broker() { return broker_slot().get(); }
 
 // --- WorkerProcess ---------------------------------------------------------------------------
 
-WorkerProcess::WorkerProcess(std::map<std::string, std::string> env,
-                             std::filesystem::path log_file)
+WorkerProcess::WorkerProcess(std::map<std::string, std::string> env, std::filesystem::path log_file)
     : env_(std::move(env)), log_file_(std::move(log_file)) {}
 
 WorkerProcess::~WorkerProcess() {
@@ -88,9 +87,9 @@ bool WorkerProcess::start(std::chrono::seconds timeout) {
   std::string poll_value = "500";
   std::string republish = "--republish-after-seconds";
   std::string republish_value = "2";
-  std::vector<char*> argv = {binary.data(), env_file_flag.data(), env_file.data(),
-                             serve.data(),  poll.data(),          poll_value.data(),
-                             republish.data(), republish_value.data(), nullptr};
+  std::vector<char*> argv = {
+      binary.data(),     env_file_flag.data(), env_file.data(),        serve.data(), poll.data(),
+      poll_value.data(), republish.data(),     republish_value.data(), nullptr};
   pid_ = fork();
   if (pid_ == 0) {
     const int fd = open(log_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -175,8 +174,7 @@ bool EventCollector::wait_until(const std::function<bool(const std::vector<Emitt
   }
 }
 
-std::vector<Emitted> EventCollector::of(const std::string& topic,
-                                        const std::string& job_id) const {
+std::vector<Emitted> EventCollector::of(const std::string& topic, const std::string& job_id) const {
   std::vector<Emitted> out;
   for (const Emitted& e : events_) {
     if (e.topic == topic && e.body.is_object() && e.body.value("job_id", "") == job_id) {

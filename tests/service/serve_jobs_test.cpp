@@ -37,7 +37,8 @@ TEST_F(ServeTest, ProductJobImagesThenBatch) {
     EXPECT_EQ(image_mask_row(id), path);
     expect_product_mask(path);
     EXPECT_TRUE(fs::exists(data() / "masks_foreground" / "product_images" / (id + ".png")));
-    EXPECT_TRUE(fs::exists(data() / "masks_people" / "product_images" / (id + ".png")));
+    // No green (the test people model's "person") in the image: no people mask is written.
+    EXPECT_FALSE(fs::exists(data() / "masks_people" / "product_images" / (id + ".png")));
   }
   const auto completed = events_->of(t(kImageSegmentationCompleted), job);
   const auto batch = events_->of(t(kProductImagesMaskedBatch), job);
