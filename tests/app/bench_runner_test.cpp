@@ -1,8 +1,9 @@
 // The load generator on the CPU with the test models: counts add up, the legacy mode loses frames
 // an OOM hits, and the recovery ladder saves them in the adaptive mode.
+#include "app/bench_runner.h"
+
 #include <gtest/gtest.h>
 
-#include "app/bench_runner.h"
 #include "app/runtime.h"
 #include "models/model_loader.h"
 
@@ -49,7 +50,8 @@ TEST_F(BenchRunnerTest, FramesAreDoneOrLostAndTheReportIsConsistent) {
   ASSERT_TRUE(report.ok()) << report.status().to_string();
   EXPECT_EQ(report->frames, 6);
   EXPECT_EQ(report->frames_done + report->frames_lost, report->frames);
-  EXPECT_EQ(report->frames_done, 6) << (report->first_errors.empty() ? "" : report->first_errors[0]);
+  EXPECT_EQ(report->frames_done, 6)
+      << (report->first_errors.empty() ? "" : report->first_errors[0]);
   EXPECT_EQ(report->hd_frames + report->fhd_frames, report->frames);
   EXPECT_EQ(report->fhd_frames, 3);
   EXPECT_EQ(report->gate, "adaptive");

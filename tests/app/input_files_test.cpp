@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/temp_dir.h"
+
 namespace segmentor {
 namespace {
 
@@ -16,10 +18,10 @@ class InputFilesTest : public ::testing::Test {
     root_ = fs::temp_directory_path() /
             ("input_files_test_" +
              std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
+    fixtures::remove_tree(root_);
     fs::create_directories(root_);
   }
-  void TearDown() override { fs::remove_all(root_); }
+  void TearDown() override { fixtures::remove_tree(root_); }
   void touch(const fs::path& rel) {
     fs::create_directories((root_ / rel).parent_path());
     std::ofstream(root_ / rel) << "x";

@@ -1,11 +1,11 @@
 // Capacity planning: the arithmetic on a hand-made calibration, and `segmentor plan` on the CPU.
+#include "app/plan_capacity.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
-
-#include "app/plan_capacity.h"
 
 namespace segmentor {
 namespace {
@@ -74,8 +74,9 @@ TEST(PlanCommand, PrintsJsonForEveryCardOnTheCpu) {
   const std::string models = SEGMENTOR_TEST_MODELS_DIR;
   const std::string command = std::string("DEVICE=cpu CPU_THREADS=2 ") + SEGMENTOR_BINARY +
                               " --env-file /nonexistent plan --json --frames-per-point 2"
-                              " --foreground-model " + models + "/test-bright.pt --people-model " +
-                              models + "/test-yolo.pt 2>/dev/null";
+                              " --foreground-model " +
+                              models + "/test-bright.pt --people-model " + models +
+                              "/test-yolo.pt 2>/dev/null";
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string out;

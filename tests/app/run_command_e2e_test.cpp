@@ -9,9 +9,10 @@
 #include <filesystem>
 #include <string>
 
-#include "support/image_fixtures.h"
 #include "imaging/mask_ops.h"
 #include "imaging/png_encode.h"
+#include "support/image_fixtures.h"
+#include "support/temp_dir.h"
 
 namespace segmentor {
 namespace {
@@ -24,10 +25,10 @@ struct Outcome {
 };
 
 Outcome run_segmentor(const std::string& args, const std::string& people_model) {
-  const std::string command = std::string("env MODEL_CACHE=") + SEGMENTOR_TEST_MODELS_DIR +
-                              " FOREGROUND_SEG_MODEL_NAME=test-bright PEOPLE_SEG_MODEL_NAME=" +
-                              people_model + " DEVICE=cpu " + SEGMENTOR_BINARY + " run " + args +
-                              " 2>&1";
+  const std::string command =
+      std::string("env MODEL_CACHE=") + SEGMENTOR_TEST_MODELS_DIR +
+      " FOREGROUND_SEG_MODEL_NAME=test-bright PEOPLE_SEG_MODEL_NAME=" + people_model +
+      " DEVICE=cpu " + SEGMENTOR_BINARY + " run " + args + " 2>&1";
   Outcome outcome;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return outcome;
@@ -44,12 +45,12 @@ class RunCommandE2eTest : public ::testing::Test {
     root_ = fs::temp_directory_path() /
             ("segmentor_run_e2e_" +
              std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
+    fixtures::remove_tree(root_);
     in_ = root_ / "in";
     out_ = root_ / "out";
     fs::create_directories(in_);
   }
-  void TearDown() override { fs::remove_all(root_); }
+  void TearDown() override { fixtures::remove_tree(root_); }
 
   Mask product_mask(const std::string& id) {
     auto mask = read_mask_png(out_ / "masks_product" / "product_images" / (id + ".png"));
@@ -87,8 +88,8 @@ TEST_F(RunCommandE2eTest, GoodFilesGetCorrectMasksAndTheBadOneIsNamed) {
   ASSERT_TRUE(fixtures::write_jpeg(in_ / "rotated.jpg", stored, 95, 6).ok());
   ASSERT_TRUE(fixtures::write_truncated_copy(in_ / "plain.jpg", in_ / "broken.jpg", 300).ok());
 
-  const Outcome run = run_segmentor(in_.string() + " --out " + out_.string() + " --no-progress",
-                                    "none");
+  const Outcome run =
+      run_segmentor(in_.string() + " --out " + out_.string() + " --no-progress", "none");
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_NE(run.output.find("done 4, failed 1"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("broken.jpg"), std::string::npos) << run.output;
@@ -113,9 +114,9 @@ TEST_F(RunCommandE2eTest, PeopleAreCutOutOfTheProduct) {
   fixtures::fill_rect(image, 64, 16, 112, 112, 255, 255, 0);
   ASSERT_TRUE(fixtures::write_png(in_ / "holding.png", image).ok());
 
-  const Outcome run = run_segmentor((in_ / "holding.png").string() + " --out " + out_.string() +
-                                        " --no-progress --cutout",
-                                    "test-person-prob");
+  const Outcome run = run_segmentor(
+      (in_ / "holding.png").string() + " --out " + out_.string() + " --no-progress --cutout",
+      "test-person-prob");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   expect_rectangle(product_mask("holding"), kW, kH, 16, 16, 64, 112, "product");
   auto people = read_mask_png(out_ / "masks_people" / "product_images" / "holding.png");
@@ -126,17 +127,16 @@ TEST_F(RunCommandE2eTest, PeopleAreCutOutOfTheProduct) {
 
 TEST_F(RunCommandE2eTest, MissingModelIsAStartupErrorThatSaysHowToFetchIt) {
   ASSERT_TRUE(fixtures::write_png(in_ / "a.png", fixtures::solid_image(8, 8, 0, 0, 0)).ok());
-  const Outcome run = run_segmentor(in_.string() + " --out " + out_.string() +
-                                        " --foreground-model no-such-model",
-                                    "none");
+  const Outcome run = run_segmentor(
+      in_.string() + " --out " + out_.string() + " --foreground-model no-such-model", "none");
   EXPECT_EQ(run.exit_code, 2) << run.output;
   EXPECT_NE(run.output.find("no-such-model"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("fetch-models.sh"), std::string::npos) << run.output;
 }
 
 TEST_F(RunCommandE2eTest, BadConfigurationNamesTheVariable) {
-  const std::string command = std::string("env USE_FP16=maybe ") + SEGMENTOR_BINARY +
-                              " run " + in_.string() + " 2>&1";
+  const std::string command =
+      std::string("env USE_FP16=maybe ") + SEGMENTOR_BINARY + " run " + in_.string() + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string output;

@@ -15,8 +15,8 @@ namespace {
 TEST(StandinModels, SmallStandinsLoadAndSegmentAndAreLabelled) {
   fixtures::TempDir dir;
   const std::string command = std::string("/usr/bin/python3 ") + SEGMENTOR_SOURCE_DIR +
-                              "/tools/make_standin_models.py --small --out " +
-                              dir.path().string() + " > /dev/null 2>&1";
+                              "/tools/make_standin_models.py --small --out " + dir.path().string() +
+                              " > /dev/null 2>&1";
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
 
   RgbImage image{320, 180, std::vector<std::uint8_t>(320 * 180 * 3, 90)};

@@ -10,6 +10,7 @@
 
 #include "fake_mask_model.h"
 #include "memory/fake_device.h"
+#include "support/temp_dir.h"
 
 namespace segmentor {
 namespace {
@@ -66,9 +67,9 @@ class EngineTest : public ::testing::Test {
     root_ = fs::temp_directory_path() /
             ("engine_test_" +
              std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
+    fixtures::remove_tree(root_);
   }
-  void TearDown() override { fs::remove_all(root_); }
+  void TearDown() override { fixtures::remove_tree(root_); }
 
   void build(std::int64_t capacity, int max_concurrent, bool with_cpu_lane) {
     device_ = std::make_unique<FakeDevice>(capacity);

@@ -6,6 +6,7 @@
 
 #include "fake_mask_model.h"
 #include "imaging/png_encode.h"
+#include "support/temp_dir.h"
 
 namespace segmentor {
 namespace {
@@ -16,12 +17,13 @@ using testing::rect_mask;
 class MaskWriterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("mask_writer_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-             "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
+    root_ =
+        fs::temp_directory_path() /
+        ("mask_writer_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+         "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fixtures::remove_tree(root_);
   }
-  void TearDown() override { fs::remove_all(root_); }
+  void TearDown() override { fixtures::remove_tree(root_); }
   MaskPaths paths(const std::string& id) {
     return *mask_paths_for(MaskLayout{root_}, AssetKind::kVideoFrame, id);
   }
@@ -33,9 +35,9 @@ TEST_F(MaskWriterTest, WritesAllThreeMasksExactly) {
                    rect_mask(6, 4, 0, 0, 2, 4)};
   const auto p = paths("f1");
   ASSERT_TRUE(write_masks(p, masks).ok());
-  for (const auto& [path, expected] : {std::pair{p.foreground, masks.foreground},
-                                       std::pair{p.people, masks.people},
-                                       std::pair{p.product, masks.product}}) {
+  for (const auto& [path, expected] :
+       {std::pair{p.foreground, masks.foreground}, std::pair{p.people, masks.people},
+        std::pair{p.product, masks.product}}) {
     auto read = read_mask_png(path);
     ASSERT_TRUE(read.ok()) << path << ": " << read.status().to_string();
     EXPECT_EQ(read->width, 6);

@@ -1,5 +1,6 @@
 #include "support/temp_dir.h"
 
+#include <ftw.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -38,7 +39,18 @@ TempDir::~TempDir() {
   }
   std::filesystem::permissions(path_, std::filesystem::perms::owner_all,
                                std::filesystem::perm_options::add, ec);
-  std::filesystem::remove_all(path_, ec);
+  remove_tree(path_);
+}
+
+// Note [No std::filesystem::remove_all next to LibTorch]: the pip LibTorch 2.11 of the GPU
+// machine exports its own copy of std::filesystem::remove_all from libtorch.so; a test binary that
+// links LibTorch can bind to it and crash (a call through a null pointer, seen on the H100 machine
+// on 2026-11-27). nftw() from libc has no such twin.
+void remove_tree(const std::filesystem::path& path) {
+  nftw(
+      path.c_str(),
+      [](const char* entry, const struct stat*, int, struct FTW*) { return ::remove(entry); }, 16,
+      FTW_DEPTH | FTW_PHYS);
 }
 
 }  // namespace segmentor::fixtures

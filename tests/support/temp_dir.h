@@ -25,4 +25,8 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// Deletes a file or folder tree; missing paths are fine. See Note [No std::filesystem::remove_all
+// next to LibTorch] in temp_dir.cpp.
+void remove_tree(const std::filesystem::path& path);
+
 }  // namespace segmentor::fixtures
