@@ -58,7 +58,8 @@ Status write_text(const std::filesystem::path& path, const std::string& text) {
 
 Status write_bytes(const std::filesystem::path& path, const std::vector<std::uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   out.close();
   if (!out) return io_error("cannot write " + path.string());
   return Status::Ok();
@@ -99,7 +100,8 @@ Result<std::vector<ModelCeiling>> measure_ceiling(const Config& config, const st
 int run_bench_command(const BenchFlags& flags, Config config) {
   // Injected OOMs start after calibration (which treats an OOM as fatal): the runtime loads
   // without them, then the primary lane is reloaded with them.
-  const double inject_rate = flags.inject_oom_rate >= 0 ? flags.inject_oom_rate : config.inject_oom_rate;
+  const double inject_rate =
+      flags.inject_oom_rate >= 0 ? flags.inject_oom_rate : config.inject_oom_rate;
   config.inject_oom_rate = 0;
   if (flags.max_concurrent > 0) config.max_concurrent_images = flags.max_concurrent;
   if (!flags.foreground_model.empty()) config.foreground_model = flags.foreground_model;
@@ -194,8 +196,10 @@ int run_bench_command(const BenchFlags& flags, Config config) {
       std::fprintf(stderr, "segmentor bench: %s\n", st.message().c_str());
       return kExitSomeFailed;
     }
-    std::printf("ceiling (models alone, each at its best batch, one after the other): %.1f "
-                "frames/s -> %s.json\n", *ceiling_fps, stem.c_str());
+    std::printf(
+        "ceiling (models alone, each at its best batch, one after the other): %.1f "
+        "frames/s -> %s.json\n",
+        *ceiling_fps, stem.c_str());
   }
 
   std::vector<BenchRunReport> reports;
@@ -231,13 +235,13 @@ int run_bench_command(const BenchFlags& flags, Config config) {
         std::fprintf(stderr, "segmentor bench: %s\n", written.message().c_str());
         return kExitSomeFailed;
       }
-      std::printf("cap %.0f GiB %-10s %5d done %4d lost (%d by OOM), %llu OOM events, %.1f "
-                  "frames/s, p95 %.0f ms, peak reserved %s -> %s.json\n",
-                  report->cap_gib, report->gate.c_str(), report->frames_done,
-                  report->frames_lost, report->failed_by_oom,
-                  static_cast<unsigned long long>(report->oom_events), report->throughput_fps,
-                  report->p95_ms, format_bytes(report->peak_reserved_bytes).c_str(),
-                  stem.c_str());
+      std::printf(
+          "cap %.0f GiB %-10s %5d done %4d lost (%d by OOM), %llu OOM events, %.1f "
+          "frames/s, p95 %.0f ms, peak reserved %s -> %s.json\n",
+          report->cap_gib, report->gate.c_str(), report->frames_done, report->frames_lost,
+          report->failed_by_oom, static_cast<unsigned long long>(report->oom_events),
+          report->throughput_fps, report->p95_ms, format_bytes(report->peak_reserved_bytes).c_str(),
+          stem.c_str());
       std::fflush(stdout);
       reports.push_back(std::move(*report));
     }
@@ -261,8 +265,9 @@ int run_bench_command(const BenchFlags& flags, Config config) {
 Subcommand add_bench_command(CLI::App& app) {
   auto flags = std::make_shared<BenchFlags>();
   CLI::App* cli = app.add_subcommand(
-      "bench", "Load-test the pipeline in process: J overlapping jobs of HD/FHD frames under a "
-               "memory cap and a gate mode; writes JSON, a PNG plot and a markdown table");
+      "bench",
+      "Load-test the pipeline in process: J overlapping jobs of HD/FHD frames under a "
+      "memory cap and a gate mode; writes JSON, a PNG plot and a markdown table");
   cli->add_option("--jobs", flags->jobs, "Overlapping jobs")->capture_default_str();
   cli->add_option("--frames", flags->frames, "Frames in all, split evenly over the jobs")
       ->capture_default_str();
@@ -271,8 +276,9 @@ Subcommand add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cli->add_option("--fhd-fraction", flags->fhd_fraction, "Share of FHD frames (the rest HD)")
       ->capture_default_str();
-  cli->add_option("--cap-gib", flags->caps_gib,
-                  "Memory cap(s) in GiB, comma-separated; each is run (default GPU_MEMORY_LIMIT_MB)")
+  cli->add_option(
+         "--cap-gib", flags->caps_gib,
+         "Memory cap(s) in GiB, comma-separated; each is run (default GPU_MEMORY_LIMIT_MB)")
       ->delimiter(',');
   cli->add_option("--gate", flags->gates,
                   "Gate mode(s), comma-separated: adaptive, fixed:N, legacy (default adaptive)")
@@ -285,8 +291,9 @@ Subcommand add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cli->add_option("--ceiling-batches", flags->ceiling_batches, "Batch sizes for --ceiling")
       ->delimiter(',');
-  cli->add_option("--inject-oom-rate", flags->inject_oom_rate,
-                  "Fraction of GPU model calls that fail with a real OOM (SEGMENTOR_INJECT_OOM_RATE)");
+  cli->add_option(
+      "--inject-oom-rate", flags->inject_oom_rate,
+      "Fraction of GPU model calls that fail with a real OOM (SEGMENTOR_INJECT_OOM_RATE)");
   cli->add_option("--max-concurrent", flags->max_concurrent,
                   "MAX_CONCURRENT_IMAGES for the adaptive gate");
   cli->add_option("--images", flags->images_dir,
@@ -298,8 +305,9 @@ Subcommand add_bench_command(CLI::App& app) {
   cli->add_option("-o,--out", flags->out_dir, "Where result files go")->capture_default_str();
   cli->add_option("--card", flags->card, "Card name for the results (default: from the driver)");
   cli->add_option("--device", flags->device, "auto, cpu, cuda or cuda:N (default: DEVICE)");
-  cli->add_option("--foreground-model", flags->foreground_model,
-                  "Model name in MODEL_CACHE or path to a .pt (default: FOREGROUND_SEG_MODEL_NAME)");
+  cli->add_option(
+      "--foreground-model", flags->foreground_model,
+      "Model name in MODEL_CACHE or path to a .pt (default: FOREGROUND_SEG_MODEL_NAME)");
   cli->add_option("--people-model", flags->people_model,
                   "Model name, path, or 'none' (default: PEOPLE_SEG_MODEL_NAME)");
   cli->add_flag("--no-cpu-fallback", flags->no_cpu_fallback, "Do not load the CPU fallback lane");

@@ -25,11 +25,21 @@ struct Glyph {
   std::array<std::uint8_t, 5> rows;
 };
 constexpr std::array<Glyph, 16> kFont = {{
-    {'0', {7, 5, 5, 5, 7}}, {'1', {2, 6, 2, 2, 7}}, {'2', {7, 1, 7, 4, 7}},
-    {'3', {7, 1, 7, 1, 7}}, {'4', {5, 5, 7, 1, 1}}, {'5', {7, 4, 7, 1, 7}},
-    {'6', {7, 4, 7, 5, 7}}, {'7', {7, 1, 1, 1, 1}}, {'8', {7, 5, 7, 5, 7}},
-    {'9', {7, 5, 7, 1, 7}}, {'.', {0, 0, 0, 0, 2}}, {'s', {0, 3, 6, 1, 6}},
-    {'G', {7, 4, 5, 5, 7}}, {'i', {2, 0, 2, 2, 2}}, {'B', {6, 5, 6, 5, 6}},
+    {'0', {7, 5, 5, 5, 7}},
+    {'1', {2, 6, 2, 2, 7}},
+    {'2', {7, 1, 7, 4, 7}},
+    {'3', {7, 1, 7, 1, 7}},
+    {'4', {5, 5, 7, 1, 1}},
+    {'5', {7, 4, 7, 1, 7}},
+    {'6', {7, 4, 7, 5, 7}},
+    {'7', {7, 1, 1, 1, 1}},
+    {'8', {7, 5, 7, 5, 7}},
+    {'9', {7, 5, 7, 1, 7}},
+    {'.', {0, 0, 0, 0, 2}},
+    {'s', {0, 3, 6, 1, 6}},
+    {'G', {7, 4, 5, 5, 7}},
+    {'i', {2, 0, 2, 2, 2}},
+    {'B', {6, 5, 6, 5, 6}},
     {' ', {0, 0, 0, 0, 0}},
 }};
 
@@ -125,7 +135,9 @@ Result<std::vector<std::uint8_t>> plot_memory_png(const std::vector<MemorySample
   }
   if (t_max <= 0) t_max = 1;
   const double y_top = std::max(1.0, static_cast<double>(y_max) * 1.05);
-  auto px = [&](double t) { return left + static_cast<int>(std::lround((right - left) * t / t_max)); };
+  auto px = [&](double t) {
+    return left + static_cast<int>(std::lround((right - left) * t / t_max));
+  };
   auto py = [&](double bytes) {
     return bottom - static_cast<int>(std::lround((bottom - top) * bytes / y_top));
   };
@@ -161,8 +173,7 @@ Result<std::vector<std::uint8_t>> plot_memory_png(const std::vector<MemorySample
   series([](const MemorySample& s) { return s.reserved_bytes; }, PlotColours::kReserved, 2);
 
   const RgbImage& image = canvas.image();
-  const Mask opaque{image.width, image.height,
-                    std::vector<std::uint8_t>(image.pixel_count(), 255)};
+  const Mask opaque{image.width, image.height, std::vector<std::uint8_t>(image.pixel_count(), 255)};
   return encode_rgba_png(image, opaque);
 }
 

@@ -37,11 +37,11 @@ void fill_latency(BenchRunReport& report, const std::vector<double>& latency_sec
   report.p50_ms = 1000.0 * percentile(latency_seconds, 50);
   report.p95_ms = 1000.0 * percentile(latency_seconds, 95);
   report.p99_ms = 1000.0 * percentile(latency_seconds, 99);
-  report.mean_ms =
-      latency_seconds.empty()
-          ? 0
-          : 1000.0 * std::accumulate(latency_seconds.begin(), latency_seconds.end(), 0.0) /
-                static_cast<double>(latency_seconds.size());
+  report.mean_ms = latency_seconds.empty()
+                       ? 0
+                       : 1000.0 *
+                             std::accumulate(latency_seconds.begin(), latency_seconds.end(), 0.0) /
+                             static_cast<double>(latency_seconds.size());
 }
 
 std::string to_json(const BenchRunReport& r) {
@@ -139,9 +139,9 @@ std::string to_markdown(const std::vector<BenchRunReport>& runs) {
       "of ceiling |\n"
       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const BenchRunReport& r : runs) {
-    out += "| " + r.card + " | " + (r.cap_gib > 0 ? fixed(r.cap_gib, 0) : "card") + " | " +
-           r.gate + " | " + std::to_string(r.jobs) + "×" + std::to_string(r.frames_per_job) +
-           " | " + std::to_string(r.frames_done) + " | " + std::to_string(r.frames_lost) + " | " +
+    out += "| " + r.card + " | " + (r.cap_gib > 0 ? fixed(r.cap_gib, 0) : "card") + " | " + r.gate +
+           " | " + std::to_string(r.jobs) + "×" + std::to_string(r.frames_per_job) + " | " +
+           std::to_string(r.frames_done) + " | " + std::to_string(r.frames_lost) + " | " +
            std::to_string(r.failed_by_oom) + " | " + std::to_string(r.oom_events) + " | " +
            std::to_string(r.retries) + " | " + std::to_string(r.cpu_fallbacks) + " | " +
            fixed(r.injected_oom_rate, 2) + " | " + fixed(r.throughput_fps, 1) + " | " +

@@ -16,8 +16,8 @@ namespace segmentor {
 
 // One reading of the sampler thread (every ~50 ms during a run).
 struct MemorySample {
-  double t_seconds = 0;               // since the run started
-  std::int64_t reserved_bytes = 0;    // the caching allocator's reserved bytes
+  double t_seconds = 0;             // since the run started
+  std::int64_t reserved_bytes = 0;  // the caching allocator's reserved bytes
   std::int64_t allocated_bytes = 0;
   std::int64_t gate_limit_bytes = 0;  // AdmissionGate's limit (resident + task room or AIMD cap)
   int in_flight = 0;                  // tasks holding a gate ticket
@@ -26,11 +26,11 @@ struct MemorySample {
 
 // One run: one memory cap, one gate mode, one load. A plain value type.
 struct BenchRunReport {
-  std::string card;         // "NVIDIA H100 80GB HBM3", or "cpu"
-  std::string date;         // UTC, ISO 8601: "2025-11-27T06:43:00Z"
-  std::string device;       // "cuda:0", "cpu"
-  double cap_gib = 0;       // GPU_MEMORY_LIMIT_MB / 1024; 0 = the whole card
-  std::string gate;         // "adaptive", "fixed:N" or "legacy"
+  std::string card;    // "NVIDIA H100 80GB HBM3", or "cpu"
+  std::string date;    // UTC, ISO 8601: "2025-11-27T06:43:00Z"
+  std::string device;  // "cuda:0", "cpu"
+  double cap_gib = 0;  // GPU_MEMORY_LIMIT_MB / 1024; 0 = the whole card
+  std::string gate;    // "adaptive", "fixed:N" or "legacy"
   int gate_max_concurrent = 0;
   int jobs = 0;
   int frames_per_job = 0;
@@ -38,7 +38,7 @@ struct BenchRunReport {
   int frames = 0;             // jobs × frames_per_job = frames_done + frames_lost
   int hd_frames = 0;
   int fhd_frames = 0;
-  std::string images;         // "generated" or the folder real images came from
+  std::string images;            // "generated" or the folder real images came from
   bool decode_included = false;  // frames were JPEG files decoded per task, not pre-decoded
   int frames_done = 0;
   int frames_lost = 0;           // tasks that ended with an error, for any reason

@@ -56,7 +56,8 @@ RgbImage make_frame(int width, int height, std::mt19937& random) {
       auto* p = &image.pixels[(static_cast<std::size_t>(y) * width + x) * 3];
       for (int c = 0; c < 3; ++c) {
         const int gradient = (c == 0 ? x * 255 / width : c == 1 ? y * 255 / height : 128);
-        p[c] = static_cast<std::uint8_t>(std::clamp((base[c] + gradient) / 2 + noise(random), 0, 255));
+        p[c] =
+            static_cast<std::uint8_t>(std::clamp((base[c] + gradient) / 2 + noise(random), 0, 255));
       }
     }
   }
@@ -109,9 +110,12 @@ bool is_fhd(int k, double fraction) {
 
 std::string GateSpec::name() const {
   switch (mode) {
-    case GateMode::kAdaptive: return "adaptive";
-    case GateMode::kFixed: return "fixed:" + std::to_string(concurrency);
-    case GateMode::kLegacy: return "legacy";
+    case GateMode::kAdaptive:
+      return "adaptive";
+    case GateMode::kFixed:
+      return "fixed:" + std::to_string(concurrency);
+    case GateMode::kLegacy:
+      return "legacy";
   }
   return "unknown";
 }
@@ -150,8 +154,7 @@ Result<BenchFrames> load_frames(const std::filesystem::path& dir, int per_size, 
   frames.source = dir.string();
   for (const auto& input : inputs) {
     const bool hd_full = static_cast<int>(frames.hd.size() + frames.hd_files.size()) >= per_size;
-    const bool fhd_full =
-        static_cast<int>(frames.fhd.size() + frames.fhd_files.size()) >= per_size;
+    const bool fhd_full = static_cast<int>(frames.fhd.size() + frames.fhd_files.size()) >= per_size;
     if (hd_full && fhd_full) break;
     SEGMENTOR_ASSIGN_OR_RETURN(RgbImage image, decode_image_file(input.path, DecodeOptions{}));
     if (decode) {
@@ -231,16 +234,16 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   const bool use_files = frames.decode_included();
   const std::size_t hd_count = use_files ? frames.hd_files.size() : frames.hd.size();
   const std::size_t fhd_count = use_files ? frames.fhd_files.size() : frames.fhd.size();
-  if ((hd_count == 0 && options.fhd_fraction < 1.0) || (fhd_count == 0 && options.fhd_fraction > 0.0)) {
+  if ((hd_count == 0 && options.fhd_fraction < 1.0) ||
+      (fhd_count == 0 && options.fhd_fraction > 0.0)) {
     return invalid_argument("bench: no frames of a size the FHD fraction asks for");
   }
   DeviceMemory& device = *runtime.device;
 
   // The cap for this run, and a clean allocator so runs do not inherit each other's cache.
   const std::int64_t cap_bytes =
-      options.cap_gib > 0
-          ? static_cast<std::int64_t>(options.cap_gib * 1024.0 * 1024.0 * 1024.0)
-          : config.gpu_memory_limit_mb * 1024 * 1024;
+      options.cap_gib > 0 ? static_cast<std::int64_t>(options.cap_gib * 1024.0 * 1024.0 * 1024.0)
+                          : config.gpu_memory_limit_mb * 1024 * 1024;
   SEGMENTOR_RETURN_IF_ERROR(device.set_process_limit(cap_bytes));
   device.release_cache();
   device.reset_peak();
@@ -394,9 +397,10 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
       if (outcome.status.ok()) {
         ++report.frames_done;
         ++report.frames_by_lane[outcome.lane];
-        tally.latencies.push_back(std::chrono::duration<double>(
-            now - tally.submitted[static_cast<std::size_t>(job * options.frames_per_job + f)])
-                                      .count());
+        tally.latencies.push_back(
+            std::chrono::duration<double>(
+                now - tally.submitted[static_cast<std::size_t>(job * options.frames_per_job + f)])
+                .count());
         tally.wait_seconds += outcome.wait_seconds;
         tally.segment_seconds += outcome.segment_seconds;
       } else {
@@ -426,8 +430,7 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   take_sample();
 
   report.wall_seconds = std::chrono::duration<double>(tally.last_finish - start).count();
-  report.throughput_fps =
-      report.wall_seconds > 0 ? report.frames_done / report.wall_seconds : 0;
+  report.throughput_fps = report.wall_seconds > 0 ? report.frames_done / report.wall_seconds : 0;
   fill_latency(report, tally.latencies);
   if (report.frames_done > 0) {
     report.mean_gate_wait_ms = 1000.0 * tally.wait_seconds / report.frames_done;

@@ -67,8 +67,8 @@ Result<PlanReport> plan_capacity(const CalibrationTable& table, const PlanOption
     PlanRow row;
     row.card_gib = gib;
     if (report.calibrated) {
-      SEGMENTOR_ASSIGN_OR_RETURN(row.safe_hd, table.safe_concurrency(gib * kGiB, options.threshold,
-                                                                     kHdWidth, kHdHeight));
+      SEGMENTOR_ASSIGN_OR_RETURN(
+          row.safe_hd, table.safe_concurrency(gib * kGiB, options.threshold, kHdWidth, kHdHeight));
       SEGMENTOR_ASSIGN_OR_RETURN(row.safe_fhd, table.safe_concurrency(gib * kGiB, options.threshold,
                                                                       kFhdWidth, kFhdHeight));
     }
@@ -106,8 +106,9 @@ std::string plan_to_text(const PlanReport& report) {
     std::snprintf(threshold, sizeof(threshold), "%.2f", report.threshold);
     out += ", GPU_MEMORY_THRESHOLD " + std::string(threshold) + "\n";
   } else {
-    out += "no calibration on this device (it runs on a GPU at start-up): safe concurrency "
-           "cannot be computed here\n";
+    out +=
+        "no calibration on this device (it runs on a GPU at start-up): safe concurrency "
+        "cannot be computed here\n";
   }
   out += "throughput: " + report.throughput_method + "\n\n";
   char line[160];

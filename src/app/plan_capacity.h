@@ -48,7 +48,7 @@ struct PlanReport {
   std::int64_t resident_bytes = 0;
   std::optional<std::int64_t> task_hd_bytes;
   std::optional<std::int64_t> task_fhd_bytes;
-  std::string throughput_method;  // how fps_* were obtained
+  std::string throughput_method;          // how fps_* were obtained
   std::map<int, double> measured_hd_fps;  // concurrency -> frames/s on this card
   std::map<int, double> measured_fhd_fps;
   std::vector<PlanRow> rows;

@@ -95,8 +95,9 @@ int run_plan_command(const PlanFlags& flags, Config config) {
 Subcommand add_plan_command(CLI::App& app) {
   auto flags = std::make_shared<PlanFlags>();
   CLI::App* cli = app.add_subcommand(
-      "plan", "Calibrate on this card, then print the safe concurrency and expected throughput "
-              "for 8, 16, 24 and 32 GiB cards");
+      "plan",
+      "Calibrate on this card, then print the safe concurrency and expected throughput "
+      "for 8, 16, 24 and 32 GiB cards");
   cli->add_option("--cards", flags->cards, "Card sizes in GiB, comma-separated")->delimiter(',');
   cli->add_flag("--json", flags->json, "Print JSON");
   cli->add_flag("--markdown", flags->markdown, "Print the markdown table docs/capacity.md carries");
@@ -108,8 +109,9 @@ Subcommand add_plan_command(CLI::App& app) {
                   "Throughput is measured at no more than this concurrency")
       ->capture_default_str();
   cli->add_option("--device", flags->device, "auto, cpu, cuda or cuda:N (default: DEVICE)");
-  cli->add_option("--foreground-model", flags->foreground_model,
-                  "Model name in MODEL_CACHE or path to a .pt (default: FOREGROUND_SEG_MODEL_NAME)");
+  cli->add_option(
+      "--foreground-model", flags->foreground_model,
+      "Model name in MODEL_CACHE or path to a .pt (default: FOREGROUND_SEG_MODEL_NAME)");
   cli->add_option("--people-model", flags->people_model,
                   "Model name, path, or 'none' (default: PEOPLE_SEG_MODEL_NAME)");
   return {cli, [flags](Config& config) { return run_plan_command(*flags, config); }};
