@@ -98,8 +98,7 @@ Result<std::vector<ModelCeiling>> measure_ceiling(const Config& config, const st
 }
 
 int run_bench_command(const BenchFlags& flags, Config config) {
-  // Injected OOMs start after calibration (which treats an OOM as fatal): the runtime loads
-  // without them, then the primary lane is reloaded with them.
+  // Injected OOMs start after calibration: build_runtime sees to that.
   const double inject_rate =
       flags.inject_oom_rate >= 0 ? flags.inject_oom_rate : config.inject_oom_rate;
   config.inject_oom_rate = 0;
@@ -146,19 +145,14 @@ int run_bench_command(const BenchFlags& flags, Config config) {
   RuntimeOptions runtime_options;
   runtime_options.device = flags.device;
   runtime_options.cpu_fallback = !flags.no_cpu_fallback;
+  runtime_options.inject_oom_rate = inject_rate;
   auto runtime = build_runtime(config, runtime_options);
   if (!runtime.ok()) {
     std::fprintf(stderr, "segmentor bench: %s\n", runtime.status().to_string().c_str());
     return kExitUsage;
   }
   Runtime& rt = **runtime;
-  if (inject_rate > 0) {
-    if (auto st = reload_primary_with_injected_oom(rt, config, inject_rate); !st.ok()) {
-      std::fprintf(stderr, "segmentor bench: %s\n", st.to_string().c_str());
-      return kExitUsage;
-    }
-    config.inject_oom_rate = inject_rate;  // reported in every run
-  }
+  config.inject_oom_rate = inject_rate;  // reported in every run
   const std::string card = flags.card.empty() ? detect_card_name(rt.primary->name) : flags.card;
   std::printf("bench on %s: %s\n", card.c_str(), rt.describe().c_str());
   if (rt.uses_test_models) {

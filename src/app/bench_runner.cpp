@@ -174,29 +174,6 @@ Result<BenchFrames> load_frames(const std::filesystem::path& dir, int per_size, 
   return frames;
 }
 
-Status reload_primary_with_injected_oom(Runtime& runtime, const Config& config, double rate) {
-  if (!(rate >= 0.0 && rate <= 1.0)) return invalid_argument("bench: OOM rate must be in [0, 1]");
-  ModelOptions options;
-  options.device = runtime.primary->name;
-  options.use_fp16 = config.use_fp16;
-  options.cpu_threads = config.cpu_threads;
-  options.inject_oom_rate = rate;
-  auto lane = std::make_unique<Lane>();
-  lane->name = runtime.primary->name;
-  lane->serialize = runtime.primary->serialize;
-  SEGMENTOR_ASSIGN_OR_RETURN(auto fg_path,
-                             resolve_model(config.foreground_model, config.model_cache));
-  SEGMENTOR_ASSIGN_OR_RETURN(lane->foreground, load_mask_model(fg_path, options));
-  if (config.people_model != "none") {
-    SEGMENTOR_ASSIGN_OR_RETURN(auto people_path,
-                               resolve_model(config.people_model, config.model_cache));
-    SEGMENTOR_ASSIGN_OR_RETURN(lane->people, load_mask_model(people_path, options));
-  }
-  runtime.primary = std::move(lane);
-  runtime.device->release_cache();
-  return Status::Ok();
-}
-
 std::string detect_card_name(const std::string& device) {
   if (device == "cpu") return "cpu";
   std::error_code ec;

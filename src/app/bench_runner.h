@@ -83,12 +83,6 @@ struct BenchRunOptions {
 Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const BenchFrames& frames,
                                  const BenchRunOptions& options);
 
-// Replaces runtime.primary by the same models loaded again so that `rate` of their calls fail with
-// an injected out-of-memory error (ModelOptions::inject_oom_rate), on any device, the CPU
-// included. For the bench only: build the runtime without injection first, because calibration
-// treats an out-of-memory error as fatal. The old lane is freed once the new one is loaded.
-Status reload_primary_with_injected_oom(Runtime& runtime, const Config& config, double rate);
-
 // The card's name from the NVIDIA driver (/proc/driver/nvidia/gpus/*/information) for a CUDA
 // device, "cpu" for the CPU, else `device`.
 std::string detect_card_name(const std::string& device);

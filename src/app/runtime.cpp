@@ -13,12 +13,13 @@ namespace segmentor {
 
 namespace {
 
-Result<std::unique_ptr<Lane>> load_lane(const Config& config, const std::string& device) {
+Result<std::unique_ptr<Lane>> load_lane(const Config& config, const std::string& device,
+                                        double inject_oom_rate) {
   ModelOptions options;
   options.device = device;
   options.use_fp16 = config.use_fp16;
   options.cpu_threads = config.cpu_threads;
-  options.inject_oom_rate = device == "cpu" ? 0.0 : config.inject_oom_rate;
+  options.inject_oom_rate = inject_oom_rate;
   auto lane = std::make_unique<Lane>();
   lane->name = device;
   lane->serialize = device == "cpu";
@@ -72,14 +73,14 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
   }
 
   const std::int64_t before = runtime->device->snapshot().allocated_bytes;
-  SEGMENTOR_ASSIGN_OR_RETURN(runtime->primary, load_lane(config, device));
+  SEGMENTOR_ASSIGN_OR_RETURN(runtime->primary, load_lane(config, device, 0.0));
   const std::int64_t after = runtime->device->snapshot().allocated_bytes;
   record_resident(runtime->calibration, "models", before, after);
   runtime->uses_test_models =
       runtime->primary->foreground->info().is_test_model ||
       (runtime->primary->people && runtime->primary->people->info().is_test_model);
   if (options.cpu_fallback && device != "cpu") {
-    SEGMENTOR_ASSIGN_OR_RETURN(runtime->cpu_lane, load_lane(config, "cpu"));
+    SEGMENTOR_ASSIGN_OR_RETURN(runtime->cpu_lane, load_lane(config, "cpu", 0.0));
   }
 
   AdmissionGateOptions gate_options;
@@ -106,6 +107,19 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
     SEGMENTOR_RETURN_IF_ERROR(
         calibrate_segmenter(segmenter, *runtime->device, runtime->calibration));
     spdlog::info("calibration on {}:\n{}", device, runtime->calibration.describe());
+  }
+
+  // Note [Calibrate before injecting]: fault injection (a test-only knob) would make calibration
+  // fail, and a calibrated table is what the injected run is meant to exercise. So the GPU lane
+  // is loaded clean, calibrated, and only then loaded again with injection on. The CPU fallback
+  // lane never injects: it is where the ladder ends.
+  const double inject = options.inject_oom_rate.value_or(config.inject_oom_rate);
+  if (inject > 0.0) {
+    runtime->primary.reset();
+    SEGMENTOR_ASSIGN_OR_RETURN(runtime->primary, load_lane(config, device, inject));
+    runtime->device->release_cache();
+    spdlog::warn("fault injection on: {:.0f} % of model calls on {} fail with out-of-memory",
+                 inject * 100.0, device);
   }
   return runtime;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
@@ -21,6 +22,9 @@ struct RuntimeOptions {
   std::string device;        // overrides config.device when not empty
   bool calibrate = true;     // measure per-task bytes on a GPU lane at start-up
   bool cpu_fallback = true;  // load the models on the CPU too, for tasks the GPU cannot take
+  // Test-only fault injection on the GPU lane; unset = SEGMENTOR_INJECT_OOM_RATE. Calibration
+  // always runs without it (Note [Calibrate before injecting]).
+  std::optional<double> inject_oom_rate;
 };
 
 // Owns everything; members are declared in dependency order so they are destroyed safely.

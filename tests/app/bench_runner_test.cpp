@@ -41,6 +41,14 @@ class BenchRunnerTest : public ::testing::Test {
   }
 
   Config config_ = test_config();
+  // Rebuilds the runtime so that every model call on its (CPU) primary lane fails with an
+  // injected out-of-memory error.
+  void inject_ooms(double rate) {
+    config_.inject_oom_rate = rate;
+    auto runtime = build_runtime(config_);
+    ASSERT_TRUE(runtime.ok()) << runtime.status().to_string();
+    runtime_ = std::move(*runtime);
+  }
   std::unique_ptr<Runtime> runtime_;
   BenchFrames frames_ = generate_frames(1);
 };
@@ -75,8 +83,7 @@ TEST_F(BenchRunnerTest, FixedGateAdmitsByCountUpToN) {
 }
 
 TEST_F(BenchRunnerTest, LegacyModeLosesEveryFrameAnOomHits) {
-  config_.inject_oom_rate = 1.0;
-  ASSERT_TRUE(reload_primary_with_injected_oom(*runtime_, config_, 1.0).ok());
+  inject_ooms(1.0);
   auto report = run_bench(*runtime_, config_, frames_, small_run({GateMode::kLegacy, 0}));
   ASSERT_TRUE(report.ok()) << report.status().to_string();
   EXPECT_EQ(report->frames_done, 0);
@@ -92,10 +99,8 @@ TEST_F(BenchRunnerTest, LegacyModeLosesEveryFrameAnOomHits) {
 }
 
 TEST_F(BenchRunnerTest, AdaptiveModeRetriesThenFallsBackAndLosesNothing) {
-  // A clean CPU lane as the fallback, and a primary that always runs out of memory.
-  Lane fallback;
-  fallback.name = "cpu-fallback";
-  fallback.serialize = true;
+  // A primary that always runs out of memory, and a clean CPU lane as the fallback.
+  inject_ooms(1.0);
   ModelOptions options;
   options.device = "cpu";
   auto fg = load_mask_model(config_.foreground_model, options);
@@ -107,8 +112,6 @@ TEST_F(BenchRunnerTest, AdaptiveModeRetriesThenFallsBackAndLosesNothing) {
   lane->foreground = std::move(*fg);
   lane->people = std::move(*people);
   runtime_->cpu_lane = std::move(lane);
-  config_.inject_oom_rate = 1.0;
-  ASSERT_TRUE(reload_primary_with_injected_oom(*runtime_, config_, 1.0).ok());
 
   auto report = run_bench(*runtime_, config_, frames_, small_run({GateMode::kAdaptive, 0}));
   ASSERT_TRUE(report.ok()) << report.status().to_string();
