@@ -32,11 +32,15 @@ step build cmake --build build-gpu --parallel "$(nproc)" -- -k 0
 step tests ctest --test-dir build-gpu --output-on-failure --parallel 4 -LE 'broker|database|slow|models_real' "$@"
 tests_summary=$(grep -E "tests passed|tests failed" "$out/tests.log" | tail -1)
 # A crash in a test binary gets a backtrace (cuda-gdb debugs host code too; there is no gdb there).
-for t in $(grep -oE "Test +#[0-9]+: [A-Za-z0-9_./]+ .*(SegFault|Child aborted)" "$out/tests.log" | awk '{print $3}' | sort -u | head -2); do
-  bin=$(grep -l "$t" build-gpu/tests/*/*_include.cmake 2>/dev/null | head -1 | sed 's/\[1\]_include.cmake$//')
-  [ -n "$bin" ] && cuda-gdb -batch -ex run -ex bt "$bin" --gtest_filter="$t" > "$out/crash-$t.txt" 2>&1
-  tail -25 "$out/crash-$t.txt" 2>/dev/null
-done
+if grep -q "SegFault" "$out/tests.log"; then
+  crashed=$(grep -oE "#[0-9]+: [A-Za-z0-9_]+\.[A-Za-z0-9_/]+ \.+\*\*\*Exception: SegFault" "$out/tests.log" \
+    | head -1 | awk '{print $2}')
+  bin=$(grep -rl "${crashed%%.*}" build-gpu/tests --include='*_tests.cmake' | head -1 \
+    | sed 's|\[1\]_tests.cmake$||')
+  [ -x "$bin" ] && cuda-gdb -batch -ex run -ex bt --args "$bin" --gtest_filter="$crashed" \
+    > "$out/crash.txt" 2>&1
+  tail -30 "$out/crash.txt" 2>/dev/null
+fi
 # segmentor exits 1 when some image failed: samples/corrupt-truncated.jpg does, on purpose.
 run_samples() {  # run_samples OUTDIR [env...]: segmentor run on the samples, exit 0 or 1 is a pass
   local dir=$1; shift
