@@ -27,16 +27,16 @@ timed() {  # timed SECONDS NAME command...
 case "${1:-}" in
   prepare)
     timed 300 standins python3 tools/make_standin_models.py --out "$MODEL_CACHE"
-    timed 150 plan "$bin" plan --markdown ;;
+    timed 100 plan "$bin" plan --markdown ;;
   measure)
     # Issue targets 1 and 3 (adaptive vs the Python service's design) with the models' ceiling.
-    timed 200 target1 "$bin" bench --ceiling --cap-gib 8 --jobs 4 --frames 1000 \
+    timed 180 target1 "$bin" bench --ceiling --cap-gib 8 --jobs 4 --frames 1000 \
       --gate adaptive,legacy -o "$res/results"
     # Target 1 with 10 % injected out-of-memory errors.
-    timed 120 inject "$bin" bench --cap-gib 8 --jobs 4 --frames 1000 --gate adaptive \
+    timed 100 inject "$bin" bench --cap-gib 8 --jobs 4 --frames 1000 --gate adaptive \
       --inject-oom-rate 0.1 -o "$res/results"
     # Target 2: adaptive against the best fixed concurrency at 8, 16 and 24 GiB.
-    timed 220 sweep "$bin" bench --no-cpu-fallback --cap-gib 8,16,24 --jobs 4 --frames 160 \
+    timed 150 sweep "$bin" bench --no-cpu-fallback --cap-gib 8,16,24 --jobs 4 --frames 160 \
       --sweep 4 --max-concurrent 8 -o "$res/results" ;;
   *) echo "usage: $0 prepare|measure" >&2; exit 2 ;;
 esac

@@ -103,6 +103,15 @@ bool try_freeze(torch::jit::Module& module, const ModelManifest& manifest,
   return true;
 }
 
+void cast_floating_state(torch::jit::Module& module, at::ScalarType dtype) {
+  for (at::Tensor parameter : module.parameters()) {
+    if (parameter.is_floating_point()) parameter.set_data(parameter.to(dtype));
+  }
+  for (at::Tensor buffer : module.buffers()) {
+    if (buffer.is_floating_point()) buffer.set_data(buffer.to(dtype));
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
@@ -126,8 +135,10 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     }
     module.eval();
     // Weights stored in float16 (or float32 meant for an fp16 run) are cast to the dtype we feed;
-    // CPU kernels have no half convolution, and mixed dtypes fail in every kernel.
-    module.to(dtype);
+    // CPU kernels have no half convolution, and mixed dtypes fail in every kernel. Only floating
+    // tensors: jit::Module::to(dtype) would also turn integer buffers (a Swin transformer's
+    // relative-position index, say) into floats, which then fail as indices.
+    cast_floating_state(module, dtype);
 
     bool frozen = false;
     if (options.freeze) frozen = try_freeze(module, manifest, torch_device, dtype);

@@ -14,7 +14,7 @@ namespace {
 
 TEST(StandinModels, SmallStandinsLoadAndSegmentAndAreLabelled) {
   fixtures::TempDir dir;
-  const std::string command = std::string("/usr/bin/python3 ") + SEGMENTOR_SOURCE_DIR +
+  const std::string command = std::string(SEGMENTOR_PYTHON) + " " + SEGMENTOR_SOURCE_DIR +
                               "/tools/make_standin_models.py --small --out " + dir.path().string() +
                               " > /dev/null 2>&1";
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
