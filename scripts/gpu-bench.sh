@@ -9,7 +9,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH=$PWD/.gpu-deps/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export MODEL_CACHE=$PWD/models/standins LOG_FORMAT=text LOG_LEVEL=INFO
+export MODEL_CACHE=$PWD/build-gpu/standins LOG_FORMAT=text LOG_LEVEL=INFO  # ignored: kept between calls
 export FOREGROUND_SEG_MODEL_NAME=rmbg2-standin PEOPLE_SEG_MODEL_NAME=yolo11l-seg-standin
 bin=build-gpu/src/app/segmentor
 res=/tmp/gpu-bench; mkdir -p "$res/results"
