@@ -105,7 +105,13 @@ Result<ModelCeiling> measure_model_ceiling(const std::filesystem::path& model_fi
     dtype = ceiling.fp16 ? at::kHalf : at::kFloat;
     module = torch::jit::load(model_file.string(), device);
     module.eval();
-    module.to(dtype);
+    // Only floating tensors: integer index buffers must stay integers (see torch_mask_model.cpp).
+    for (at::Tensor parameter : module.parameters()) {
+      if (parameter.is_floating_point()) parameter.set_data(parameter.to(dtype));
+    }
+    for (at::Tensor buffer : module.buffers()) {
+      if (buffer.is_floating_point()) buffer.set_data(buffer.to(dtype));
+    }
     try {
       module = torch::jit::freeze(module);
     } catch (const std::exception&) {
