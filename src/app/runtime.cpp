@@ -20,6 +20,7 @@ Result<std::unique_ptr<Lane>> load_lane(const Config& config, const std::string&
   options.use_fp16 = config.use_fp16;
   options.cpu_threads = config.cpu_threads;
   options.inject_oom_rate = inject_oom_rate;
+  options.cuda_streams = config.cuda_streams;
   auto lane = std::make_unique<Lane>();
   lane->name = device;
   lane->serialize = device == "cpu";

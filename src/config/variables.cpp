@@ -116,6 +116,9 @@ constexpr VariableSpec kVariables[] = {
     {"MODEL_IDLE_UNLOAD_SECONDS", D::kPlain,
      [](std::string_view v, Config& c) { return assign_int(v, c.model_idle_unload_seconds, 0); },
      [](const Config& c) { return std::to_string(c.model_idle_unload_seconds); }},
+    {"CUDA_STREAMS", D::kPlain,
+     [](std::string_view v, Config& c) { return assign(parse_cuda_streams(v), c.cuda_streams); },
+     [](const Config& c) { return c.cuda_streams; }},
     {"SEGMENTOR_INJECT_OOM_RATE", D::kPlain,
      [](std::string_view v, Config& c) {
        return assign_number(

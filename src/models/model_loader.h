@@ -16,6 +16,7 @@ struct ModelOptions {
   bool use_fp16 = true;          // run in half precision on CUDA; ignored on CPU
   int cpu_threads = 0;           // intra-op threads (configure_torch_threads); 0 = every core
   double inject_oom_rate = 0.0;  // test-only: probability that segment() fails with an OOM
+  std::string cuda_streams = "pool";  // pool | worker | default: see Note [One stream per call]
   // Freeze the TorchScript module (torch::jit::freeze) when that gives the same output on a probe
   // input; see Note [Freezing TorchScript modules] in torch_mask_model.cpp.
   bool freeze = true;

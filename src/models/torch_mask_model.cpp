@@ -103,6 +103,12 @@ bool try_freeze(torch::jit::Module& module, const ModelManifest& manifest,
   return true;
 }
 
+TorchMaskModel::StreamMode parse_stream_mode(const std::string& mode) {
+  if (mode == "worker") return TorchMaskModel::StreamMode::kWorker;
+  if (mode == "default") return TorchMaskModel::StreamMode::kDefault;
+  return TorchMaskModel::StreamMode::kPool;
+}
+
 void cast_floating_state(torch::jit::Module& module, at::ScalarType dtype) {
   for (at::Tensor parameter : module.parameters()) {
     if (parameter.is_floating_point()) parameter.set_data(parameter.to(dtype));
@@ -130,8 +136,8 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
       if (looks_like_out_of_memory(message_of(e))) {
         return out_of_memory("loading model " + file + ": " + message_of(e));
       }
-      return corrupt_data("cannot load TorchScript model " + file + " (" + message_of(e) +
-                          "); " + kModelFetchHint);
+      return corrupt_data("cannot load TorchScript model " + file + " (" + message_of(e) + "); " +
+                          kModelFetchHint);
     }
     module.eval();
     // Weights stored in float16 (or float32 meant for an fp16 run) are cast to the dtype we feed;
@@ -155,7 +161,7 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     info.frozen = frozen;
     return std::unique_ptr<TorchMaskModel>(new TorchMaskModel(
         std::move(module), std::move(manifest), std::move(info), torch_device, dtype,
-        options.inject_oom_rate));
+        options.inject_oom_rate, parse_stream_mode(options.cuda_streams)));
   } catch (const c10::OutOfMemoryError& e) {
     return out_of_memory("loading model " + file + ": " + message_of(e));
   } catch (const c10::Error& e) {
@@ -171,13 +177,15 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
 }
 
 TorchMaskModel::TorchMaskModel(torch::jit::Module module, ModelManifest manifest, ModelInfo info,
-                               c10::Device device, at::ScalarType dtype, double inject_oom_rate)
+                               c10::Device device, at::ScalarType dtype, double inject_oom_rate,
+                               StreamMode stream_mode)
     : module_(std::move(module)),
       manifest_(std::move(manifest)),
       info_(std::move(info)),
       device_(device),
       dtype_(dtype),
       inject_oom_rate_(inject_oom_rate),
+      stream_mode_(stream_mode),
       random_(std::random_device{}()) {}
 
 bool TorchMaskModel::should_inject_oom() {
@@ -197,12 +205,21 @@ Result<Mask> TorchMaskModel::segment(const RgbImage& image) {
     c10::InferenceMode guard;
 #ifdef SEGMENTOR_WITH_CUDA
     // Note [One stream per call]: the engine runs several admitted tasks on one GPU at once.
-    // On the default stream their kernels would serialise; a pooled stream per call lets them
-    // overlap. The final copy of the mask to the host synchronises this stream only. The caching
-    // allocator tracks blocks per stream, so memory freed here is reused by this stream first.
+    // On the default stream their kernels would serialise; a stream of their own lets them
+    // overlap, and the final copy of the mask to the host synchronises that stream only. But the
+    // caching allocator keeps freed blocks per stream: with a new pooled stream per call (kPool,
+    // up to 32 streams) the cache grew to an 8 GiB cap with one task in flight on the H100
+    // (bench/RESULTS.md, 2026-11-27). kWorker keeps one stream per calling thread (the engine's
+    // workers), bounding the pools; kDefault queues every call on the default stream.
     std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
-    if (device_.is_cuda()) {
+    if (device_.is_cuda() && stream_mode_ == StreamMode::kPool) {
       stream_guard.emplace(c10::cuda::getStreamFromPool(false, device_.index()));
+    } else if (device_.is_cuda() && stream_mode_ == StreamMode::kWorker) {
+      thread_local std::optional<c10::cuda::CUDAStream> worker_stream;
+      if (!worker_stream || worker_stream->device_index() != device_.index()) {
+        worker_stream = c10::cuda::getStreamFromPool(false, device_.index());
+      }
+      stream_guard.emplace(*worker_stream);
     }
 #endif
     if (should_inject_oom()) {
@@ -267,12 +284,14 @@ Result<Mask> TorchMaskModel::probability_to_mask(const c10::IValue& output,
       for (const c10::IValue& element : output.toListRef()) elements.push_back(element);
     }
     const auto count = static_cast<int>(elements.size());
-    const int index = manifest_.output_index < 0 ? count + manifest_.output_index
-                                                 : manifest_.output_index;
+    const int index =
+        manifest_.output_index < 0 ? count + manifest_.output_index : manifest_.output_index;
     if (index < 0 || index >= count || !elements[static_cast<std::size_t>(index)].isTensor()) {
       return internal_error("model " + info_.name + ": output_index " +
-                            std::to_string(manifest_.output_index) + " does not pick a tensor of "
-                            "an output with " + std::to_string(count) + " elements");
+                            std::to_string(manifest_.output_index) +
+                            " does not pick a tensor of "
+                            "an output with " +
+                            std::to_string(count) + " elements");
     }
     map = elements[static_cast<std::size_t>(index)].toTensor();
   }

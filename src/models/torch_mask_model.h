@@ -2,13 +2,13 @@
 // through load_mask_model (model_loader.h) as a plain MaskModel.
 #pragma once
 
+#include <torch/script.h>
+
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <string>
-
-#include <torch/script.h>
 
 #include "models/image_tensor.h"
 #include "models/manifest.h"
@@ -38,9 +38,13 @@ class TorchMaskModel final : public MaskModel {
   // Never throws; every LibTorch failure becomes kOutOfMemory or kInternal.
   Result<Mask> segment(const RgbImage& image) override;
 
+  // Which CUDA stream a call runs on (CUDA_STREAMS); see Note [One stream per call].
+  enum class StreamMode { kPool, kWorker, kDefault };
+
  private:
   TorchMaskModel(torch::jit::Module module, ModelManifest manifest, ModelInfo info,
-                 c10::Device device, at::ScalarType dtype, double inject_oom_rate);
+                 c10::Device device, at::ScalarType dtype, double inject_oom_rate,
+                 StreamMode stream_mode);
 
   // The work of segment(); LibTorch exceptions escape to segment()'s handlers.
   Result<Mask> run(const RgbImage& image);
@@ -54,6 +58,7 @@ class TorchMaskModel final : public MaskModel {
   c10::Device device_;
   at::ScalarType dtype_;  // of the network input: kHalf on CUDA with fp16, else kFloat
   double inject_oom_rate_;
+  StreamMode stream_mode_;
   std::mutex random_mutex_;  // guards random_
   std::mt19937_64 random_;
 };

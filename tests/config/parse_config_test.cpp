@@ -72,6 +72,7 @@ TEST(ParseConfig, ReadsEveryType) {
       {"COMPLETION_THRESHOLD_PERCENTAGE", "99.5"},
       {"LOG_LEVEL", "warn"},
       {"LOG_FORMAT", "TEXT"},
+      {"CUDA_STREAMS", "Worker"},
   });
   EXPECT_EQ(config.foreground_model, "/models/fg.pt");
   EXPECT_FALSE(config.use_fp16);
@@ -90,6 +91,7 @@ TEST(ParseConfig, ReadsEveryType) {
   EXPECT_DOUBLE_EQ(config.completion_threshold_percentage, 99.5);
   EXPECT_EQ(config.log_level, "WARNING");
   EXPECT_EQ(config.log_format, "text");
+  EXPECT_EQ(config.cuda_streams, "worker");
 }
 
 TEST(ParseConfig, BadBooleanNamesVariableAndValue) {
@@ -119,6 +121,7 @@ TEST(ParseConfig, BadNumbersNameVariableAndValue) {
 TEST(ParseConfig, BadEnumsNameVariableAndValue) {
   EXPECT_TRUE(contains(parse_error({{"LOG_LEVEL", "verbose"}}), "LOG_LEVEL='verbose' is not"));
   EXPECT_TRUE(contains(parse_error({{"LOG_FORMAT", "xml"}}), "LOG_FORMAT='xml' is not"));
+  EXPECT_TRUE(contains(parse_error({{"CUDA_STREAMS", "many"}}), "CUDA_STREAMS='many' is not"));
   EXPECT_TRUE(contains(parse_error({{"DEVICE", "gpu0"}}), "DEVICE='gpu0' is not a device"));
   EXPECT_TRUE(contains(parse_error({{"BUS_BROKER", "localhost:5672"}}),
                        "BUS_BROKER='localhost:5672' is not an AMQP URL"));
