@@ -63,6 +63,10 @@ std::string Runtime::describe() const {
 Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
                                                const RuntimeOptions& options) {
   auto runtime = std::make_unique<Runtime>();
+  if (config.model_idle_unload_seconds > 0) {
+    spdlog::warn("MODEL_IDLE_UNLOAD_SECONDS={} is not implemented yet: models stay loaded",
+                 config.model_idle_unload_seconds);
+  }
   configure_torch_threads(config.cpu_threads);
   SEGMENTOR_ASSIGN_OR_RETURN(
       const std::string device,
