@@ -133,19 +133,12 @@ TaskOutcome Engine::process(const EngineTask& task) {
   if (cpu_fallback_ != nullptr) {
     on_cpu = [&] { return segment_on(*cpu_fallback_, &fallback_mutex_, image); };
   }
-  bool used_cpu = false;
-  auto masks =
-      recovery_.run_for<AssetMasks>([&] { return segment_on(primary_, primary_mutex, image); },
-                                    on_cpu ? std::function<Result<AssetMasks>()>([&] {
-                                      used_cpu = true;
-                                      return on_cpu();
-                                    })
-                                           : std::function<Result<AssetMasks>()>(),
-                                    &outcome.recovery);
+  auto masks = recovery_.run_for<AssetMasks>(
+      [&] { return segment_on(primary_, primary_mutex, image); }, on_cpu, &outcome.recovery);
   if (cache_ != nullptr) cache_->on_task_finished();
   ticket->release();
   outcome.segment_seconds = seconds_since(t0);
-  outcome.lane = used_cpu ? cpu_fallback_->name : primary_.name;
+  outcome.lane = outcome.recovery.used_cpu_fallback ? cpu_fallback_->name : primary_.name;
   if (!masks.ok()) return finish(masks.status().with_context(task.source.string()));
   outcome.people_found = masks->people_found;
 
