@@ -1,14 +1,11 @@
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <string>
 
 #include "observability/http_endpoint.h"
 #include "observability/metrics.h"
+#include "support/loopback_http.h"
 
 namespace segmentor {
 namespace {
@@ -36,9 +33,8 @@ TEST(MetricsTest, ExposesEveryNameTheDesignDocumentPromises) {
        {"gpu_memory_used_bytes", "gpu_memory_available_bytes", "segmentation_oom_errors_total",
         "segmentation_retry_attempts_total", "segmentation_processing_duration_seconds_bucket",
         "concurrent_segmentation_tasks", "segmentation_gate_limit_bytes",
-        "gpu_allocator_reserved_bytes", "gpu_allocator_allocated_bytes",
-        "gpu_cache_releases_total", "segmentation_cpu_fallbacks_total",
-        "gpu_utilization_percent"}) {
+        "gpu_allocator_reserved_bytes", "gpu_allocator_allocated_bytes", "gpu_cache_releases_total",
+        "segmentation_cpu_fallbacks_total", "gpu_utilization_percent"}) {
     EXPECT_NE(text.find(name), std::string::npos) << name;
   }
 }
@@ -81,47 +77,15 @@ TEST(MetricsTest, TaskOutcomesAreCountedByTypeAndOutcome) {
   metrics.observe_task("video_frame", "failed", 2.0);
   const std::string text = metrics.serialize();
   EXPECT_EQ(sample(text, "segmentation_tasks_total{asset_type=\"image\",outcome=\"done\"}"), 2);
-  EXPECT_EQ(
-      sample(text, "segmentation_tasks_total{asset_type=\"video_frame\",outcome=\"failed\"}"), 1);
+  EXPECT_EQ(sample(text, "segmentation_tasks_total{asset_type=\"video_frame\",outcome=\"failed\"}"),
+            1);
   EXPECT_EQ(sample(text, "segmentation_processing_duration_seconds_count{asset_type=\"image\"}"),
             2);
 }
 
-// A plain HTTP/1.0 GET on loopback; returns the whole response.
-std::string http_get(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  if (write(fd, request.data(), request.size()) < 0) {
-    close(fd);
-    return "";
-  }
-  std::string response;
-  char buf[4096];
-  ssize_t n = 0;
-  while ((n = read(fd, buf, sizeof buf)) > 0) response.append(buf, static_cast<std::size_t>(n));
-  close(fd);
-  return response;
-}
+using fixtures::http_get;
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
+int free_port() { return fixtures::free_loopback_port(); }
 
 TEST(HttpEndpointTest, ServesMetricsHealthAndReadiness) {
   Metrics metrics;
@@ -129,7 +93,9 @@ TEST(HttpEndpointTest, ServesMetricsHealthAndReadiness) {
   std::atomic<bool> ready{false};
   auto endpoint = HttpEndpoint::Start(
       {"127.0.0.1", free_port(), 2}, [&] { return metrics.serialize(); },
-      [&] { return std::pair<bool, std::string>{ready.load(), ready ? "all good" : "no broker"}; });
+      [&] {
+        return std::pair<bool, std::string>{ready.load(), ready ? "all good" : "no broker"};
+      });
   ASSERT_TRUE(endpoint.ok()) << endpoint.status().to_string();
   const int port = (*endpoint)->port();
 
@@ -148,11 +114,17 @@ TEST(HttpEndpointTest, ServesMetricsHealthAndReadiness) {
 
 TEST(HttpEndpointTest, APortInUseIsAClearError) {
   const int port = free_port();
-  auto first = HttpEndpoint::Start({"127.0.0.1", port, 1}, [] { return std::string(); },
-                                   [] { return std::pair<bool, std::string>{true, ""}; });
+  auto first = HttpEndpoint::Start(
+      {"127.0.0.1", port, 1}, [] { return std::string(); },
+      [] {
+        return std::pair<bool, std::string>{true, ""};
+      });
   ASSERT_TRUE(first.ok());
-  auto second = HttpEndpoint::Start({"127.0.0.1", port, 1}, [] { return std::string(); },
-                                    [] { return std::pair<bool, std::string>{true, ""}; });
+  auto second = HttpEndpoint::Start(
+      {"127.0.0.1", port, 1}, [] { return std::string(); },
+      [] {
+        return std::pair<bool, std::string>{true, ""};
+      });
   ASSERT_FALSE(second.ok());
   EXPECT_NE(second.status().message().find(std::to_string(port)), std::string::npos);
 }

@@ -1,12 +1,9 @@
 // `segmentor serve` end to end, when things go wrong: malformed and unsafe messages, a missing
 // file, a database outage, a broker restart and a SIGTERM in the middle of a job.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "messaging/wire_format.h"
 #include "serve_fixture.h"
+#include "support/loopback_http.h"
 
 namespace segmentor::testing {
 namespace {
@@ -179,39 +176,9 @@ TEST_F(ServeTest, SigtermMidJobThenRestartFinishesIt) {
   EXPECT_EQ(worker_->terminate(), 0) << worker_->log();
 }
 
-// Sends one GET and returns the status line and body.
-std::string http_get(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  (void)!write(fd, request.data(), request.size());
-  std::string response;
-  char buffer[4096];
-  ssize_t n = 0;
-  while ((n = read(fd, buffer, sizeof buffer)) > 0)
-    response.append(buffer, static_cast<std::size_t>(n));
-  close(fd);
-  return response;
-}
+using fixtures::http_get;
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
+int free_port() { return fixtures::free_loopback_port(); }
 
 TEST_F(ServeTest, HealthReadinessAndMetrics) {
   metrics_port_ = free_port();
