@@ -40,9 +40,7 @@ struct BenchFlags {
   int distinct_images = 4;
   std::string out_dir = "bench/results";
   std::string card;
-  std::string device;
-  std::string foreground_model;
-  std::string people_model;
+  ModelFlags models;
   bool no_cpu_fallback = false;
   int sample_ms = 50;
   bool no_plot = false;
@@ -103,8 +101,7 @@ int run_bench_command(const BenchFlags& flags, Config config) {
       flags.inject_oom_rate >= 0 ? flags.inject_oom_rate : config.inject_oom_rate;
   config.inject_oom_rate = 0;
   if (flags.max_concurrent > 0) config.max_concurrent_images = flags.max_concurrent;
-  if (!flags.foreground_model.empty()) config.foreground_model = flags.foreground_model;
-  if (!flags.people_model.empty()) config.people_model = flags.people_model;
+  flags.models.apply_models(config);
   if (flags.jobs < 1 || flags.frames < flags.jobs) {
     std::fprintf(stderr, "segmentor bench: need --jobs >= 1 and --frames >= --jobs\n");
     return kExitUsage;
@@ -143,7 +140,7 @@ int run_bench_command(const BenchFlags& flags, Config config) {
   }
 
   RuntimeOptions runtime_options;
-  runtime_options.device = flags.device;
+  runtime_options.device = flags.models.device;
   runtime_options.cpu_fallback = !flags.no_cpu_fallback;
   runtime_options.inject_oom_rate = inject_rate;
   auto runtime = build_runtime(config, runtime_options);
@@ -298,12 +295,7 @@ Subcommand add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cli->add_option("-o,--out", flags->out_dir, "Where result files go")->capture_default_str();
   cli->add_option("--card", flags->card, "Card name for the results (default: from the driver)");
-  cli->add_option("--device", flags->device, "auto, cpu, cuda or cuda:N (default: DEVICE)");
-  cli->add_option(
-      "--foreground-model", flags->foreground_model,
-      "Model name in MODEL_CACHE or path to a .pt (default: FOREGROUND_SEG_MODEL_NAME)");
-  cli->add_option("--people-model", flags->people_model,
-                  "Model name, path, or 'none' (default: PEOPLE_SEG_MODEL_NAME)");
+  flags->models.add_to(cli);
   cli->add_flag("--no-cpu-fallback", flags->no_cpu_fallback, "Do not load the CPU fallback lane");
   cli->add_option("--sample-ms", flags->sample_ms, "Memory sampling interval")
       ->capture_default_str();

@@ -22,17 +22,14 @@ struct PlanFlags {
   bool no_measure = false;
   int frames_per_point = 48;
   int max_measured_concurrency = 8;
-  std::string device;
-  std::string foreground_model;
-  std::string people_model;
+  ModelFlags models;
 };
 
 int run_plan_command(const PlanFlags& flags, Config config) {
-  if (!flags.foreground_model.empty()) config.foreground_model = flags.foreground_model;
-  if (!flags.people_model.empty()) config.people_model = flags.people_model;
+  flags.models.apply_models(config);
   config.inject_oom_rate = 0;
   RuntimeOptions runtime_options;
-  runtime_options.device = flags.device;
+  runtime_options.device = flags.models.device;
   runtime_options.cpu_fallback = false;  // the plan measures the card, not the fallback
   auto runtime = build_runtime(config, runtime_options);
   if (!runtime.ok()) {
@@ -108,12 +105,7 @@ Subcommand add_plan_command(CLI::App& app) {
   cli->add_option("--max-measured-concurrency", flags->max_measured_concurrency,
                   "Throughput is measured at no more than this concurrency")
       ->capture_default_str();
-  cli->add_option("--device", flags->device, "auto, cpu, cuda or cuda:N (default: DEVICE)");
-  cli->add_option(
-      "--foreground-model", flags->foreground_model,
-      "Model name in MODEL_CACHE or path to a .pt (default: FOREGROUND_SEG_MODEL_NAME)");
-  cli->add_option("--people-model", flags->people_model,
-                  "Model name, path, or 'none' (default: PEOPLE_SEG_MODEL_NAME)");
+  flags->models.add_to(cli);
   return {cli, [flags](Config& config) { return run_plan_command(*flags, config); }};
 }
 

@@ -138,8 +138,7 @@ Subcommand add_run_command(CLI::App& app) {
     RunOptions run;
     std::string kind = "product";
     bool no_progress = false;
-    std::string foreground_model;
-    std::string people_model;
+    ModelFlags models;
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* cli = app.add_subcommand(
@@ -156,19 +155,14 @@ Subcommand add_run_command(CLI::App& app) {
                   "product (masks under product_images) or frame (video_frames)")
       ->check(CLI::IsMember({"product", "frame"}))
       ->capture_default_str();
-  cli->add_option("--device", flags->run.device, "auto, cpu, cuda or cuda:N (default: DEVICE)");
-  cli->add_option(
-      "--foreground-model", flags->foreground_model,
-      "Model name in MODEL_CACHE or path to a .pt (default: FOREGROUND_SEG_MODEL_NAME)");
-  cli->add_option("--people-model", flags->people_model,
-                  "Model name, path, or 'none' (default: PEOPLE_SEG_MODEL_NAME)");
+  flags->models.add_to(cli);
   cli->add_flag("--no-progress", flags->no_progress, "Plain log lines even on a terminal");
   return {cli, [flags](Config& config) {
             RunOptions run = flags->run;
             run.kind = flags->kind == "frame" ? AssetKind::kVideoFrame : AssetKind::kProductImage;
             run.progress_bar = !flags->no_progress;
-            if (!flags->foreground_model.empty()) config.foreground_model = flags->foreground_model;
-            if (!flags->people_model.empty()) config.people_model = flags->people_model;
+            run.device = flags->models.device;
+            flags->models.apply_models(config);
             return run_images(run, config);
           }};
 }

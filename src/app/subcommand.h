@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
 
 #include "config/config.h"
 
@@ -17,6 +18,28 @@ struct Subcommand {
   CLI::App* cli = nullptr;
   // Receives the parsed configuration; may adjust it with its own flags before using it.
   std::function<int(Config&)> run;
+};
+
+// --device, --foreground-model and --people-model: the same three options on every command that
+// loads models, overriding DEVICE and the *_SEG_MODEL_NAME settings.
+struct ModelFlags {
+  std::string device;  // empty = DEVICE
+  std::string foreground_model;
+  std::string people_model;
+
+  void add_to(CLI::App* cli) {
+    cli->add_option("--device", device, "auto, cpu, cuda or cuda:N (default: DEVICE)");
+    cli->add_option(
+        "--foreground-model", foreground_model,
+        "Model name in MODEL_CACHE or path to a .pt (default: FOREGROUND_SEG_MODEL_NAME)");
+    cli->add_option("--people-model", people_model,
+                    "Model name, path, or 'none' (default: PEOPLE_SEG_MODEL_NAME)");
+  }
+  // Applies the model overrides; the device goes to RuntimeOptions::device.
+  void apply_models(Config& config) const {
+    if (!foreground_model.empty()) config.foreground_model = foreground_model;
+    if (!people_model.empty()) config.people_model = people_model;
+  }
 };
 
 // One function per subcommand, each in its own <name>_command.cpp.
