@@ -18,6 +18,8 @@ import linecache
 import os
 import types
 
+import numpy as np
+
 import torch
 
 MANIFEST_KINDS = ("foreground_probability", "person_probability", "yolo_seg")
@@ -108,6 +110,23 @@ def compile_generated(source, module_name, namespace=None):
         module.__dict__.update(namespace)
     exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - our own generated code
     return module
+
+
+def script_generated(source, class_name, params, op_counts):
+    """Compiles generated converter source, builds its class from numpy `params` and scripts it.
+    Returns (scripted module, info dict) as both converters report them."""
+    module = compile_generated(source, class_name.lower())
+    # A contiguous, writable copy: initializers read from ONNX are read-only views.
+    tensors = {k: torch.from_numpy(np.array(v, copy=True, order="C")) for k, v in params.items()}
+    scripted = torch.jit.script(getattr(module, class_name)(tensors).eval())
+    info = {
+        "op_counts": dict(sorted(op_counts.items())),
+        "parameters": int(sum(v.size for v in params.values())),
+        "tensors": len(params),
+        "param_dtypes": sorted({str(v.dtype) for v in params.values()}),
+        "source_text": source,
+    }
+    return scripted, info
 
 
 def sha256_file(path):

@@ -330,15 +330,4 @@ def convert(model, outputs, class_name="ConvertedOnnx", source="ONNX"):
                             body="\n".join(gen.lines))
     if len(outputs) > 1:
         text = "from typing import Tuple\n" + text
-    module = model_export.compile_generated(text, class_name.lower())
-    params = {k: torch.from_numpy(v.copy()) for k, v in gen.params.items()}
-    eager = getattr(module, class_name)(params).eval()
-    scripted = torch.jit.script(eager)
-    info = {
-        "op_counts": dict(sorted(op_counts.items())),
-        "parameters": int(sum(v.size for v in gen.params.values())),
-        "tensors": len(gen.params),
-        "param_dtypes": sorted({str(v.dtype) for v in gen.params.values()}),
-        "source_text": text,
-    }
-    return scripted, info
+    return model_export.script_generated(text, class_name, gen.params, op_counts)

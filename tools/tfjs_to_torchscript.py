@@ -322,14 +322,4 @@ def convert(model_json_path, class_name="ConvertedTfjs", source="TF.js"):
         gen.emit(node)
     gen.lines.append(f"        return {gen.vars[output]}")
     text = _TEMPLATE.format(class_name=class_name, source=source, body="\n".join(gen.lines))
-    module = model_export.compile_generated(text, class_name.lower())
-    params = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in gen.params.items()}
-    scripted = torch.jit.script(getattr(module, class_name)(params).eval())
-    info = {
-        "op_counts": dict(sorted(op_counts.items())),
-        "parameters": int(sum(v.size for v in gen.params.values())),
-        "tensors": len(gen.params),
-        "param_dtypes": sorted({str(v.dtype) for v in gen.params.values()}),
-        "source_text": text,
-    }
-    return scripted, info
+    return model_export.script_generated(text, class_name, gen.params, op_counts)
