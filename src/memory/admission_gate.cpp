@@ -159,16 +159,30 @@ Result<AdmissionGate::Ticket> AdmissionGate::admit_until(
   return admit_impl(predicted_bytes, deadline, std::move(stop));
 }
 
+Result<AdmissionGate::Ticket> AdmissionGate::readmit(std::int64_t predicted_bytes,
+                                                     std::stop_token stop) {
+  {
+    std::lock_guard lock(state_mutex_);
+    ++counters_.readmitted_total;
+  }
+  return admit_impl(predicted_bytes, std::nullopt, std::move(stop), QueuePlace::kFront);
+}
+
 Result<AdmissionGate::Ticket> AdmissionGate::admit_impl(
     std::int64_t predicted_bytes, std::optional<std::chrono::steady_clock::time_point> deadline,
-    std::stop_token stop) {
+    std::stop_token stop, QueuePlace place) {
   if (predicted_bytes < 0) return invalid_argument("admission gate: negative predicted bytes");
   refresh_budget_if_due();
   std::unique_lock lock(state_mutex_);
   if (queue_.empty() && fits_locked(predicted_bytes)) return admit_locked(predicted_bytes);
 
   const std::uint64_t id = next_waiter_id_++;
-  queue_.push_back(id);
+  if (place == QueuePlace::kFront) {
+    queue_.push_front(id);
+    changed_locked();  // the old head is no longer the head
+  } else {
+    queue_.push_back(id);
+  }
   const auto started = now();
   auto leave_queue = [&] {
     queue_.erase(std::find(queue_.begin(), queue_.end(), id));

@@ -48,7 +48,9 @@ namespace segmentor {
 // Fairness is strict FIFO: while anyone is queued, try_admit() refuses and admit() queues behind,
 // and only the head of the queue may be admitted. A big task at the head is therefore never
 // overtaken by a stream of small ones; the cost is some idle room while the head waits for enough
-// bytes to free up, which is the price of no starvation.
+// bytes to free up, which is the price of no starvation. readmit() is for a task that was admitted
+// before, gave its ticket back to back off after an OOM, and returns: it queues at the head,
+// since it arrived before everyone now waiting (FIFO by first arrival).
 //
 // AIMD (the limit adapts to what predictions miss):
 //   on_out_of_memory():  aimd_cap = max(floor, min(aimd_cap or task_room, in_flight_bytes) × kBackoffFactor)
@@ -92,6 +94,7 @@ struct GateStats {
   std::int64_t threshold_budget_bytes = 0;  // budget × threshold
   std::optional<std::int64_t> aimd_cap_bytes;  // none = the limit follows the budget
   std::uint64_t admitted_total = 0;
+  std::uint64_t readmitted_total = 0;    // readmit() calls (tasks back from an OOM back-off)
   std::uint64_t waits_total = 0;         // admissions that had to queue first
   std::uint64_t rejected_total = 0;      // try_admit() refusals
   std::uint64_t cancelled_total = 0;     // admit() stopped by its stop_token
@@ -148,6 +151,8 @@ class AdmissionGate {
   Result<Ticket> admit_until(std::int64_t predicted_bytes,
                              std::chrono::steady_clock::time_point deadline,
                              std::stop_token stop = {});
+  // As admit(), but queued ahead of every waiter (see Note [Gate arithmetic], fairness).
+  Result<Ticket> readmit(std::int64_t predicted_bytes, std::stop_token stop = {});
 
   // Model weights that stay on the device while loaded. Registering a name again replaces it.
   void register_resident(const std::string& name, std::int64_t bytes);
@@ -168,9 +173,10 @@ class AdmissionGate {
   std::chrono::steady_clock::time_point now() const;
   void refresh_budget_if_due();
   void apply_snapshot(const MemorySnapshot& snapshot);
+  enum class QueuePlace { kBack, kFront };
   Result<Ticket> admit_impl(std::int64_t predicted_bytes,
                             std::optional<std::chrono::steady_clock::time_point> deadline,
-                            std::stop_token stop);
+                            std::stop_token stop, QueuePlace place = QueuePlace::kBack);
   void release_ticket(std::int64_t bytes);
 
   // All *_locked functions require state_mutex_.

@@ -42,7 +42,7 @@ struct CalibrationRow {
   SizeClass size_class = SizeClass::kProduct;
   int width = 0;
   int height = 0;
-  std::int64_t peak_bytes = 0;  // allocator peak above the resident weights for one task
+  std::int64_t peak_bytes = 0;  // one task's bytes above the weights (pipeline/calibrate.h)
 };
 
 // How the per-model peaks of one task combine.

@@ -43,7 +43,8 @@ std::chrono::nanoseconds OomRecovery::backoff_for(int retry) const {
 }
 
 // The ladder of Note [Recovery ladder]; each rung's counter is bumped where the rung happens.
-Status OomRecovery::run(const Attempt& gpu, const Attempt& cpu_fallback, RecoveryReport* report) {
+Status OomRecovery::run(const Attempt& gpu, const Attempt& cpu_fallback, RecoveryReport* report,
+                        const LadderHooks& hooks) {
   RecoveryReport local;
   RecoveryReport& r = report != nullptr ? *report : local;
   r = RecoveryReport{};
@@ -98,6 +99,7 @@ Status OomRecovery::run(const Attempt& gpu, const Attempt& cpu_fallback, Recover
       break;
     }
     const std::chrono::nanoseconds wait = backoff_for(retry);  // rung 5
+    if (hooks.before_backoff) hooks.before_backoff();
     if (options_.sleep) {
       options_.sleep(wait);
     } else {
@@ -109,6 +111,17 @@ Status OomRecovery::run(const Attempt& gpu, const Attempt& cpu_fallback, Recover
       stats_.backoff_time_total += wait;
     }
     note("backed off " + format_duration(wait));
+    if (hooks.after_backoff) {
+      Status resumed = hooks.after_backoff();
+      if (!resumed.ok()) {
+        note("could not resume: " + resumed.to_string());
+        std::lock_guard lock(stats_mutex_);
+        ++stats_.failed_tasks;
+        return Status(resumed.code(), "stopped after " + std::to_string(r.gpu_attempts) +
+                                          " GPU attempt" + (r.gpu_attempts == 1 ? "" : "s") +
+                                          ": " + r.trail);
+      }
+    }
   }
 
   ErrorCode code = ErrorCode::kOutOfMemory;

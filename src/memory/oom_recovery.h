@@ -30,15 +30,16 @@ namespace segmentor {
 //      when there is one, so the release is timed and reported with the others.
 //   4. Shrink the gate (AdmissionGate::on_out_of_memory) so fewer tasks share the card next.
 //   5. If RETRY_ON_OOM and fewer than MAX_OOM_RETRIES retries were made: back off (0.5 s, 1 s,
-//      2 s, then the last step again) → retries++, and go to 1.
+//      2 s, then the last step again) → retries++, and go to 1. The caller may give up what it
+//      holds for the back-off and take it again after (LadderHooks): see Note [Ticket across the
+//      ladder] in pipeline/engine.cpp for why the engine does.
 //   6. Retries exhausted or disabled: run the CPU fallback if one was given → cpu_fallbacks++;
 //      success returns; failure → cpu_fallback_failures++.
 //   7. failed_tasks++ and return an error whose message tells what happened at every rung. The
 //      code is kOutOfMemory, or the CPU fallback's own code when that ran and failed otherwise.
 //
 // At most 1 + MAX_OOM_RETRIES GPU attempts and one CPU attempt, whatever the device does: the
-// ladder terminates against a device that always fails. The caller keeps its gate ticket across
-// the whole ladder, so the bytes it was admitted with stay accounted for while it backs off.
+// ladder terminates against a device that always fails.
 
 inline constexpr int kDefaultMaxOomRetries = 3;
 
@@ -67,6 +68,15 @@ struct RecoveryStats {
   std::chrono::nanoseconds cache_release_time_total{0};
 };
 
+// What the caller does around each back-off (both optional). `before_backoff` runs after the
+// OOM has been handled and before the wait; `after_backoff` after the wait and before the next
+// GPU attempt. An error from `after_backoff` (e.g. re-admission cancelled) ends the ladder with
+// that error: no further GPU attempt and no CPU fallback, since the task was told to stop.
+struct LadderHooks {
+  std::function<void()> before_backoff;
+  std::function<Status()> after_backoff;
+};
+
 // What happened to one task on the ladder (for its log line and its dead-letter reason).
 struct RecoveryReport {
   int gpu_attempts = 0;
@@ -92,13 +102,13 @@ class OomRecovery {
 
   // Runs `gpu` through the ladder, then `cpu_fallback` (may be empty). Fills `report` if given.
   Status run(const Attempt& gpu, const Attempt& cpu_fallback = {},
-             RecoveryReport* report = nullptr);
+             RecoveryReport* report = nullptr, const LadderHooks& hooks = {});
 
   // The same for attempts that produce a value.
   template <typename T>
   Result<T> run_for(const std::function<Result<T>()>& gpu,
                     const std::function<Result<T>()>& cpu_fallback = {},
-                    RecoveryReport* report = nullptr) {
+                    RecoveryReport* report = nullptr, const LadderHooks& hooks = {}) {
     std::optional<T> value;
     auto keep = [&value](Result<T> result) -> Status {
       if (!result.ok()) return result.status();
@@ -107,7 +117,7 @@ class OomRecovery {
     };
     Attempt cpu;
     if (cpu_fallback) cpu = [&] { return keep(cpu_fallback()); };
-    Status status = run([&] { return keep(gpu()); }, cpu, report);
+    Status status = run([&] { return keep(gpu()); }, cpu, report, hooks);
     if (!status.ok()) return status;
     return std::move(*value);
   }

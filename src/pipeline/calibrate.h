@@ -18,9 +18,14 @@ void record_resident(CalibrationTable& table, const std::string& name,
 
 // For each reference size (calibration.h): one warm-up (so lazy initialisation and cuDNN
 // autotuning are not counted), then the cache released, peak stats reset, one measured task.
-// Records peak allocated minus allocated before the task, as the whole segmenter's bytes, under
-// `task_name`. Out-of-memory during calibration is an error: the card cannot run one task.
+// Records task_bytes() as the whole segmenter's bytes, under `task_name`. Out-of-memory during
+// calibration is an error: the card cannot run one task.
 Status calibrate_segmenter(Segmenter& segmenter, DeviceMemory& device, CalibrationTable& table,
                            const std::string& task_name = "task");
+
+// One task's bytes from snapshots taken before it (cache released) and after it (peaks since the
+// reset): the larger of its peak allocated and peak reserved growth, never negative. See
+// Note [Calibrate reserved, not only allocated] in calibrate.cpp.
+std::int64_t task_bytes(const MemorySnapshot& before, const MemorySnapshot& after);
 
 }  // namespace segmentor

@@ -118,9 +118,14 @@ TaskOutcome Engine::process(const EngineTask& task) {
     if (predicted.ok()) outcome.predicted_bytes = *predicted;
   }
 
-  // Note [Ticket across the ladder]: the ticket is held through retries and back-off, so the
-  // bytes this task was admitted with stay accounted for while it waits to try again; the CPU
-  // fallback runs with the ticket still held too (it is short, and keeps the count honest).
+  // Note [Ticket across the ladder]
+  // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+  // The ticket is given back for each OOM back-off and taken again, at the head of the gate's
+  // queue, before the retry. While a task sleeps its tensors are already freed, so holding its
+  // bytes would only keep others out: with the gate shrunk to one task after an OOM, every
+  // back-off (0.5 s and up) stalled the whole lane. At the head of the queue the retry still
+  // goes before anything that arrived after it. The CPU fallback runs with the ticket held (the
+  // task is still in flight, and the count stays honest).
   t0 = Clock::now();
   auto ticket = gate_.admit(outcome.predicted_bytes);
   outcome.wait_seconds = seconds_since(t0);
@@ -133,11 +138,23 @@ TaskOutcome Engine::process(const EngineTask& task) {
   if (cpu_fallback_ != nullptr) {
     on_cpu = [&] { return segment_on(*cpu_fallback_, &fallback_mutex_, image); };
   }
+  double readmit_wait_seconds = 0;  // counted as gate waiting, not as time on the lane
+  LadderHooks hooks;
+  hooks.before_backoff = [&] { ticket->release(); };
+  hooks.after_backoff = [&]() -> Status {
+    const auto waited_from = Clock::now();
+    auto again = gate_.readmit(outcome.predicted_bytes);
+    readmit_wait_seconds += seconds_since(waited_from);
+    if (!again.ok()) return again.status();
+    *ticket = std::move(*again);
+    return Status::Ok();
+  };
   auto masks = recovery_.run_for<AssetMasks>(
-      [&] { return segment_on(primary_, primary_mutex, image); }, on_cpu, &outcome.recovery);
+      [&] { return segment_on(primary_, primary_mutex, image); }, on_cpu, &outcome.recovery, hooks);
   if (cache_ != nullptr) cache_->on_task_finished();
   ticket->release();
-  outcome.segment_seconds = seconds_since(t0);
+  outcome.segment_seconds = seconds_since(t0) - readmit_wait_seconds;
+  outcome.wait_seconds += readmit_wait_seconds;
   outcome.lane = outcome.recovery.used_cpu_fallback ? cpu_fallback_->name : primary_.name;
   if (!masks.ok()) return finish(masks.status().with_context(task.source.string()));
   outcome.people_found = masks->people_found;

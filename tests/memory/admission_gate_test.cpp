@@ -237,6 +237,37 @@ TEST(AdmissionGateTest, BlockingAdmitIsFifoAndTheBigTaskIsNotStarved) {
   EXPECT_EQ(s.waiting, 0);
 }
 
+TEST(AdmissionGateTest, ReadmitQueuesAheadOfEveryWaiter) {
+  FakeDevice device(1000);
+  auto gate = make_gate(device, options(1, 20));
+  auto held = gate->try_admit(900);
+  ASSERT_TRUE(held);
+
+  std::atomic<int> order{0};
+  std::atomic<int> waiter_rank{-1};
+  std::atomic<int> returner_rank{-1};
+  std::jthread waiter([&] {
+    auto t = gate->admit(500);
+    ASSERT_TRUE(t.ok());
+    waiter_rank = order++;
+  });
+  wait_for([&] { return gate->stats().waiting == 1; });
+  // A task that backed off after an OOM comes back: it arrived before the waiter.
+  std::jthread returner([&] {
+    auto t = gate->readmit(600);
+    ASSERT_TRUE(t.ok());
+    returner_rank = order++;
+    t->release();
+  });
+  wait_for([&] { return gate->stats().waiting == 2; });
+  held->release();  // either fits alone, not both: the head goes first
+  returner.join();
+  waiter.join();
+  EXPECT_EQ(returner_rank.load(), 0);
+  EXPECT_EQ(waiter_rank.load(), 1);
+  EXPECT_EQ(gate->stats().readmitted_total, 1u);
+}
+
 TEST(AdmissionGateTest, AdmitUntilTimesOutAndLeavesTheQueue) {
   FakeDevice device(1000);
   auto gate = make_gate(device, options(1, 10));

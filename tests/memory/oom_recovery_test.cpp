@@ -123,6 +123,56 @@ TEST(OomRecoveryTest, RetriesExhaustedThenCpuFallbackSucceeds) {
   EXPECT_EQ(s.backoff_time_total, milliseconds(3500));
 }
 
+TEST(OomRecoveryTest, HooksSurroundEveryBackOffAndNothingElse) {
+  Ladder l(RecoveryOptions{});
+  std::vector<std::string> events;
+  RecoveryOptions options;
+  options.sleep = [&](nanoseconds) { events.push_back("sleep"); };
+  auto recovery = std::move(OomRecovery::create(options, &l.device, l.gate.get())).value();
+  LadderHooks hooks;
+  hooks.before_backoff = [&] { events.push_back("give back"); };
+  hooks.after_backoff = [&] {
+    events.push_back("take again");
+    return Status::Ok();
+  };
+  int attempts = 0;
+  const Status status = recovery->run(
+      [&] {
+        events.push_back("attempt");
+        return ++attempts < 3 ? Status(ErrorCode::kOutOfMemory, "CUDA out of memory")
+                              : Status::Ok();
+      },
+      {}, nullptr, hooks);
+  ASSERT_TRUE(status.ok()) << status.to_string();
+  EXPECT_EQ(events, (std::vector<std::string>{"attempt", "give back", "sleep", "take again",
+                                              "attempt", "give back", "sleep", "take again",
+                                              "attempt"}));
+}
+
+TEST(OomRecoveryTest, AFailedResumeEndsTheLadderWithoutTheFallback) {
+  Ladder l(RecoveryOptions{});
+  l.device.fail_always(true);
+  int cpu_calls = 0;
+  LadderHooks hooks;
+  hooks.after_backoff = [] { return unavailable("admission cancelled: shutting down"); };
+  RecoveryReport report;
+  const Status status = l.recovery->run([&] { return attempt_on(l.device, 100); },
+                                        [&] {
+                                          ++cpu_calls;
+                                          return Status::Ok();
+                                        },
+                                        &report, hooks);
+  EXPECT_EQ(status.code(), ErrorCode::kUnavailable);
+  EXPECT_NE(status.message().find("shutting down"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("gpu attempt 1: fake device: injected out-of-memory"),
+            std::string::npos)
+      << status.message();
+  EXPECT_EQ(report.gpu_attempts, 1);
+  EXPECT_EQ(cpu_calls, 0);
+  EXPECT_FALSE(report.succeeded);
+  EXPECT_EQ(l.recovery->stats().failed_tasks, 1u);
+}
+
 TEST(OomRecoveryTest, RetryOnOomFalseGoesStraightToTheFallback) {
   RecoveryOptions options;
   options.retry_on_oom = false;

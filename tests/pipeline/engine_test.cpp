@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -71,7 +72,8 @@ class EngineTest : public ::testing::Test {
   }
   void TearDown() override { fixtures::remove_tree(root_); }
 
-  void build(std::int64_t capacity, int max_concurrent, bool with_cpu_lane) {
+  void build(std::int64_t capacity, int max_concurrent, bool with_cpu_lane,
+             std::function<void(std::chrono::nanoseconds)> backoff_sleep = {}) {
     device_ = std::make_unique<FakeDevice>(capacity);
     AdmissionGateOptions gate_options;
     gate_options.max_concurrent = max_concurrent;
@@ -79,6 +81,7 @@ class EngineTest : public ::testing::Test {
     gate_ = AdmissionGate::create(gate_options, device_.get()).value();
     RecoveryOptions recovery_options;
     recovery_options.backoff = {};  // no waiting in tests
+    recovery_options.sleep = std::move(backoff_sleep);
     recovery_ = OomRecovery::create(recovery_options, device_.get(), gate_.get()).value();
     auto gpu_model = std::make_unique<DeviceModel>(device_.get(), kTaskBytes, "gpu-fg");
     gpu_model_ = gpu_model.get();
@@ -160,6 +163,24 @@ TEST_F(EngineTest, AnOutOfMemoryIsRetriedAndTheFrameIsNotLost) {
   }
   EXPECT_GT(recovery_->stats().retries, 0U);
   EXPECT_EQ(recovery_->stats().failed_tasks, 0U);
+}
+
+TEST_F(EngineTest, ABackingOffTaskHoldsNoTicketAndComesBackFirst) {
+  std::vector<int> in_flight_while_sleeping;
+  build(1000, 1, false, [&](std::chrono::nanoseconds) {
+    in_flight_while_sleeping.push_back(gate_->stats().in_flight);
+    device_->fail_always(false);  // the next attempt finds memory
+  });
+  device_->fail_always(true);
+  const auto outcomes = run_tasks(1);
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_TRUE(outcomes[0].status.ok()) << outcomes[0].status.to_string();
+  EXPECT_EQ(outcomes[0].recovery.gpu_attempts, 2);
+  // With MAX_CONCURRENT_IMAGES=1 a held ticket would have kept every other task out.
+  EXPECT_EQ(in_flight_while_sleeping, std::vector<int>{0});
+  const GateStats stats = gate_->stats();
+  EXPECT_EQ(stats.readmitted_total, 1u);
+  EXPECT_EQ(stats.in_flight, 0);
 }
 
 TEST_F(EngineTest, WhenRetriesRunOutTheCpuLaneMakesTheMasks) {

@@ -1,0 +1,84 @@
+#include "pipeline/calibrate.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "fake_mask_model.h"
+#include "memory/fake_device.h"
+
+namespace segmentor {
+namespace {
+
+constexpr std::int64_t kMiB = 1024 * 1024;
+
+// Allocates on a FakeDevice the way a model on a fresh CUDA stream does: `first` bytes, freed,
+// then `second` bytes. With second > first the cached first block cannot serve the second
+// request, so the task reserves first + second while never holding more than `second`.
+class AllocatingModel : public MaskModel {
+ public:
+  AllocatingModel(FakeDevice& device, std::int64_t first, std::int64_t second)
+      : device_(device), first_(first), second_(second) {
+    info_.name = "allocating";
+  }
+  const ModelInfo& info() const override { return info_; }
+  Result<Mask> segment(const RgbImage& image) override {
+    SEGMENTOR_ASSIGN_OR_RETURN(auto a, device_.allocate(first_));
+    device_.free(a);
+    SEGMENTOR_ASSIGN_OR_RETURN(auto b, device_.allocate(second_));
+    device_.free(b);
+    return Mask::zeros(image.width, image.height);
+  }
+
+ private:
+  FakeDevice& device_;
+  std::int64_t first_;
+  std::int64_t second_;
+  ModelInfo info_;
+};
+
+TEST(CalibrateTest, TaskBytesAreTheLargerOfAllocatedAndReservedGrowth) {
+  MemorySnapshot before;
+  before.allocated_bytes = 100;
+  before.reserved_bytes = 150;
+  MemorySnapshot after;
+  after.peak_allocated_bytes = 400;  // +300
+  after.peak_reserved_bytes = 650;   // +500
+  EXPECT_EQ(task_bytes(before, after), 500);
+  after.peak_reserved_bytes = 200;  // +50: allocated growth wins
+  EXPECT_EQ(task_bytes(before, after), 300);
+  after.peak_allocated_bytes = 50;  // peaks below the start (cannot happen, but never negative)
+  after.peak_reserved_bytes = 100;
+  EXPECT_EQ(task_bytes(before, after), 0);
+}
+
+TEST(CalibrateTest, RecordsReservedGrowthFromAnEmptyCacheAtEveryReferenceSize) {
+  FakeDevice device(64 * kMiB * 1024);
+  AllocatingModel foreground(device, 100 * kMiB, 150 * kMiB);
+  Segmenter segmenter(foreground, nullptr);
+  CalibrationTable table;
+  ASSERT_TRUE(calibrate_segmenter(segmenter, device, table).ok());
+
+  const std::vector<CalibrationRow> rows = table.rows();
+  ASSERT_EQ(rows.size(), reference_sizes().size());
+  for (const CalibrationRow& row : rows) {
+    // Allocated peak alone would say 150 MiB; the cache the task built holds 250 MiB.
+    EXPECT_EQ(row.peak_bytes, 250 * kMiB) << row.width << "x" << row.height;
+  }
+  // The warm-up's cache was released before measuring, so it is not counted twice.
+  EXPECT_GE(device.release_calls(), static_cast<int>(reference_sizes().size()));
+}
+
+TEST(CalibrateTest, OutOfMemoryDuringCalibrationNamesTheSize) {
+  FakeDevice device(64 * kMiB * 1024);
+  AllocatingModel foreground(device, kMiB, kMiB);
+  Segmenter segmenter(foreground, nullptr);
+  device.fail_always(true);
+  CalibrationTable table;
+  const Status status = calibrate_segmenter(segmenter, device, table);
+  EXPECT_EQ(status.code(), ErrorCode::kOutOfMemory);
+  EXPECT_NE(status.message().find("calibration warm-up at"), std::string::npos) << status.message();
+}
+
+}  // namespace
+}  // namespace segmentor
