@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Runs ON THE GPU MACHINE after scripts/gpu-check.sh has built build-gpu/. Two phases, so each
-# fits one device-tool call:
-#   scripts/gpu-bench.sh prepare   generate the production-sized stand-ins (tools/make_standin_models.py)
-#                                  and print `segmentor plan` for them
-#   scripts/gpu-bench.sh measure   the memory manager's targets with `segmentor bench`
+# Runs ON THE GPU MACHINE (through the device tool). Phases, in the order given, e.g.
+#   scripts/gpu-bench.sh build prepare streams     (one call)
+#   scripts/gpu-bench.sh measure                   (the next call, on the still-warm machine)
+#   build    configure build-gpu against the machine's CUDA LibTorch and build `segmentor` only
+#            (scripts/gpu-check.sh builds and runs the whole test suite)
+#   prepare  generate the production-sized stand-ins (tools/make_standin_models.py), print plan
+#   streams  A/B of CUDA_STREAMS (and of the allocator's expandable segments) at an 8 GiB cap
+#   measure  the memory manager's targets: 1,000 frames adaptive vs legacy with the ceiling, the
+#            same with 10 % injected OOMs, and adaptive against the fixed sweep at 8, 16, 24 GiB
 # Every step has a time limit; results accumulate in /tmp/gpu-bench and are tarred to $OUT after
 # each step, so a cut-off call still returns what finished.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export LD_LIBRARY_PATH=$PWD/.gpu-deps/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+deps=$PWD/.gpu-deps/root
+export LD_LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export MODEL_CACHE=$PWD/build-gpu/standins LOG_FORMAT=text LOG_LEVEL=INFO  # ignored: kept between calls
 export FOREGROUND_SEG_MODEL_NAME=rmbg2-standin PEOPLE_SEG_MODEL_NAME=yolo11l-seg-standin
 bin=build-gpu/src/app/segmentor
@@ -20,23 +25,50 @@ timed() {  # timed SECONDS NAME command...
   timeout "$secs" "$@" > "$res/$name.log" 2>&1
   local rc=$?
   echo "== $name: exit $rc after $((SECONDS - t0)) s"
-  grep -vE "^\s*$" "$res/$name.log" | tail -25
+  grep -vE "^\s*$" "$res/$name.log" | grep -vE "^\[.*\] \[(debug|trace)\]" | tail -"${TAIL:-14}"
   [ -n "${OUT:-}" ] && tar -czf "$OUT/gpu-bench.tar.gz" -C "$res" .
+  return $rc
 }
 
-case "${1:-}" in
-  prepare)
-    timed 300 standins python3 tools/make_standin_models.py --out "$MODEL_CACHE"
-    timed 100 plan "$bin" plan --markdown ;;
-  measure)
-    # Issue targets 1 and 3 (adaptive vs the Python service's design) with the models' ceiling.
-    timed 180 target1 "$bin" bench --ceiling --cap-gib 8 --jobs 4 --frames 1000 \
-      --gate adaptive,legacy -o "$res/results"
-    # Target 1 with 10 % injected out-of-memory errors.
-    timed 100 inject "$bin" bench --cap-gib 8 --jobs 4 --frames 1000 --gate adaptive \
-      --inject-oom-rate 0.1 -o "$res/results"
-    # Target 2: adaptive against the best fixed concurrency at 8, 16 and 24 GiB.
-    timed 150 sweep "$bin" bench --no-cpu-fallback --cap-gib 8,16,24 --jobs 4 --frames 160 \
-      --sweep 4 --max-concurrent 8 -o "$res/results" ;;
-  *) echo "usage: $0 prepare|measure" >&2; exit 2 ;;
-esac
+bench() {  # bench NAME SECONDS [ENV=VALUE...] -- bench arguments...
+  local name=$1 secs=$2; shift 2
+  local envs=()
+  while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
+  mkdir -p "$res/results/$name"
+  timed "$secs" "$name" env "${envs[@]}" "$bin" bench --no-plot -o "$res/results/$name" "$@"
+}
+
+for phase in "$@"; do
+  case "$phase" in
+    build)
+      torch_prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+      timed 120 configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DSEGMENTOR_PYTHON="$(command -v python3)" "-DCMAKE_PREFIX_PATH=$torch_prefix;$deps/usr" \
+        -DCMAKE_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu" -DCMAKE_INCLUDE_PATH="$deps/usr/include"
+      TAIL=5 timed 300 build cmake --build build-gpu --target segmentor --parallel "$(nproc)" ;;
+    prepare)
+      [ -f "$MODEL_CACHE/rmbg2-standin.pt" ] ||
+        timed 300 standins python3 tools/make_standin_models.py --out "$MODEL_CACHE"
+      TAIL=20 timed 100 plan "$bin" plan --markdown ;;
+    streams)
+      # Same load for each stream mode: 4 jobs, 160 frames, cap 8 GiB, no CPU lane.
+      for mode in worker pool default; do
+        bench "streams-$mode" 100 CUDA_STREAMS=$mode -- --no-cpu-fallback --cap-gib 8 --jobs 4 \
+          --frames 160 --gate fixed:1,fixed:3,adaptive
+      done
+      bench streams-worker-expandable 100 CUDA_STREAMS=worker \
+        PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True -- --no-cpu-fallback --cap-gib 8 \
+        --jobs 4 --frames 160 --gate fixed:1,fixed:3,adaptive ;;
+    measure)
+      # Target 1 and the Python service's design, with the models' ceiling, in one run.
+      bench target1 200 CUDA_STREAMS=worker -- --ceiling --cap-gib 8 --jobs 4 --frames 1000 \
+        --gate adaptive,legacy
+      # Target 1 with 10 % of model calls failing with an injected out-of-memory error.
+      bench inject 150 CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 1000 --gate adaptive \
+        --inject-oom-rate 0.1
+      # Target 2: adaptive against the best fixed concurrency at 8, 16 and 24 GiB.
+      bench sweep 200 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 8,16,24 --jobs 4 \
+        --frames 240 --sweep 4 --gate adaptive --max-concurrent 8 ;;
+    *) echo "usage: $0 build|prepare|streams|measure ..." >&2; exit 2 ;;
+  esac
+done

@@ -80,6 +80,11 @@ std::string to_json(const BenchRunReport& r) {
   j["peak_in_flight"] = r.peak_in_flight;
   j["gate_shrinks"] = r.gate_shrinks;
   j["min_gate_limit_bytes"] = r.min_gate_limit_bytes;
+  j["readmissions"] = r.readmissions;
+  j["alloc_retries"] = r.alloc_retries;
+  j["predicted_task_bytes"] = r.predicted_task_bytes;
+  j["cuda_streams"] = r.cuda_streams;
+  j["alloc_conf"] = r.alloc_conf;
   j["models"] = r.models;
   j["test_models"] = r.test_models;
   j["frames_by_lane"] = r.frames_by_lane;

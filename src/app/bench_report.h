@@ -60,6 +60,11 @@ struct BenchRunReport {
   int peak_in_flight = 0;
   std::uint64_t gate_shrinks = 0;
   std::int64_t min_gate_limit_bytes = 0;  // over the samples; 0 when none
+  std::uint64_t readmissions = 0;         // tasks re-admitted after an OOM back-off
+  std::int64_t alloc_retries = 0;         // allocator frees-and-retries during the run (c10)
+  std::int64_t predicted_task_bytes = 0;  // calibration's prediction for an FHD frame; 0 = none
+  std::string cuda_streams;               // CUDA_STREAMS
+  std::string alloc_conf;                 // PYTORCH_CUDA_ALLOC_CONF as set, "" when unset
   std::vector<std::string> models;        // lane's model names, "-standin" ones included
   bool test_models = false;
   std::map<std::string, int> frames_by_lane;

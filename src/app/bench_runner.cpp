@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -284,6 +285,13 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   report.models.push_back(runtime.primary->foreground->info().name);
   if (runtime.primary->people) report.models.push_back(runtime.primary->people->info().name);
   report.test_models = runtime.uses_test_models;
+  report.cuda_streams = config.cuda_streams;
+  if (const char* conf = std::getenv("PYTORCH_CUDA_ALLOC_CONF")) report.alloc_conf = conf;
+  if (!runtime.calibration.empty()) {
+    auto predicted = runtime.calibration.predict_task_bytes(1920, 1080);
+    if (predicted.ok()) report.predicted_task_bytes = *predicted;
+  }
+  const std::int64_t alloc_retries_before = device.snapshot().num_alloc_retries;
 
   // The sampler: device and gate every sample_interval, until stopped.
   const auto start = Clock::now();
@@ -421,7 +429,9 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   const GateStats gate_stats = gate->stats();
   report.peak_in_flight = gate_stats.peak_in_flight;
   report.gate_shrinks = gate_stats.shrinks_total;
+  report.readmissions = gate_stats.readmitted_total;
   const MemorySnapshot snap = device.snapshot();
+  report.alloc_retries = snap.num_alloc_retries - alloc_retries_before;
   report.peak_reserved_bytes = snap.peak_reserved_bytes;
   report.peak_allocated_bytes = snap.peak_allocated_bytes;
   for (const MemorySample& s : samples) {

@@ -37,7 +37,7 @@ struct Config {
   int max_oom_retries = 3;               // MAX_OOM_RETRIES: >= 0
   int gpu_cleanup_every_n = 0;           // GPU_CLEANUP_EVERY_N: 0 = only when it pays
   int model_idle_unload_seconds = 0;     // MODEL_IDLE_UNLOAD_SECONDS: 0 = never
-  std::string cuda_streams = "pool";     // CUDA_STREAMS: pool | worker | default (Note [One stream
+  std::string cuda_streams = "worker";   // CUDA_STREAMS: pool | worker | default (Note [One stream
                                          // per call] in models/torch_mask_model.cpp)
   double inject_oom_rate = 0.0;  // SEGMENTOR_INJECT_OOM_RATE: test-only fault injection, [0, 1]
 

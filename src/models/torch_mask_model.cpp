@@ -104,9 +104,9 @@ bool try_freeze(torch::jit::Module& module, const ModelManifest& manifest,
 }
 
 TorchMaskModel::StreamMode parse_stream_mode(const std::string& mode) {
-  if (mode == "worker") return TorchMaskModel::StreamMode::kWorker;
+  if (mode == "pool") return TorchMaskModel::StreamMode::kPool;
   if (mode == "default") return TorchMaskModel::StreamMode::kDefault;
-  return TorchMaskModel::StreamMode::kPool;
+  return TorchMaskModel::StreamMode::kWorker;
 }
 
 void cast_floating_state(torch::jit::Module& module, at::ScalarType dtype) {

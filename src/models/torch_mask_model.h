@@ -20,8 +20,8 @@ namespace segmentor {
 // Owns one TorchScript module on one device, with the manifest that says how to feed it.
 // Thread-safe: segment() only reads the module (the TorchScript interpreter keeps per-call state
 // and locks its own graph-executor caches), and the fault-injection generator has its own mutex.
-// On CUDA each call runs on a stream from LibTorch's pool, so concurrent tasks on one GPU overlap
-// instead of queueing on the default stream; see Note [One stream per call].
+// On CUDA each calling thread runs on a stream of its own (CUDA_STREAMS=worker, the default), so
+// concurrent tasks on one GPU overlap instead of queueing; see Note [One stream per call].
 class TorchMaskModel final : public MaskModel {
  public:
   // `device` is already resolved ("cpu", "cuda:0"). Errors as load_mask_model's.

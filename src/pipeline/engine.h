@@ -28,7 +28,7 @@ namespace segmentor {
 
 // One device and the models loaded on it. `serialize` makes tasks on this lane run one at a time
 // (the CPU lane: LibTorch already spreads one task over every core). Otherwise tasks run
-// concurrently, each on its own CUDA stream (the models take one from the pool per call).
+// concurrently, each worker thread on its own CUDA stream (CUDA_STREAMS).
 struct Lane {
   std::string name;  // "cuda:0", "cpu"
   std::unique_ptr<MaskModel> foreground;
