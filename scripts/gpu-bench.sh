@@ -66,9 +66,15 @@ for phase in "$@"; do
       # Target 1 with 10 % of model calls failing with an injected out-of-memory error.
       bench inject 150 CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 1000 --gate adaptive \
         --inject-oom-rate 0.1
+      # The Python service's design where memory is short: a 4 GiB cap fits about two tasks.
+      bench small-card 120 CUDA_STREAMS=worker -- --cap-gib 4 --jobs 4 --frames 480 \
+        --gate adaptive,legacy
       # Target 2: adaptive against the best fixed concurrency at 8, 16 and 24 GiB.
       bench sweep 200 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 8,16,24 --jobs 4 \
-        --frames 240 --sweep 4 --gate adaptive --max-concurrent 8 ;;
+        --frames 240 --sweep 4 --gate adaptive --max-concurrent 8
+      # Does the order matter? Adaptive first and last around the best fixed, MAX=8.
+      bench order 120 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 8 --jobs 4 \
+        --frames 480 --gate adaptive,fixed:4,adaptive --max-concurrent 8 ;;
     *) echo "usage: $0 build|prepare|streams|measure ..." >&2; exit 2 ;;
   esac
 done

@@ -9,13 +9,16 @@ namespace segmentor {
 // --- Ticket ---
 
 AdmissionGate::Ticket::Ticket(Ticket&& other) noexcept
-    : gate_(std::exchange(other.gate_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+    : gate_(std::exchange(other.gate_, nullptr)),
+      bytes_(std::exchange(other.bytes_, 0)),
+      slot_(std::exchange(other.slot_, 0)) {}
 
 AdmissionGate::Ticket& AdmissionGate::Ticket::operator=(Ticket&& other) noexcept {
   if (this != &other) {
     release();
     gate_ = std::exchange(other.gate_, nullptr);
     bytes_ = std::exchange(other.bytes_, 0);
+    slot_ = std::exchange(other.slot_, 0);
   }
   return *this;
 }
@@ -24,8 +27,9 @@ AdmissionGate::Ticket::~Ticket() { release(); }
 
 void AdmissionGate::Ticket::release() {
   if (gate_ == nullptr) return;
-  std::exchange(gate_, nullptr)->release_ticket(bytes_);
+  std::exchange(gate_, nullptr)->release_ticket(bytes_, slot_);
   bytes_ = 0;
+  slot_ = 0;
 }
 
 // --- construction ---
@@ -58,7 +62,10 @@ Result<std::unique_ptr<AdmissionGate>> AdmissionGate::create(AdmissionGateOption
 AdmissionGate::AdmissionGate(AdmissionGateOptions options, DeviceMemory* device)
     : options_(std::move(options)),
       effective_min_(std::max(1, options_.min_concurrent)),
-      device_(device) {}
+      device_(device) {
+  // Slot 0 on top of the stack, so a lone task always runs on slot 0.
+  for (int slot = options_.max_concurrent - 1; slot >= 0; --slot) free_slots_.push_back(slot);
+}
 
 std::chrono::steady_clock::time_point AdmissionGate::now() const {
   return options_.now ? options_.now() : std::chrono::steady_clock::now();
@@ -120,7 +127,10 @@ AdmissionGate::Ticket AdmissionGate::admit_locked(std::int64_t bytes) {
   largest_task_bytes_ = std::max(largest_task_bytes_, bytes);
   ++counters_.admitted_total;
   counters_.peak_in_flight = std::max(counters_.peak_in_flight, in_flight_);
-  return Ticket(this, bytes);
+  // fits_locked() never admits past MAX, so a slot is always free here.
+  const int slot = free_slots_.back();
+  free_slots_.pop_back();
+  return Ticket(this, bytes, slot);
 }
 
 void AdmissionGate::changed_locked() {
@@ -128,10 +138,11 @@ void AdmissionGate::changed_locked() {
   state_changed_.notify_all();
 }
 
-void AdmissionGate::release_ticket(std::int64_t bytes) {
+void AdmissionGate::release_ticket(std::int64_t bytes, int slot) {
   std::lock_guard lock(state_mutex_);
   --in_flight_;
   in_flight_bytes_ -= bytes;
+  free_slots_.push_back(slot);
   changed_locked();
 }
 

@@ -12,6 +12,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "memory/device_memory.h"
@@ -126,12 +127,18 @@ class AdmissionGate {
     void release();
     bool valid() const { return gate_ != nullptr; }
     std::int64_t bytes() const { return bytes_; }
+    // In [0, MAX_CONCURRENT_IMAGES): no two valid tickets share one. Slots are handed out
+    // last-in-first-out, so the most recently released comes back first (models run a slot's
+    // tasks on one CUDA stream: Note [Streams follow gate slots] in models/stream_slot.h).
+    int slot() const { return slot_; }
 
    private:
     friend class AdmissionGate;
-    Ticket(AdmissionGate* gate, std::int64_t bytes) : gate_(gate), bytes_(bytes) {}
+    Ticket(AdmissionGate* gate, std::int64_t bytes, int slot)
+        : gate_(gate), bytes_(bytes), slot_(slot) {}
     AdmissionGate* gate_ = nullptr;
     std::int64_t bytes_ = 0;
+    int slot_ = 0;
   };
 
   // Validates the options and reads the device once, so the first decision has a budget.
@@ -177,7 +184,7 @@ class AdmissionGate {
   Result<Ticket> admit_impl(std::int64_t predicted_bytes,
                             std::optional<std::chrono::steady_clock::time_point> deadline,
                             std::stop_token stop, QueuePlace place = QueuePlace::kBack);
-  void release_ticket(std::int64_t bytes);
+  void release_ticket(std::int64_t bytes, int slot);
 
   // All *_locked functions require state_mutex_.
   std::int64_t task_room_locked() const;
@@ -206,6 +213,7 @@ class AdmissionGate {
   int in_flight_ = 0;
   std::int64_t in_flight_bytes_ = 0;
   std::deque<std::uint64_t> queue_;  // waiter ids, FIFO
+  std::vector<int> free_slots_;       // a stack: the back is handed out next
   std::uint64_t next_waiter_id_ = 1;
   std::int64_t largest_task_bytes_ = 0;
 

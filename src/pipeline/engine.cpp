@@ -3,6 +3,7 @@
 #include <chrono>
 #include <utility>
 
+#include "models/stream_slot.h"
 #include "pipeline/mask_writer.h"
 
 namespace segmentor {
@@ -149,8 +150,11 @@ TaskOutcome Engine::process(const EngineTask& task) {
     *ticket = std::move(*again);
     return Status::Ok();
   };
-  auto masks = recovery_.run_for<AssetMasks>(
-      [&] { return segment_on(primary_, primary_mutex, image); }, on_cpu, &outcome.recovery, hooks);
+  auto on_gpu = [&] {
+    const ScopedStreamSlot slot(ticket->slot());  // Note [Streams follow gate slots]
+    return segment_on(primary_, primary_mutex, image);
+  };
+  auto masks = recovery_.run_for<AssetMasks>(on_gpu, on_cpu, &outcome.recovery, hooks);
   if (cache_ != nullptr) cache_->on_task_finished();
   ticket->release();
   outcome.segment_seconds = seconds_since(t0) - readmit_wait_seconds;

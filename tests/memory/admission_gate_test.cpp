@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -235,6 +236,55 @@ TEST(AdmissionGateTest, BlockingAdmitIsFifoAndTheBigTaskIsNotStarved) {
   const GateStats s = gate->stats();
   EXPECT_EQ(s.waits_total, 2u);
   EXPECT_EQ(s.waiting, 0);
+}
+
+TEST(AdmissionGateTest, SlotsAreDistinctAndTheLastReleasedIsReusedFirst) {
+  FakeDevice device(1000);
+  auto gate = make_gate(device, options(1, 3));
+  auto a = gate->try_admit(10);
+  auto b = gate->try_admit(10);
+  auto c = gate->try_admit(10);
+  ASSERT_TRUE(a && b && c);
+  EXPECT_EQ(a->slot(), 0);  // a lone task always runs on slot 0
+  EXPECT_EQ(b->slot(), 1);
+  EXPECT_EQ(c->slot(), 2);
+  b->release();
+  a->release();
+  auto d = gate->try_admit(10);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->slot(), 0);  // released last, warmest cache
+  AdmissionGate::Ticket moved = std::move(*d);
+  EXPECT_EQ(moved.slot(), 0);
+  auto e = gate->try_admit(10);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->slot(), 1);
+}
+
+TEST(AdmissionGateTest, PropertyNoTwoTicketsInFlightShareASlot) {
+  FakeDevice device(1 << 20);
+  auto gate = make_gate(device, options(1, 4));
+  std::mutex m;
+  std::vector<int> holders(4, 0);
+  std::atomic<bool> clash{false};
+  std::vector<std::jthread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 300; ++i) {
+        auto ticket = gate->admit(100);
+        ASSERT_TRUE(ticket.ok());
+        const int slot = ticket->slot();
+        {
+          std::lock_guard lock(m);
+          if (slot < 0 || slot >= 4 || holders[slot]++ != 0) clash = true;
+        }
+        std::this_thread::yield();
+        std::lock_guard lock(m);
+        --holders[slot];
+      }
+    });
+  }
+  threads.clear();
+  EXPECT_FALSE(clash.load());
 }
 
 TEST(AdmissionGateTest, ReadmitQueuesAheadOfEveryWaiter) {

@@ -7,10 +7,12 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "fake_mask_model.h"
 #include "memory/fake_device.h"
+#include "models/stream_slot.h"
 #include "support/temp_dir.h"
 
 namespace segmentor {
@@ -44,6 +46,10 @@ class DeviceModel : public MaskModel {
       }
       id = *allocation;
     }
+    {
+      std::lock_guard lock(slots_mutex_);
+      slots_seen_.insert(ScopedStreamSlot::get().value_or(-1));
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
     if (id) device_->free(*id);
     --active_;
@@ -52,6 +58,10 @@ class DeviceModel : public MaskModel {
   }
   int max_active() const { return max_active_; }
   int calls() const { return calls_; }
+  std::set<int> slots_seen() const {
+    std::lock_guard lock(slots_mutex_);
+    return slots_seen_;
+  }
 
  private:
   FakeDevice* device_;
@@ -60,6 +70,8 @@ class DeviceModel : public MaskModel {
   std::atomic<int> active_{0};
   std::atomic<int> max_active_{0};
   std::atomic<int> calls_{0};
+  mutable std::mutex slots_mutex_;
+  std::set<int> slots_seen_;  // ScopedStreamSlot during calls; -1 = none
 };
 
 class EngineTest : public ::testing::Test {
@@ -163,6 +175,17 @@ TEST_F(EngineTest, AnOutOfMemoryIsRetriedAndTheFrameIsNotLost) {
   }
   EXPECT_GT(recovery_->stats().retries, 0U);
   EXPECT_EQ(recovery_->stats().failed_tasks, 0U);
+}
+
+TEST_F(EngineTest, ModelCallsRunInTheirTicketsSlot) {
+  build(1000, 2, false);
+  const auto outcomes = run_tasks(12);
+  ASSERT_EQ(outcomes.size(), 12u);
+  // Two slots at most, always set during a GPU call (Note [Streams follow gate slots]).
+  const std::set<int> seen = gpu_model_->slots_seen();
+  EXPECT_FALSE(seen.empty());
+  for (int slot : seen) EXPECT_TRUE(slot == 0 || slot == 1) << slot;
+  EXPECT_EQ(ScopedStreamSlot::get(), std::nullopt);  // not leaked to this thread
 }
 
 TEST_F(EngineTest, ABackingOffTaskHoldsNoTicketAndComesBackFirst) {
