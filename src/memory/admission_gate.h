@@ -128,8 +128,8 @@ class AdmissionGate {
     bool valid() const { return gate_ != nullptr; }
     std::int64_t bytes() const { return bytes_; }
     // In [0, MAX_CONCURRENT_IMAGES): no two valid tickets share one. Slots are handed out
-    // last-in-first-out, so the most recently released comes back first (models run a slot's
-    // tasks on one CUDA stream: Note [Streams follow gate slots] in models/stream_slot.h).
+    // last-in-first-out, so the most recently released comes back first (the engine runs a
+    // slot's GPU work on one thread: Note [GPU work runs on slot threads], pipeline/).
     int slot() const { return slot_; }
 
    private:

@@ -1,7 +1,5 @@
 #include "models/torch_mask_model.h"
 
-#include <map>
-#include <mutex>
 #include <new>
 #include <optional>
 #include <utility>
@@ -9,7 +7,6 @@
 
 #include "models/image_tensor.h"
 #include "models/oom_classify.h"
-#include "models/stream_slot.h"
 #include "models/yolo_seg_decode.h"
 
 #ifdef SEGMENTOR_WITH_CUDA
@@ -107,20 +104,9 @@ bool try_freeze(torch::jit::Module& module, const ModelManifest& manifest,
 }
 
 #ifdef SEGMENTOR_WITH_CUDA
-// The stream for CUDA_STREAMS=worker: the calling thread's gate slot's, shared by every model on
-// the device (Note [Streams follow gate slots]), or without a slot one stream per thread.
+// The stream for CUDA_STREAMS=worker: one per calling thread. The engine calls from one thread
+// per gate slot (Note [GPU work runs on slot threads] in pipeline/slot_threads.h).
 c10::cuda::CUDAStream worker_stream(c10::DeviceIndex device) {
-  if (const std::optional<int> slot = ScopedStreamSlot::get()) {
-    static std::mutex mutex;
-    static std::map<std::pair<c10::DeviceIndex, int>, c10::cuda::CUDAStream> by_slot;
-    std::lock_guard lock(mutex);
-    auto it = by_slot.find({device, *slot});
-    if (it == by_slot.end()) {
-      it = by_slot.emplace(std::pair{device, *slot}, c10::cuda::getStreamFromPool(false, device))
-               .first;
-    }
-    return it->second;
-  }
   thread_local std::optional<c10::cuda::CUDAStream> per_thread;
   if (!per_thread || per_thread->device_index() != device) {
     per_thread = c10::cuda::getStreamFromPool(false, device);
@@ -235,9 +221,9 @@ Result<Mask> TorchMaskModel::segment(const RgbImage& image) {
     // overlap, and the final copy of the mask to the host synchronises that stream only. But the
     // caching allocator keeps freed blocks per stream: with a new pooled stream per call (kPool,
     // up to 32 streams) the cache grew to an 8 GiB cap with one task in flight on the H100
-    // (bench/RESULTS.md, 2026-11-27). kWorker runs an admitted task on its gate slot's stream
-    // (Note [Streams follow gate slots]) and other calls (calibration) on a stream per thread;
-    // kDefault queues every call on the default stream.
+    // (bench/RESULTS.md, 2026-11-27). kWorker keeps one stream per calling thread, and the
+    // engine calls from one thread per gate slot; kDefault queues every call on the default
+    // stream.
     std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
     if (device_.is_cuda() && stream_mode_ == StreamMode::kPool) {
       stream_guard.emplace(c10::cuda::getStreamFromPool(false, device_.index()));

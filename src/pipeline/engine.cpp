@@ -3,7 +3,6 @@
 #include <chrono>
 #include <utility>
 
-#include "models/stream_slot.h"
 #include "pipeline/mask_writer.h"
 
 namespace segmentor {
@@ -150,9 +149,12 @@ TaskOutcome Engine::process(const EngineTask& task) {
     *ticket = std::move(*again);
     return Status::Ok();
   };
-  auto on_gpu = [&] {
-    const ScopedStreamSlot slot(ticket->slot());  // Note [Streams follow gate slots]
-    return segment_on(primary_, primary_mutex, image);
+  auto on_gpu = [&]() -> Result<AssetMasks> {
+    if (primary_.serialize) return segment_on(primary_, primary_mutex, image);
+    // Note [GPU work runs on slot threads]
+    std::optional<Result<AssetMasks>> masks;
+    slot_threads_.run(ticket->slot(), [&] { masks.emplace(segment_on(primary_, nullptr, image)); });
+    return std::move(*masks);
   };
   auto masks = recovery_.run_for<AssetMasks>(on_gpu, on_cpu, &outcome.recovery, hooks);
   if (cache_ != nullptr) cache_->on_task_finished();

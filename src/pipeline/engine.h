@@ -23,12 +23,13 @@
 #include "models/mask_model.h"
 #include "pipeline/mask_paths.h"
 #include "pipeline/segmenter.h"
+#include "pipeline/slot_threads.h"
 
 namespace segmentor {
 
 // One device and the models loaded on it. `serialize` makes tasks on this lane run one at a time
 // (the CPU lane: LibTorch already spreads one task over every core). Otherwise tasks run
-// concurrently, each worker thread on its own CUDA stream (CUDA_STREAMS).
+// concurrently, each on its gate slot's thread (and, with CUDA_STREAMS=worker, stream).
 struct Lane {
   std::string name;  // "cuda:0", "cpu"
   std::unique_ptr<MaskModel> foreground;
@@ -108,6 +109,7 @@ class Engine {
   CachePolicy* cache_;
   std::mutex primary_mutex_;   // only used when primary_.serialize
   std::mutex fallback_mutex_;  // the CPU lane runs one task at a time
+  SlotThreads slot_threads_;   // a concurrent lane's GPU calls (slot_threads.h)
 
   mutable std::mutex queue_mutex_;
   std::condition_variable queue_changed_;

@@ -12,7 +12,6 @@
 
 #include "fake_mask_model.h"
 #include "memory/fake_device.h"
-#include "models/stream_slot.h"
 #include "support/temp_dir.h"
 
 namespace segmentor {
@@ -48,7 +47,7 @@ class DeviceModel : public MaskModel {
     }
     {
       std::lock_guard lock(slots_mutex_);
-      slots_seen_.insert(ScopedStreamSlot::get().value_or(-1));
+      threads_seen_.insert(std::this_thread::get_id());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
     if (id) device_->free(*id);
@@ -58,9 +57,9 @@ class DeviceModel : public MaskModel {
   }
   int max_active() const { return max_active_; }
   int calls() const { return calls_; }
-  std::set<int> slots_seen() const {
+  std::set<std::thread::id> threads_seen() const {
     std::lock_guard lock(slots_mutex_);
-    return slots_seen_;
+    return threads_seen_;
   }
 
  private:
@@ -71,7 +70,7 @@ class DeviceModel : public MaskModel {
   std::atomic<int> max_active_{0};
   std::atomic<int> calls_{0};
   mutable std::mutex slots_mutex_;
-  std::set<int> slots_seen_;  // ScopedStreamSlot during calls; -1 = none
+  std::set<std::thread::id> threads_seen_;  // threads segment() was called on
 };
 
 class EngineTest : public ::testing::Test {
@@ -177,15 +176,17 @@ TEST_F(EngineTest, AnOutOfMemoryIsRetriedAndTheFrameIsNotLost) {
   EXPECT_EQ(recovery_->stats().failed_tasks, 0U);
 }
 
-TEST_F(EngineTest, ModelCallsRunInTheirTicketsSlot) {
-  build(1000, 2, false);
-  const auto outcomes = run_tasks(12);
-  ASSERT_EQ(outcomes.size(), 12u);
-  // Two slots at most, always set during a GPU call (Note [Streams follow gate slots]).
-  const std::set<int> seen = gpu_model_->slots_seen();
-  EXPECT_FALSE(seen.empty());
-  for (int slot : seen) EXPECT_TRUE(slot == 0 || slot == 1) << slot;
-  EXPECT_EQ(ScopedStreamSlot::get(), std::nullopt);  // not leaked to this thread
+TEST_F(EngineTest, GpuCallsRunOnOneThreadPerGateSlot) {
+  build(1000, 2, false);  // 4 engine threads, 2 slots
+  const auto outcomes = run_tasks(24);
+  ASSERT_EQ(outcomes.size(), 24u);
+  for (const auto& outcome : outcomes) EXPECT_TRUE(outcome.status.ok());
+  // Note [GPU work runs on slot threads]: however many engine threads took tasks, the model saw
+  // at most one thread per slot, and never the caller's.
+  const std::set<std::thread::id> seen = gpu_model_->threads_seen();
+  EXPECT_GE(seen.size(), 1u);
+  EXPECT_LE(seen.size(), 2u);
+  EXPECT_EQ(seen.count(std::this_thread::get_id()), 0u);
 }
 
 TEST_F(EngineTest, ABackingOffTaskHoldsNoTicketAndComesBackFirst) {
