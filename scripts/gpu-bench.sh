@@ -6,6 +6,7 @@
 #            (scripts/gpu-check.sh builds and runs the whole test suite)
 #   prepare  generate the production-sized stand-ins (tools/make_standin_models.py), print plan
 #   streams  A/B of CUDA_STREAMS (and of the allocator's expandable segments) at an 8 GiB cap
+#   cleanup  GPU_CLEANUP_EVERY_N 0/1/10 and pressure releases: what a cache release costs
 #   measure  the memory manager's targets: 1,000 frames adaptive vs legacy with the ceiling, the
 #            same with 10 % injected OOMs, and adaptive against the fixed sweep at 8, 16, 24 GiB
 # Every step has a time limit; results accumulate in /tmp/gpu-bench and are tarred to $OUT after
@@ -75,6 +76,15 @@ for phase in "$@"; do
       # Does the order matter? Adaptive first and last around the best fixed, MAX=8.
       bench order 120 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 8 --jobs 4 \
         --frames 480 --gate adaptive,fixed:4,adaptive --max-concurrent 8 ;;
-    *) echo "usage: $0 build|prepare|streams|measure ..." >&2; exit 2 ;;
+    cleanup)
+      # What a cache release costs, and GPU_CLEANUP_EVERY_N against releasing only when it pays.
+      for n in 0 1 10; do
+        bench "cleanup-every-$n" 100 CUDA_STREAMS=worker GPU_CLEANUP_EVERY_N=$n -- \
+          --no-cpu-fallback --cap-gib 8 --jobs 4 --frames 480 --gate adaptive
+      done
+      # MAX=8 at 8 GiB runs near the budget: the ticker's pressure releases show here.
+      bench cleanup-pressure 100 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 8 --jobs 4 \
+        --frames 480 --gate adaptive --max-concurrent 8 ;;
+    *) echo "usage: $0 build|prepare|streams|measure|cleanup ..." >&2; exit 2 ;;
   esac
 done

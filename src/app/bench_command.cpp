@@ -143,6 +143,7 @@ int run_bench_command(const BenchFlags& flags, Config config) {
   runtime_options.device = flags.models.device;
   runtime_options.cpu_fallback = !flags.no_cpu_fallback;
   runtime_options.inject_oom_rate = inject_rate;
+  runtime_options.cache_ticker = false;  // each run ticks its own cache policy
   auto runtime = build_runtime(config, runtime_options);
   if (!runtime.ok()) {
     std::fprintf(stderr, "segmentor bench: %s\n", runtime.status().to_string().c_str());

@@ -81,6 +81,9 @@ std::string to_json(const BenchRunReport& r) {
   j["gate_shrinks"] = r.gate_shrinks;
   j["min_gate_limit_bytes"] = r.min_gate_limit_bytes;
   j["readmissions"] = r.readmissions;
+  j["cache_releases"] = r.cache_releases;
+  j["cache_release_ms_total"] = r.cache_release_ms_total;
+  j["gpu_cleanup_every_n"] = r.gpu_cleanup_every_n;
   j["alloc_retries"] = r.alloc_retries;
   j["predicted_task_bytes"] = r.predicted_task_bytes;
   j["cuda_streams"] = r.cuda_streams;

@@ -61,6 +61,9 @@ struct BenchRunReport {
   std::uint64_t gate_shrinks = 0;
   std::int64_t min_gate_limit_bytes = 0;  // over the samples; 0 when none
   std::uint64_t readmissions = 0;         // tasks re-admitted after an OOM back-off
+  std::uint64_t cache_releases = 0;       // by the run's cache policy, every reason
+  double cache_release_ms_total = 0;      // their summed cost (empty cache + synchronize)
+  int gpu_cleanup_every_n = 0;            // GPU_CLEANUP_EVERY_N
   std::int64_t alloc_retries = 0;         // allocator frees-and-retries during the run (c10)
   std::int64_t predicted_task_bytes = 0;  // calibration's prediction for an FHD frame; 0 = none
   std::string cuda_streams;               // CUDA_STREAMS

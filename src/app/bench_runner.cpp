@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <stop_token>
@@ -265,6 +266,9 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
     cache_options.cleanup_every_n = config.gpu_cleanup_every_n;
     SEGMENTOR_ASSIGN_OR_RETURN(cache, CachePolicy::create(cache_options, &device));
   }
+  // As the runtime does for run and serve: idle and pressure releases need a ticking policy.
+  std::optional<CacheTicker> ticker;
+  if (cache) ticker.emplace(*cache);
   SEGMENTOR_ASSIGN_OR_RETURN(auto recovery, OomRecovery::create(recovery_options, recovery_device,
                                                                 gate.get(), cache.get()));
 
@@ -286,6 +290,7 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   if (runtime.primary->people) report.models.push_back(runtime.primary->people->info().name);
   report.test_models = runtime.uses_test_models;
   report.cuda_streams = config.cuda_streams;
+  report.gpu_cleanup_every_n = config.gpu_cleanup_every_n;
   if (const char* conf = std::getenv("PYTORCH_CUDA_ALLOC_CONF")) report.alloc_conf = conf;
   if (!runtime.calibration.empty()) {
     auto predicted = runtime.calibration.predict_task_bytes(1920, 1080);
@@ -430,6 +435,13 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   report.peak_in_flight = gate_stats.peak_in_flight;
   report.gate_shrinks = gate_stats.shrinks_total;
   report.readmissions = gate_stats.readmitted_total;
+  if (cache) {
+    ticker.reset();
+    const CacheStats cache_stats = cache->stats();
+    report.cache_releases = cache_stats.releases_total;
+    report.cache_release_ms_total =
+        std::chrono::duration<double, std::milli>(cache_stats.release_time_total).count();
+  }
   const MemorySnapshot snap = device.snapshot();
   report.alloc_retries = snap.num_alloc_retries - alloc_retries_before;
   report.peak_reserved_bytes = snap.peak_reserved_bytes;

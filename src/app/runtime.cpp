@@ -100,6 +100,9 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
   cache_options.cleanup_every_n = config.gpu_cleanup_every_n;
   SEGMENTOR_ASSIGN_OR_RETURN(runtime->cache,
                              CachePolicy::create(cache_options, runtime->device.get()));
+  if (options.cache_ticker && device != "cpu") {
+    runtime->cache_ticker = std::make_unique<CacheTicker>(*runtime->cache);
+  }
   RecoveryOptions recovery_options;
   recovery_options.retry_on_oom = config.retry_on_oom;
   recovery_options.max_oom_retries = config.max_oom_retries;

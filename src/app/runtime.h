@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "memory/admission_gate.h"
 #include "memory/cache_policy.h"
+#include "memory/cache_ticker.h"
 #include "memory/calibration.h"
 #include "memory/device_memory.h"
 #include "memory/oom_recovery.h"
@@ -22,6 +23,9 @@ struct RuntimeOptions {
   std::string device;        // overrides config.device when not empty
   bool calibrate = true;     // measure per-task bytes on a GPU lane at start-up
   bool cpu_fallback = true;  // load the models on the CPU too, for tasks the GPU cannot take
+  // Tick the cache policy on a thread of its own (idle and pressure releases) on a GPU device.
+  // `bench` turns it off: each run ticks its own policy.
+  bool cache_ticker = true;
   // Test-only fault injection on the GPU lane; unset = SEGMENTOR_INJECT_OOM_RATE. Calibration
   // always runs without it (Note [Calibrate before injecting]).
   std::optional<double> inject_oom_rate;
@@ -32,6 +36,7 @@ struct Runtime {
   std::unique_ptr<DeviceMemory> device;
   std::unique_ptr<AdmissionGate> gate;
   std::unique_ptr<CachePolicy> cache;
+  std::unique_ptr<CacheTicker> cache_ticker;  // null on the CPU or when disabled
   std::unique_ptr<OomRecovery> recovery;
   CalibrationTable calibration;
   std::unique_ptr<Lane> primary;

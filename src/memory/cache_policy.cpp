@@ -89,8 +89,9 @@ std::optional<ReleaseReason> CachePolicy::on_tick() {
   if (options_.pressure_fraction > 0.0) {
     const MemorySnapshot s = device_->snapshot();
     const std::int64_t cached = s.reserved_bytes - s.allocated_bytes;
-    const double threshold = options_.pressure_fraction * static_cast<double>(s.budget_bytes());
-    if (cached > 0 && static_cast<double>(cached) > threshold) {
+    const double unreserved = static_cast<double>(s.budget_bytes() - s.reserved_bytes);
+    const double headroom = options_.pressure_fraction * static_cast<double>(s.budget_bytes());
+    if (cached > 0 && unreserved < headroom) {
       release(ReleaseReason::kPressure);
       return ReleaseReason::kPressure;
     }

@@ -21,8 +21,12 @@ namespace segmentor {
 // it returns must be cudaMalloc'ed again by the next task. With fixed model input shapes the cache
 // is mostly reused as is (DESIGN § Memory management, 3), so we release only when it pays:
 //  * after an out-of-memory error: the cached blocks may be exactly what the retry needs;
-//  * under pressure: cached-but-unused bytes (reserved − allocated) exceed
-//    kPressureFraction × budget, i.e. we are sitting on memory a neighbour or a bigger task needs;
+//  * under pressure: less than kPressureFraction of the budget is left unreserved and some of
+//    what we reserve is cached, unused. Cache far from the budget is not pressure: each gate
+//    slot's cache is reused by its next task (Note [GPU work runs on slot threads]), and
+//    releasing it would only make that task cudaMalloc again. Near the budget it is what stands
+//    between the next allocation and the allocator's own free-and-retry in the middle of a task,
+//    or a neighbour's out-of-memory error when another process grows (the budget is read live);
 //  * when idle for idle_after with no task running: give memory back to the card's other users;
 //    once per idle period, not on every tick;
 //  * every N finished tasks when GPU_CLEANUP_EVERY_N > 0, the old service's behaviour, kept as an

@@ -1,6 +1,9 @@
 #include "memory/cache_policy.h"
+#include "memory/cache_ticker.h"
 
 #include <gtest/gtest.h>
+
+#include <thread>
 
 #include "fake_clock.h"
 #include "memory/fake_device.h"
@@ -91,18 +94,33 @@ TEST(CachePolicyTest, ReleasesUnderPressure) {
   o.idle_after = seconds(0);  // only pressure here
   auto policy = make_policy(device, o);
 
+  auto live = device.allocate(700);
+  ASSERT_TRUE(live.ok());
   auto a = device.allocate(100);
   ASSERT_TRUE(a.ok());
   device.free(*a);
-  EXPECT_FALSE(policy->on_tick().has_value());  // 100 cached: not above 10 % of 1000
+  EXPECT_FALSE(policy->on_tick().has_value());  // 800 reserved: 200 unreserved, above 10 %
 
   auto b = device.allocate(150);
   ASSERT_TRUE(b.ok());
-  device.free(*b);  // 250 cached
+  device.free(*b);  // 950 reserved, 250 of it cached: 50 unreserved, below 10 %
   EXPECT_EQ(policy->on_tick(), ReleaseReason::kPressure);
   EXPECT_EQ(device.cached_bytes(), 0);
-  EXPECT_FALSE(policy->on_tick().has_value());
+  EXPECT_EQ(device.reserved_bytes(), 700);
+  EXPECT_FALSE(policy->on_tick().has_value());  // nothing cached to give back
   EXPECT_EQ(by_reason(policy->stats(), ReleaseReason::kPressure), 1u);
+}
+
+TEST(CachePolicyTest, ALargeCacheFarFromTheBudgetIsKeptForReuse) {
+  FakeDevice device(1000);
+  CachePolicyOptions o;
+  o.idle_after = seconds(0);
+  auto policy = make_policy(device, o);
+  auto a = device.allocate(600);
+  ASSERT_TRUE(a.ok());
+  device.free(*a);  // 600 cached, 400 unreserved
+  EXPECT_FALSE(policy->on_tick().has_value());
+  EXPECT_EQ(device.release_calls(), 0);
 }
 
 TEST(CachePolicyTest, PressureIsRelativeToTheLiveBudget) {
@@ -113,8 +131,8 @@ TEST(CachePolicyTest, PressureIsRelativeToTheLiveBudget) {
   auto a = device.allocate(80);
   ASSERT_TRUE(a.ok());
   device.free(*a);
-  EXPECT_FALSE(policy->on_tick().has_value());  // 80 of a 1000 budget
-  device.set_other_process_bytes(500);          // budget now 500: 80 > 50
+  EXPECT_FALSE(policy->on_tick().has_value());  // 80 reserved of a 1000 budget
+  device.set_other_process_bytes(950);          // a neighbour grew: budget 50 < 80 reserved
   EXPECT_EQ(policy->on_tick(), ReleaseReason::kPressure);
 }
 
@@ -134,6 +152,40 @@ TEST(CachePolicyTest, AfterOomAlwaysReleasesAndTimesIt) {
   EXPECT_EQ(s.last_release_time, milliseconds(6));
   EXPECT_EQ(s.last_reason, ReleaseReason::kManual);
   EXPECT_EQ(to_string(ReleaseReason::kAfterOom), "after_oom");
+}
+
+}  // namespace
+}  // namespace segmentor
+
+namespace segmentor {
+namespace {
+
+TEST(CacheTickerTest, TicksThePolicySoPressureIsReleasedWithoutTasks) {
+  FakeDevice device(1000);
+  CachePolicyOptions o;
+  o.idle_after = std::chrono::seconds(0);
+  auto policy = make_policy(device, o);
+  auto a = device.allocate(950);
+  ASSERT_TRUE(a.ok());
+  device.free(*a);  // 950 cached, 50 unreserved: pressure
+  {
+    CacheTicker ticker(*policy, std::chrono::milliseconds(5));
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (device.release_calls() == 0 && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }  // the destructor stops the thread promptly
+  EXPECT_GE(device.release_calls(), 1);
+  EXPECT_EQ(device.cached_bytes(), 0);
+}
+
+TEST(CacheTickerTest, StopsPromptlyEvenWithALongInterval) {
+  FakeDevice device(1000);
+  auto policy = make_policy(device, CachePolicyOptions{});
+  const auto start = std::chrono::steady_clock::now();
+  { CacheTicker ticker(*policy, std::chrono::hours(1)); }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(device.release_calls(), 0);
 }
 
 }  // namespace
