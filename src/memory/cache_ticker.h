@@ -3,10 +3,8 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 
+#include "common/periodic_thread.h"
 #include "memory/cache_policy.h"
 
 namespace segmentor {
@@ -18,15 +16,11 @@ inline constexpr std::chrono::milliseconds kCacheTickInterval{1000};
 class CacheTicker {
  public:
   explicit CacheTicker(CachePolicy& policy,
-                       std::chrono::milliseconds interval = kCacheTickInterval);
-  ~CacheTicker();
-  CacheTicker(const CacheTicker&) = delete;
-  CacheTicker& operator=(const CacheTicker&) = delete;
+                       std::chrono::milliseconds interval = kCacheTickInterval)
+      : thread_([&policy] { (void)policy.on_tick(); }, interval) {}
 
  private:
-  std::mutex mutex_;
-  std::condition_variable_any wake_;
-  std::jthread thread_;  // last: starts after the members it uses exist
+  PeriodicThread thread_;
 };
 
 }  // namespace segmentor
