@@ -3,9 +3,11 @@
 // models, and the calibration table. `run`, `serve` and `bench` share it.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "config/config.h"
@@ -16,8 +18,13 @@
 #include "memory/device_memory.h"
 #include "memory/oom_recovery.h"
 #include "pipeline/engine.h"
+#include "pipeline/reloadable_model.h"
+#include "common/periodic_thread.h"
 
 namespace segmentor {
+
+// How often the idle-unload reaper looks at the models.
+inline constexpr std::chrono::milliseconds kModelReaperInterval{1000};
 
 struct RuntimeOptions {
   std::string device;        // overrides config.device when not empty
@@ -41,6 +48,10 @@ struct Runtime {
   CalibrationTable calibration;
   std::unique_ptr<Lane> primary;
   std::unique_ptr<Lane> cpu_lane;  // null on a CPU-only machine or when disabled
+  // MODEL_IDLE_UNLOAD_SECONDS > 0 on a GPU: the primary lane's models (owned by the lane), and
+  // the thread that unloads them when idle. Declared last, so the reaper stops first.
+  std::vector<ReloadableModel*> reloadable_models;
+  std::unique_ptr<PeriodicThread> model_reaper;
   bool uses_test_models = false;
 
   // "cuda:0 (fp16), models isnet-medium + mediapipe-selfie, CPU fallback on"

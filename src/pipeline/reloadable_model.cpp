@@ -1,0 +1,66 @@
+#include "pipeline/reloadable_model.h"
+
+#include <utility>
+
+namespace segmentor {
+
+ReloadableModel::ReloadableModel(std::unique_ptr<MaskModel> loaded, Loader loader,
+                                 ReloadHooks hooks, Clock now)
+    : info_(loaded->info()),
+      loader_(std::move(loader)),
+      hooks_(std::move(hooks)),
+      now_(std::move(now)),
+      model_(std::move(loaded)),
+      last_used_(this->now()) {}
+
+std::chrono::steady_clock::time_point ReloadableModel::now() const {
+  return now_ ? now_() : std::chrono::steady_clock::now();
+}
+
+Result<Mask> ReloadableModel::segment(const RgbImage& image) {
+  std::shared_ptr<MaskModel> model;
+  {
+    std::lock_guard lock(mutex_);
+    if (!model_) {
+      auto reloaded = loader_();
+      if (!reloaded.ok()) return reloaded.status().with_context("reloading " + info_.name);
+      model_ = std::move(reloaded).value();
+      ++reloads_;
+      if (hooks_.after_load) hooks_.after_load();
+    }
+    model = model_;
+    ++running_;
+  }
+  Result<Mask> mask = model->segment(image);
+  std::lock_guard lock(mutex_);
+  --running_;
+  last_used_ = now();
+  return mask;
+}
+
+bool ReloadableModel::unload_if_idle(std::chrono::nanoseconds idle) {
+  // The hooks run under the lock, so an unload's and a reload's accounting cannot interleave.
+  std::lock_guard lock(mutex_);
+  if (!model_ || running_ > 0 || now() - last_used_ < idle) return false;
+  model_.reset();  // no call holds it (running_ is 0): the weights go now
+  ++unloads_;
+  if (hooks_.after_unload) hooks_.after_unload();
+  return true;
+}
+
+bool ReloadableModel::loaded() const {
+  std::lock_guard lock(mutex_);
+  return model_ != nullptr;
+}
+
+std::uint64_t ReloadableModel::unloads() const {
+  std::lock_guard lock(mutex_);
+  return unloads_;
+}
+
+std::uint64_t ReloadableModel::reloads() const {
+  std::lock_guard lock(mutex_);
+  return reloads_;
+}
+
+}  // namespace segmentor

@@ -1,0 +1,147 @@
+#include "pipeline/reloadable_model.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "fake_mask_model.h"
+#include "memory/admission_gate.h"
+#include "memory/fake_device.h"
+
+namespace segmentor {
+namespace {
+
+using std::chrono::seconds;
+using testing::FakeMaskModel;
+using testing::gray_image;
+using testing::rect_mask;
+
+// A manual clock for idleness.
+struct ManualClock {
+  std::chrono::steady_clock::time_point t{};
+  ReloadableModel::Clock fn() {
+    return [this] { return t; };
+  }
+};
+
+std::unique_ptr<MaskModel> fake_model(int* constructed) {
+  ++*constructed;
+  return std::make_unique<FakeMaskModel>(rect_mask(4, 4, 0, 0, 2, 2), "fg");
+}
+
+TEST(ReloadableModelTest, UnloadsWhenIdleAndReloadsOnTheNextCall) {
+  ManualClock clock;
+  int loads = 0;
+  int unload_hooks = 0;
+  int load_hooks = 0;
+  ReloadableModel model(
+      fake_model(&loads), [&]() -> Result<std::unique_ptr<MaskModel>> { return fake_model(&loads); },
+      ReloadHooks{[&] { ++unload_hooks; }, [&] { ++load_hooks; }}, clock.fn());
+  EXPECT_EQ(model.info().name, "fg");
+  ASSERT_TRUE(model.segment(gray_image(4, 4)).ok());
+
+  clock.t += seconds(59);
+  EXPECT_FALSE(model.unload_if_idle(seconds(60)));  // not idle long enough
+  clock.t += seconds(1);
+  EXPECT_TRUE(model.unload_if_idle(seconds(60)));
+  EXPECT_FALSE(model.loaded());
+  EXPECT_EQ(unload_hooks, 1);
+  EXPECT_FALSE(model.unload_if_idle(seconds(60)));  // already unloaded: once
+  EXPECT_EQ(model.info().name, "fg");               // still known while unloaded
+
+  auto mask = model.segment(gray_image(4, 4));
+  ASSERT_TRUE(mask.ok());
+  EXPECT_EQ(mask->values, rect_mask(4, 4, 0, 0, 2, 2).values);
+  EXPECT_TRUE(model.loaded());
+  EXPECT_EQ(loads, 2);
+  EXPECT_EQ(load_hooks, 1);  // the first load was the caller's, not a reload
+  EXPECT_EQ(model.unloads(), 1u);
+  EXPECT_EQ(model.reloads(), 1u);
+}
+
+TEST(ReloadableModelTest, NeverUnloadsUnderARunningCall) {
+  ManualClock clock;
+  int loads = 0;
+  std::atomic<bool> inside{false};
+  std::atomic<bool> release{false};
+  // A model whose segment() blocks until told, to hold a call open.
+  class Blocking : public FakeMaskModel {
+   public:
+    Blocking(std::atomic<bool>& inside, std::atomic<bool>& release)
+        : FakeMaskModel(Mask::zeros(2, 2)), inside_(inside), release_(release) {}
+    Result<Mask> segment(const RgbImage& image) override {
+      inside_ = true;
+      while (!release_) std::this_thread::yield();
+      return FakeMaskModel::segment(image);
+    }
+
+   private:
+    std::atomic<bool>& inside_;
+    std::atomic<bool>& release_;
+  };
+  ++loads;
+  ReloadableModel model(
+      std::make_unique<Blocking>(inside, release),
+      [&]() -> Result<std::unique_ptr<MaskModel>> { return fake_model(&loads); }, {},
+      clock.fn());
+  std::jthread call([&] { ASSERT_TRUE(model.segment(gray_image(2, 2)).ok()); });
+  while (!inside) std::this_thread::yield();
+  clock.t += seconds(3600);
+  EXPECT_FALSE(model.unload_if_idle(seconds(1)));  // a call is running
+  release = true;
+  call.join();
+  EXPECT_FALSE(model.unload_if_idle(seconds(1)));  // it just ended: idle from now
+  clock.t += seconds(1);
+  EXPECT_TRUE(model.unload_if_idle(seconds(1)));
+  EXPECT_EQ(loads, 1);
+}
+
+TEST(ReloadableModelTest, AFailedReloadIsReportedAndTriedAgainNextTime) {
+  ManualClock clock;
+  int loads = 0;
+  bool fail = true;
+  ReloadableModel model(
+      fake_model(&loads),
+      [&]() -> Result<std::unique_ptr<MaskModel>> {
+        if (fail) return Status(ErrorCode::kOutOfMemory, "CUDA out of memory loading weights");
+        return fake_model(&loads);
+      },
+      {}, clock.fn());
+  ASSERT_TRUE(model.unload_if_idle(seconds(0)));
+  auto first = model.segment(gray_image(4, 4));
+  EXPECT_EQ(first.status().code(), ErrorCode::kOutOfMemory);  // the ladder's to handle
+  EXPECT_NE(first.status().message().find("reloading fg"), std::string::npos)
+      << first.status().message();
+  EXPECT_FALSE(model.loaded());
+  fail = false;
+  EXPECT_TRUE(model.segment(gray_image(4, 4)).ok());
+  EXPECT_TRUE(model.loaded());
+}
+
+TEST(ReloadableModelTest, HooksKeepTheGatesResidentBytesTrue) {
+  FakeDevice device(1000);
+  AdmissionGateOptions options;
+  options.memory_threshold = 1.0;
+  auto gate = std::move(AdmissionGate::create(options, &device)).value();
+  gate->register_resident("fg", 300);
+  ManualClock clock;
+  int loads = 0;
+  ReloadableModel model(
+      fake_model(&loads), [&]() -> Result<std::unique_ptr<MaskModel>> { return fake_model(&loads); },
+      ReloadHooks{[&] { gate->unregister_resident("fg"); },
+                  [&] { gate->register_resident("fg", 300); }},
+      clock.fn());
+  EXPECT_EQ(gate->stats().resident_bytes, 300);
+  clock.t += seconds(10);
+  ASSERT_TRUE(model.unload_if_idle(seconds(5)));
+  EXPECT_EQ(gate->stats().resident_bytes, 0);  // the room is the tasks' now
+  EXPECT_EQ(gate->stats().limit_bytes, 1000);
+  ASSERT_TRUE(model.segment(gray_image(4, 4)).ok());
+  EXPECT_EQ(gate->stats().resident_bytes, 300);
+}
+
+}  // namespace
+}  // namespace segmentor
