@@ -6,6 +6,7 @@
 #            (scripts/gpu-check.sh builds and runs the whole test suite)
 #   prepare  generate the production-sized stand-ins (tools/make_standin_models.py), print plan
 #   streams  A/B of CUDA_STREAMS (and of the allocator's expandable segments) at an 8 GiB cap
+#   verify   build and run the memory manager's tests on CUDA (needs `build` first)
 #   cleanup  GPU_CLEANUP_EVERY_N 0/1/10 and pressure releases: what a cache release costs
 #   measure  the memory manager's targets: 1,000 frames adaptive vs legacy with the ceiling, the
 #            same with 10 % injected OOMs, and adaptive against the fixed sweep at 8, 16, 24 GiB
@@ -76,6 +77,15 @@ for phase in "$@"; do
       # Does the order matter? Adaptive first and last around the best fixed, MAX=8.
       bench order 120 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 8 --jobs 4 \
         --frames 480 --gate adaptive,fixed:4,adaptive --max-concurrent 8 ;;
+    verify)
+      # The memory manager's tests on CUDA (runtime_test's idle unload needs a GPU), without
+      # building the whole suite (scripts/gpu-check.sh does that).
+      TAIL=5 timed 300 build-tests cmake --build build-gpu --parallel "$(nproc)" --target \
+        runtime_test pipeline_test memory_test common_test bench_runner_test models_test
+      for t in app/runtime_test pipeline/pipeline_test memory/memory_test common/common_test \
+        app/bench_runner_test models/models_test; do
+        TAIL=4 timed 120 "test-${t#*/}" "build-gpu/tests/$t" --gtest_brief=1
+      done ;;
     cleanup)
       # What a cache release costs, and GPU_CLEANUP_EVERY_N against releasing only when it pays.
       for n in 0 1 10; do
