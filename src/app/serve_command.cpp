@@ -210,6 +210,7 @@ int serve(Config& config, const ServeFlags& flags) {
     return kExitUsage;
   }
   state.worker.store(worker->get());
+  metrics.set_calibration(rt.calibration);
   state.runtime.store(&rt);
   if (state.stop.load()) (*worker)->request_stop();  // a signal during start-up
 

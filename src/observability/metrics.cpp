@@ -74,7 +74,25 @@ Metrics::Metrics()
       messages_family_(BuildCounter()
                            .Name("segmentor_messages_total")
                            .Help("Consumed broker messages by topic and outcome")
-                           .Register(*registry_)) {}
+                           .Register(*registry_)),
+      calibrated_family_(BuildGauge()
+                             .Name("segmentation_calibrated_task_bytes")
+                             .Help("Bytes one task needs, measured at start-up, by model and "
+                                   "source size class")
+                             .Register(*registry_)),
+      resident_bytes_(gauge(*registry_, "gpu_model_resident_bytes",
+                            "Model weights held on the device, measured at start-up")),
+      readmissions_(counter(*registry_, "segmentation_gate_readmissions_total",
+                            "Tasks re-admitted by the gate after an out-of-memory back-off")) {}
+
+void Metrics::set_calibration(const CalibrationTable& table) {
+  for (const CalibrationRow& row : table.rows()) {
+    calibrated_family_
+        .Add({{"model", row.model}, {"size_class", std::string(to_string(row.size_class))}})
+        .Set(static_cast<double>(row.peak_bytes));
+  }
+  resident_bytes_.Set(static_cast<double>(table.resident_bytes()));
+}
 
 void Metrics::observe_task(std::string_view asset_type, std::string_view outcome, double secs) {
   static const prometheus::Histogram::BucketBoundaries kBuckets{0.01, 0.025, 0.05, 0.1,  0.25, 0.5,
@@ -118,6 +136,7 @@ void Metrics::update_memory(const MemorySnapshot& device, const GateStats& gate,
   add_delta(cpu_fallbacks_, "cpu_fallbacks", static_cast<double>(recovery.cpu_fallbacks));
   add_delta(failed_by_oom_, "failed", static_cast<double>(recovery.failed_tasks));
   add_delta(cache_releases_, "releases", static_cast<double>(cache.releases_total));
+  add_delta(readmissions_, "readmissions", static_cast<double>(gate.readmitted_total));
   add_delta(cache_release_seconds_, "release_seconds", seconds(cache.release_time_total));
 }
 

@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "memory/admission_gate.h"
+#include "memory/calibration.h"
 #include "memory/cache_policy.h"
 #include "memory/device_memory.h"
 #include "memory/oom_recovery.h"
@@ -41,6 +42,10 @@ class Metrics {
   // increments (each total only ever grows, so the difference since the last call is added).
   void update_memory(const MemorySnapshot& device, const GateStats& gate,
                      const RecoveryStats& recovery, const CacheStats& cache);
+
+  // The start-up calibration (once, after the runtime is built): one gauge per measured model and
+  // size class, and the resident weights.
+  void set_calibration(const CalibrationTable& table);
 
   // The Prometheus text exposition of everything.
   std::string serialize() const;
@@ -72,6 +77,9 @@ class Metrics {
   prometheus::Gauge& gpu_utilization_;
   prometheus::Family<prometheus::Counter>& tasks_family_;
   prometheus::Family<prometheus::Counter>& messages_family_;
+  prometheus::Family<prometheus::Gauge>& calibrated_family_;
+  prometheus::Gauge& resident_bytes_;
+  prometheus::Counter& readmissions_;
 
   std::mutex counter_mutex_;
   std::map<std::string, double> last_totals_;

@@ -70,6 +70,26 @@ TEST(MetricsTest, RunningTotalsBecomeCounterIncrementsAndGaugesFollowReadings) {
   EXPECT_EQ(sample(text, "concurrent_segmentation_tasks"), 3);
 }
 
+TEST(MetricsTest, CalibrationAndReadmissionsAreExposed) {
+  Metrics metrics;
+  CalibrationTable table;
+  table.set_resident_bytes("models", 1000);
+  table.add_measurement("task", 1280, 720, 800);
+  table.add_measurement("task", 1920, 1080, 900);
+  metrics.set_calibration(table);
+  GateStats gate;
+  gate.readmitted_total = 3;
+  metrics.update_memory(MemorySnapshot{}, gate, RecoveryStats{}, CacheStats{});
+
+  const std::string text = metrics.serialize();
+  EXPECT_EQ(sample(text, "segmentation_calibrated_task_bytes{model=\"task\",size_class=\"hd\"}"),
+            800);
+  EXPECT_EQ(
+      sample(text, "segmentation_calibrated_task_bytes{model=\"task\",size_class=\"fhd\"}"), 900);
+  EXPECT_EQ(sample(text, "gpu_model_resident_bytes"), 1000);
+  EXPECT_EQ(sample(text, "segmentation_gate_readmissions_total"), 3);
+}
+
 TEST(MetricsTest, TaskOutcomesAreCountedByTypeAndOutcome) {
   Metrics metrics;
   metrics.observe_task("image", "done", 0.1);
