@@ -7,6 +7,8 @@
 #   prepare  generate the production-sized stand-ins (tools/make_standin_models.py), print plan
 #   streams  A/B of CUDA_STREAMS (and of the allocator's expandable segments) at an 8 GiB cap
 #   verify   build and run the memory manager's tests on CUDA (needs `build` first)
+#   stash-a, bundled   the bundled models' figures beside the stand-ins' (two calls: carry
+#            .gpu-models/a with the first, .gpu-models/b with the second; scripts/gpu-models.sh)
 #   cleanup  GPU_CLEANUP_EVERY_N 0/1/10 and pressure releases: what a cache release costs
 #   measure  the memory manager's targets: 1,000 frames adaptive vs legacy with the ceiling, the
 #            same with 10 % injected OOMs, and adaptive against the fixed sweep at 8, 16, 24 GiB
@@ -86,6 +88,21 @@ for phase in "$@"; do
         app/bench_runner_test models/models_test; do
         TAIL=4 timed 120 "test-${t#*/}" "build-gpu/tests/$t" --gtest_brief=1
       done ;;
+    stash-a)
+      # First of two calls for the bundled models (scripts/gpu-models.sh): keep half a where the
+      # next call finds it.
+      mkdir -p build-gpu/gpu-models-a && cp .gpu-models/a/* build-gpu/gpu-models-a/ ;;
+    bundled)
+      # Second call: join the bundled models and run the targets' load with them, for comparison
+      # with the stand-ins (they are light: 8 GiB never presses them).
+      mkdir -p .gpu-models/a && cp -n build-gpu/gpu-models-a/* .gpu-models/a/ 2>/dev/null
+      MODEL_CACHE=$PWD/build-gpu/bundled timed 60 join scripts/gpu-models.sh join || exit 1
+      for var in MODEL_CACHE FOREGROUND_SEG_MODEL_NAME PEOPLE_SEG_MODEL_NAME; do unset $var; done
+      bench bundled-target1 150 MODEL_CACHE=$PWD/build-gpu/bundled CUDA_STREAMS=worker -- \
+        --ceiling --cap-gib 8 --jobs 4 --frames 1000 --gate adaptive,legacy
+      bench bundled-sweep 150 MODEL_CACHE=$PWD/build-gpu/bundled CUDA_STREAMS=worker -- \
+        --no-cpu-fallback --cap-gib 8 --jobs 4 --frames 480 --sweep 4 --gate adaptive \
+        --max-concurrent 8 ;;
     cleanup)
       # What a cache release costs, and GPU_CLEANUP_EVERY_N against releasing only when it pays.
       for n in 0 1 10; do
