@@ -15,6 +15,12 @@ std::string format_duration(std::chrono::nanoseconds d) {
   return std::to_string(duration_cast<microseconds>(d).count()) + " us";
 }
 
+// "2 GPU attempts: <trail>", the end of a ladder's error message.
+std::string attempts_and_trail(const RecoveryReport& r) {
+  return std::to_string(r.gpu_attempts) + " GPU attempt" + (r.gpu_attempts == 1 ? "" : "s") +
+         ": " + r.trail;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<OomRecovery>> OomRecovery::create(RecoveryOptions options,
@@ -117,9 +123,7 @@ Status OomRecovery::run(const Attempt& gpu, const Attempt& cpu_fallback, Recover
         note("could not resume: " + resumed.to_string());
         std::lock_guard lock(stats_mutex_);
         ++stats_.failed_tasks;
-        return Status(resumed.code(), "stopped after " + std::to_string(r.gpu_attempts) +
-                                          " GPU attempt" + (r.gpu_attempts == 1 ? "" : "s") +
-                                          ": " + r.trail);
+        return Status(resumed.code(), "stopped after " + attempts_and_trail(r));
       }
     }
   }
@@ -152,8 +156,7 @@ Status OomRecovery::run(const Attempt& gpu, const Attempt& cpu_fallback, Recover
     std::lock_guard lock(stats_mutex_);
     ++stats_.failed_tasks;
   }
-  return Status(code, "gave up after " + std::to_string(r.gpu_attempts) + " GPU attempt" +
-                          (r.gpu_attempts == 1 ? "" : "s") + ": " + r.trail);
+  return Status(code, "gave up after " + attempts_and_trail(r));
 }
 
 RecoveryStats OomRecovery::stats() const {
