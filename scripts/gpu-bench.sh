@@ -10,6 +10,9 @@
 #   stash-a, bundled   the bundled models' figures beside the stand-ins' (two calls: carry
 #            .gpu-models/a with the first, .gpu-models/b with the second; scripts/gpu-models.sh)
 #   cleanup  GPU_CLEANUP_EVERY_N 0/1/10 and pressure releases: what a cache release costs
+#   lanes    a lane per GPU (needs two or more; the device tool's nvidia-h100-x2): one lane
+#            against all at 8 GiB, 10 % injected OOMs on all, a neighbour process filling
+#            cuda:0, and the fixed sweep against adaptive with every lane
 #   measure  the memory manager's targets: 1,000 frames adaptive vs legacy with the ceiling, the
 #            same with 10 % injected OOMs, and adaptive against the fixed sweep at 8, 16, 24 GiB
 # Every step has a time limit; results accumulate in /tmp/gpu-bench and are tarred to $OUT after
@@ -79,6 +82,31 @@ for phase in "$@"; do
       # Does the order matter? Adaptive first and last around the best fixed, MAX=8.
       bench order 120 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 8 --jobs 4 \
         --frames 480 --gate adaptive,fixed:4,adaptive --max-concurrent 8 ;;
+    lanes)
+      nvidia-smi --query-gpu=index,name,memory.total,memory.used --format=csv > "$res/lanes-cards.txt"
+      # The same load per lane: 4 jobs and 1,000 frames on one card, 8 jobs and 2,000 on all.
+      bench lanes-one 120 CUDA_STREAMS=worker -- --device cuda:0 --cap-gib 8 --jobs 4 \
+        --frames 1000 --gate adaptive
+      bench lanes-all 200 CUDA_STREAMS=worker -- --device cuda --ceiling --cap-gib 8 --jobs 8 \
+        --frames 2000 --gate adaptive,legacy
+      bench lanes-inject 150 CUDA_STREAMS=worker -- --device cuda --cap-gib 8 --jobs 8 \
+        --frames 1000 --gate adaptive --inject-oom-rate 0.1
+      # Another process takes all but ~3 GiB of cuda:0 (no cap: the budget is what the card has
+      # free); the picker should send cuda:0 only what fits and the rest to the other cards.
+      python3 -c "
+import torch, time
+free, total = torch.cuda.mem_get_info(0)
+hog = torch.empty(free - (3 << 30), dtype=torch.uint8, device='cuda:0')
+open('/tmp/gpu-bench/hog-ready', 'w').write(str(hog.numel()))
+time.sleep(150)" > "$res/hog.log" 2>&1 &
+      hog=$!
+      for _ in $(seq 60); do [ -f "$res/hog-ready" ] && break; sleep 1; done
+      nvidia-smi --query-gpu=index,memory.used --format=csv >> "$res/lanes-cards.txt"
+      bench lanes-neighbour 120 CUDA_STREAMS=worker -- --device cuda --jobs 8 --frames 1000 \
+        --gate adaptive
+      kill $hog 2>/dev/null; wait $hog 2>/dev/null
+      bench lanes-sweep 200 CUDA_STREAMS=worker -- --device cuda --no-cpu-fallback --cap-gib 8 \
+        --jobs 8 --frames 480 --sweep 4 --gate adaptive --max-concurrent 8 ;;
     verify)
       # The memory manager's tests on CUDA (runtime_test's idle unload needs a GPU), without
       # building the whole suite (scripts/gpu-check.sh does that).
@@ -112,6 +140,7 @@ for phase in "$@"; do
       # MAX=8 at 8 GiB runs near the budget: the ticker's pressure releases show here.
       bench cleanup-pressure 100 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 8 --jobs 4 \
         --frames 480 --gate adaptive --max-concurrent 8 ;;
-    *) echo "usage: $0 build|prepare|streams|measure|cleanup ..." >&2; exit 2 ;;
+    *) echo "usage: $0 build|prepare|streams|lanes|measure|verify|cleanup|stash-a|bundled ..." >&2
+       exit 2 ;;
   esac
 done

@@ -151,7 +151,10 @@ int run_bench_command(const BenchFlags& flags, Config config) {
   }
   Runtime& rt = **runtime;
   config.inject_oom_rate = inject_rate;  // reported in every run
-  const std::string card = flags.card.empty() ? detect_card_name(rt.primary->name) : flags.card;
+  // With a lane per GPU the card reads "2 x NVIDIA H100 80GB HBM3" (identical cards assumed).
+  const std::size_t lanes = rt.lanes.size();
+  std::string card = flags.card.empty() ? detect_card_name(rt.first().name()) : flags.card;
+  if (lanes > 1 && flags.card.empty()) card = std::to_string(lanes) + " x " + card;
   std::printf("bench on %s: %s\n", card.c_str(), rt.describe().c_str());
   if (rt.uses_test_models) {
     std::printf("NOTE: test models in use: timings say nothing about production models.\n");
@@ -168,13 +171,14 @@ int run_bench_command(const BenchFlags& flags, Config config) {
 
   std::optional<double> ceiling_fps;
   if (flags.ceiling) {
-    (void)rt.device->set_process_limit(0);  // the ceiling is the card's, not the cap's
-    auto ceiling = measure_ceiling(config, rt.primary->name, flags);
+    DeviceMemory& device = *rt.first().device;
+    (void)device.set_process_limit(0);  // the ceiling is the card's, not the cap's
+    auto ceiling = measure_ceiling(config, rt.first().name(), flags);
     if (!ceiling.ok()) {
       std::fprintf(stderr, "segmentor bench: ceiling: %s\n", ceiling.status().to_string().c_str());
       return kExitSomeFailed;
     }
-    rt.device->release_cache();
+    device.release_cache();
     ceiling_fps = combined_ceiling_fps(*ceiling);
     const std::string date = utc_now_iso8601();
     BenchRunReport naming;
@@ -192,6 +196,11 @@ int run_bench_command(const BenchFlags& flags, Config config) {
         "ceiling (models alone, each at its best batch, one after the other): %.1f "
         "frames/s -> %s.json\n",
         *ceiling_fps, stem.c_str());
+    if (lanes > 1) {
+      // Measured on the first card; the lanes' ceiling is that many cards' worth.
+      *ceiling_fps *= static_cast<double>(lanes);
+      std::printf("ceiling of %zu lanes: %.1f frames/s\n", lanes, *ceiling_fps);
+    }
   }
 
   std::vector<BenchRunReport> reports;

@@ -49,6 +49,7 @@ std::string to_json(const BenchRunReport& r) {
   j["card"] = r.card;
   j["date"] = r.date;
   j["device"] = r.device;
+  j["lanes"] = r.lanes;
   j["cap_gib"] = r.cap_gib;
   j["gate"] = r.gate;
   j["gate_max_concurrent"] = r.gate_max_concurrent;

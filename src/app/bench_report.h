@@ -28,7 +28,8 @@ struct MemorySample {
 struct BenchRunReport {
   std::string card;    // "NVIDIA H100 80GB HBM3", or "cpu"
   std::string date;    // UTC, ISO 8601: "2025-11-27T06:43:00Z"
-  std::string device;  // "cuda:0", "cpu"
+  std::string device;  // "cuda:0", "cpu"; several GPU lanes: "cuda:0+cuda:1"
+  int lanes = 1;       // GPU lanes (each with the cap); counts and samples are their sums
   double cap_gib = 0;  // GPU_MEMORY_LIMIT_MB / 1024; 0 = the whole card
   std::string gate;    // "adaptive", "fixed:N" or "legacy"
   int gate_max_concurrent = 0;
@@ -55,7 +56,7 @@ struct BenchRunReport {
   double mean_ms = 0;
   double mean_gate_wait_ms = 0;
   double mean_segment_ms = 0;
-  std::int64_t peak_reserved_bytes = 0;
+  std::int64_t peak_reserved_bytes = 0;  // the largest on one card
   std::int64_t peak_allocated_bytes = 0;
   int peak_in_flight = 0;
   std::uint64_t gate_shrinks = 0;

@@ -47,6 +47,18 @@ class NoReleaseDevice : public DeviceMemory {
   DeviceMemory& inner_;
 };
 
+// One runtime lane with this run's own gate, cache policy and ladder.
+struct BenchLane {
+  explicit BenchLane(DeviceLane& lane) : source(lane), no_release(*lane.device) {}
+  DeviceLane& source;
+  NoReleaseDevice no_release;  // legacy: no cache release after an OOM
+  std::unique_ptr<AdmissionGate> gate;
+  std::unique_ptr<CachePolicy> cache;
+  std::optional<CacheTicker> ticker;
+  std::unique_ptr<OomRecovery> recovery;
+  std::int64_t alloc_retries_before = 0;
+};
+
 RgbImage make_frame(int width, int height, std::mt19937& random) {
   RgbImage image{width, height, {}};
   image.pixels.resize(image.pixel_count() * 3);
@@ -217,17 +229,12 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
       (fhd_count == 0 && options.fhd_fraction > 0.0)) {
     return invalid_argument("bench: no frames of a size the FHD fraction asks for");
   }
-  DeviceMemory& device = *runtime.device;
-
-  // The cap for this run, and a clean allocator so runs do not inherit each other's cache.
+  // The cap for each run, and a clean allocator so runs do not inherit each other's cache.
   const std::int64_t cap_bytes =
       options.cap_gib > 0 ? static_cast<std::int64_t>(options.cap_gib * 1024.0 * 1024.0 * 1024.0)
                           : config.gpu_memory_limit_mb * 1024 * 1024;
-  SEGMENTOR_RETURN_IF_ERROR(device.set_process_limit(cap_bytes));
-  device.release_cache();
-  device.reset_peak();
 
-  // Gate, ladder and cache policy for this mode (Note [Bench gate modes]).
+  // Gate, ladder and cache policy for this mode (Note [Bench gate modes]), one set per lane.
   const int all_in_flight = options.jobs * options.in_flight_per_job;
   AdmissionGateOptions gate_options;
   gate_options.memory_threshold = config.gpu_memory_threshold;
@@ -235,10 +242,9 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   recovery_options.retry_on_oom = config.retry_on_oom;
   recovery_options.max_oom_retries = config.max_oom_retries;
   if (options.backoff) recovery_options.backoff = *options.backoff;
-  const CalibrationTable* calibration = &runtime.calibration;
+  bool use_calibration = true;
   Lane* cpu_fallback = runtime.cpu_lane.get();
-  NoReleaseDevice no_release(device);
-  DeviceMemory* recovery_device = &device;
+  bool release_after_oom = true;
   bool use_cache_policy = true;
   switch (options.gate.mode) {
     case GateMode::kAdaptive:
@@ -247,35 +253,54 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
       break;
     case GateMode::kFixed:
       gate_options.min_concurrent = gate_options.max_concurrent = options.gate.concurrency;
-      calibration = nullptr;
+      use_calibration = false;
       break;
     case GateMode::kLegacy:
       gate_options.min_concurrent = gate_options.max_concurrent = all_in_flight;
-      calibration = nullptr;
+      use_calibration = false;
       cpu_fallback = nullptr;
       recovery_options.retry_on_oom = false;
-      recovery_device = &no_release;
+      release_after_oom = false;
       use_cache_policy = false;
       break;
   }
-  SEGMENTOR_ASSIGN_OR_RETURN(auto gate, AdmissionGate::create(gate_options, &device));
-  gate->register_resident("models", runtime.calibration.resident_bytes());
-  std::unique_ptr<CachePolicy> cache;
-  if (use_cache_policy) {
-    CachePolicyOptions cache_options;
-    cache_options.cleanup_every_n = config.gpu_cleanup_every_n;
-    SEGMENTOR_ASSIGN_OR_RETURN(cache, CachePolicy::create(cache_options, &device));
+  std::vector<std::unique_ptr<BenchLane>> lanes;
+  for (const auto& source : runtime.lanes) {
+    DeviceMemory& device = *source->device;
+    SEGMENTOR_RETURN_IF_ERROR(device.set_process_limit(cap_bytes));
+    device.release_cache();
+    device.reset_peak();
+    auto lane = std::make_unique<BenchLane>(*source);
+    SEGMENTOR_ASSIGN_OR_RETURN(lane->gate, AdmissionGate::create(gate_options, &device));
+    lane->gate->register_resident("models", source->calibration.resident_bytes());
+    if (use_cache_policy) {
+      CachePolicyOptions cache_options;
+      cache_options.cleanup_every_n = config.gpu_cleanup_every_n;
+      SEGMENTOR_ASSIGN_OR_RETURN(lane->cache, CachePolicy::create(cache_options, &device));
+      // As the runtime does for run and serve: idle and pressure releases need a ticking policy.
+      lane->ticker.emplace(*lane->cache);
+    }
+    DeviceMemory* recovery_device = release_after_oom ? &device : &lane->no_release;
+    SEGMENTOR_ASSIGN_OR_RETURN(
+        lane->recovery, OomRecovery::create(recovery_options, recovery_device, lane->gate.get(),
+                                            lane->cache.get()));
+    lane->alloc_retries_before = device.snapshot().num_alloc_retries;
+    lanes.push_back(std::move(lane));
   }
-  // As the runtime does for run and serve: idle and pressure releases need a ticking policy.
-  std::optional<CacheTicker> ticker;
-  if (cache) ticker.emplace(*cache);
-  SEGMENTOR_ASSIGN_OR_RETURN(auto recovery, OomRecovery::create(recovery_options, recovery_device,
-                                                                gate.get(), cache.get()));
+  std::vector<GuardedLane> guarded;
+  for (const auto& lane : lanes) {
+    guarded.push_back({lane->source.lane.get(), lane->gate.get(), lane->recovery.get(),
+                       use_calibration ? &lane->source.calibration : nullptr, lane->cache.get()});
+  }
+  const DeviceLane& first = runtime.first();
 
   BenchRunReport report;
   report.card = options.card;
   report.date = utc_now_iso8601();
-  report.device = runtime.primary->name;
+  for (const auto& lane : runtime.lanes) {
+    report.device += (report.device.empty() ? "" : "+") + lane->name();
+  }
+  report.lanes = static_cast<int>(runtime.lanes.size());
   report.cap_gib = static_cast<double>(cap_bytes) / (1024.0 * 1024.0 * 1024.0);
   report.gate = options.gate.name();
   report.gate_max_concurrent = gate_options.max_concurrent;
@@ -286,33 +311,35 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   report.images = frames.source;
   report.decode_included = use_files;
   report.injected_oom_rate = config.inject_oom_rate;
-  report.models.push_back(runtime.primary->foreground->info().name);
-  if (runtime.primary->people) report.models.push_back(runtime.primary->people->info().name);
+  report.models.push_back(first.lane->foreground->info().name);
+  if (first.lane->people) report.models.push_back(first.lane->people->info().name);
   report.test_models = runtime.uses_test_models;
   report.cuda_streams = config.cuda_streams;
   report.gpu_cleanup_every_n = config.gpu_cleanup_every_n;
   if (const char* conf = std::getenv("PYTORCH_CUDA_ALLOC_CONF")) report.alloc_conf = conf;
-  if (!runtime.calibration.empty()) {
-    auto predicted = runtime.calibration.predict_task_bytes(1920, 1080);
+  if (!first.calibration.empty()) {
+    auto predicted = first.calibration.predict_task_bytes(1920, 1080);
     if (predicted.ok()) report.predicted_task_bytes = *predicted;
   }
-  const std::int64_t alloc_retries_before = device.snapshot().num_alloc_retries;
 
   // The sampler: device and gate every sample_interval, until stopped.
   const auto start = Clock::now();
   std::mutex sample_mutex;
   std::condition_variable_any sample_wake;
   std::vector<MemorySample> samples;
+  // With several lanes a sample is their sum (the plot's cap line is the cap × lanes).
   auto take_sample = [&] {
-    const MemorySnapshot snap = device.snapshot();
-    const GateStats stats = gate->stats();
     MemorySample s;
     s.t_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    s.reserved_bytes = snap.reserved_bytes;
-    s.allocated_bytes = snap.allocated_bytes;
-    s.gate_limit_bytes = stats.limit_bytes;
-    s.in_flight = stats.in_flight;
-    s.waiting = stats.waiting;
+    for (const auto& lane : lanes) {
+      const MemorySnapshot snap = lane->source.device->snapshot();
+      const GateStats stats = lane->gate->stats();
+      s.reserved_bytes += snap.reserved_bytes;
+      s.allocated_bytes += snap.allocated_bytes;
+      s.gate_limit_bytes += stats.limit_bytes;
+      s.in_flight += stats.in_flight;
+      s.waiting += stats.waiting;
+    }
     std::lock_guard lock(sample_mutex);
     samples.push_back(s);
   };
@@ -346,11 +373,10 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
                                      config.product_mask_rel_path};
   engine_options.write_masks = false;
   engine_options.max_concurrent = gate_options.max_concurrent;
-  engine_options.worker_threads = gate_options.max_concurrent + 2;
+  engine_options.worker_threads = static_cast<int>(lanes.size()) * gate_options.max_concurrent + 2;
   engine_options.decode = DecodeOptions{config.max_image_pixels};
   {
-    Engine engine(engine_options, *runtime.primary, cpu_fallback, *gate, *recovery, calibration,
-                  cache.get());
+    Engine engine(engine_options, guarded, cpu_fallback);
     // Builds frame `f` of `job`; requires tally.mutex (it picks the next image of its size).
     auto make_task = [&](int job, int f) {
       const int index = f * options.jobs + job;  // interleaved across jobs
@@ -427,28 +453,35 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
     report.mean_segment_ms = 1000.0 * tally.segment_seconds / report.frames_done;
   }
   report.first_errors.assign(tally.errors.begin(), tally.errors.end());
-  const RecoveryStats recovery_stats = recovery->stats();
-  report.oom_events = recovery_stats.oom_events;
-  report.retries = recovery_stats.retries;
-  report.cpu_fallbacks = recovery_stats.cpu_fallbacks;
-  const GateStats gate_stats = gate->stats();
-  report.peak_in_flight = gate_stats.peak_in_flight;
-  report.gate_shrinks = gate_stats.shrinks_total;
-  report.readmissions = gate_stats.readmitted_total;
-  if (cache) {
-    ticker.reset();
-    const CacheStats cache_stats = cache->stats();
-    report.cache_releases = cache_stats.releases_total;
-    report.cache_release_ms_total =
-        std::chrono::duration<double, std::milli>(cache_stats.release_time_total).count();
+  // Counts are summed over the lanes; the peaks are the largest on one card (each has the cap).
+  for (auto& lane : lanes) {
+    const RecoveryStats recovery_stats = lane->recovery->stats();
+    report.oom_events += recovery_stats.oom_events;
+    report.retries += recovery_stats.retries;
+    report.cpu_fallbacks += recovery_stats.cpu_fallbacks;
+    const GateStats gate_stats = lane->gate->stats();
+    report.peak_in_flight += gate_stats.peak_in_flight;
+    report.gate_shrinks += gate_stats.shrinks_total;
+    report.readmissions += gate_stats.readmitted_total;
+    if (lane->cache) {
+      lane->ticker.reset();
+      const CacheStats cache_stats = lane->cache->stats();
+      report.cache_releases += cache_stats.releases_total;
+      report.cache_release_ms_total +=
+          std::chrono::duration<double, std::milli>(cache_stats.release_time_total).count();
+    }
+    const MemorySnapshot snap = lane->source.device->snapshot();
+    report.alloc_retries += snap.num_alloc_retries - lane->alloc_retries_before;
+    report.peak_reserved_bytes = std::max(report.peak_reserved_bytes, snap.peak_reserved_bytes);
+    report.peak_allocated_bytes = std::max(report.peak_allocated_bytes, snap.peak_allocated_bytes);
   }
-  const MemorySnapshot snap = device.snapshot();
-  report.alloc_retries = snap.num_alloc_retries - alloc_retries_before;
-  report.peak_reserved_bytes = snap.peak_reserved_bytes;
-  report.peak_allocated_bytes = snap.peak_allocated_bytes;
+  if (lanes.size() == 1) {
+    for (const MemorySample& s : samples) {
+      report.peak_reserved_bytes = std::max(report.peak_reserved_bytes, s.reserved_bytes);
+      report.peak_allocated_bytes = std::max(report.peak_allocated_bytes, s.allocated_bytes);
+    }
+  }
   for (const MemorySample& s : samples) {
-    report.peak_reserved_bytes = std::max(report.peak_reserved_bytes, s.reserved_bytes);
-    report.peak_allocated_bytes = std::max(report.peak_allocated_bytes, s.allocated_bytes);
     if (s.gate_limit_bytes > 0 &&
         (report.min_gate_limit_bytes == 0 || s.gate_limit_bytes < report.min_gate_limit_bytes)) {
       report.min_gate_limit_bytes = s.gate_limit_bytes;

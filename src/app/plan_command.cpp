@@ -10,6 +10,7 @@
 #include "app/plan_capacity.h"
 #include "app/runtime.h"
 #include "app/subcommand.h"
+#include "models/model_loader.h"
 
 namespace segmentor {
 
@@ -29,7 +30,13 @@ int run_plan_command(const PlanFlags& flags, Config config) {
   flags.models.apply_models(config);
   config.inject_oom_rate = 0;
   RuntimeOptions runtime_options;
-  runtime_options.device = flags.models.device;
+  // The plan is per card: one lane, on the first GPU when DEVICE names all of them.
+  auto device = resolve_device(flags.models.device.empty() ? config.device : flags.models.device);
+  if (!device.ok()) {
+    std::fprintf(stderr, "segmentor plan: %s\n", device.status().to_string().c_str());
+    return kExitUsage;
+  }
+  runtime_options.device = *device;
   runtime_options.cpu_fallback = false;  // the plan measures the card, not the fallback
   auto runtime = build_runtime(config, runtime_options);
   if (!runtime.ok()) {
@@ -70,16 +77,17 @@ int run_plan_command(const PlanFlags& flags, Config config) {
   options.cards_gib = flags.cards;
   options.threshold = config.gpu_memory_threshold;
   options.max_measured_concurrency = flags.max_measured_concurrency;
-  auto plan = plan_capacity(rt.calibration, options, probe);
+  auto plan = plan_capacity(rt.first().calibration, options, probe);
   if (!plan.ok()) {
     std::fprintf(stderr, "segmentor plan: %s\n", plan.status().to_string().c_str());
     return kExitSomeFailed;
   }
-  plan->device = rt.primary->name;
-  plan->card = detect_card_name(rt.primary->name);
+  const Lane& lane = *rt.first().lane;
+  plan->device = lane.name;
+  plan->card = detect_card_name(lane.name);
   plan->date = utc_now_iso8601();
-  plan->models.push_back(rt.primary->foreground->info().name);
-  if (rt.primary->people) plan->models.push_back(rt.primary->people->info().name);
+  plan->models.push_back(lane.foreground->info().name);
+  if (lane.people) plan->models.push_back(lane.people->info().name);
   const std::string text = flags.json       ? plan_to_json(*plan)
                            : flags.markdown ? plan_to_markdown(*plan)
                                             : plan_to_text(*plan);

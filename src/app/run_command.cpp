@@ -49,7 +49,7 @@ void print_summary(const Tally& tally, double elapsed, const Runtime& runtime,
   for (const auto& [lane, count] : tally.by_lane) {
     std::printf("  %zu image%s on %s\n", count, count == 1 ? "" : "s", lane.c_str());
   }
-  const RecoveryStats recovery = runtime.recovery->stats();
+  const RecoveryStats recovery = runtime.recovery_stats();
   if (recovery.oom_events > 0) {
     std::printf("out-of-memory events %llu: retried %llu, CPU fallbacks %llu, failed %llu\n",
                 static_cast<unsigned long long>(recovery.oom_events),
@@ -104,8 +104,7 @@ int run_images(const RunOptions& options, const Config& config) {
   Tally tally;
   const auto start = Clock::now();
   {
-    Engine engine(engine_options, *rt.primary, rt.cpu_lane.get(), *rt.gate, *rt.recovery,
-                  &rt.calibration, rt.cache.get());
+    Engine engine(engine_options, rt.guarded_lanes(), rt.cpu_lane.get());
     for (const auto& input : *inputs) {
       EngineTask task{options.kind, input.id, input.path, std::nullopt};
       engine.submit(std::move(task), [&](const EngineTask& t, const TaskOutcome& outcome) {

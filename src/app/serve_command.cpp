@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "app/runtime.h"
 #include "app/subcommand.h"
@@ -103,6 +104,15 @@ Result<std::unique_ptr<PostgresDatabase>> connect_database(const Config& config,
   }
 }
 
+std::vector<LaneReading> lane_readings(const Runtime& runtime) {
+  std::vector<LaneReading> readings;
+  for (const auto& lane : runtime.lanes) {
+    readings.push_back({lane->name(), lane->device->snapshot(), lane->gate->stats(),
+                        lane->recovery->stats(), lane->cache->stats()});
+  }
+  return readings;
+}
+
 std::pair<bool, std::string> readiness(const ServeState& state) {
   if (state.runtime.load() == nullptr) return {false, "models not loaded yet"};
   const messaging::BrokerClient* broker = state.broker.load();
@@ -128,8 +138,7 @@ int serve(Config& config, const ServeFlags& flags) {
         http_options,
         [&metrics, &state] {
           if (Runtime* rt = state.runtime.load()) {
-            metrics.update_memory(rt->device->snapshot(), rt->gate->stats(), rt->recovery->stats(),
-                                  rt->cache ? rt->cache->stats() : CacheStats{});
+            metrics.update_memory(lane_readings(*rt));
           }
           return metrics.serialize();
         },
@@ -196,13 +205,13 @@ int serve(Config& config, const ServeFlags& flags) {
                                      config.people_mask_rel_path, config.product_mask_rel_path};
   engine_options.decode = DecodeOptions{config.max_image_pixels};
   engine_options.max_concurrent = config.max_concurrent_images;
-  Engine engine(engine_options, *rt.primary, rt.cpu_lane.get(), *rt.gate, *rt.recovery,
-                &rt.calibration, rt.cache.get());
+  Engine engine(engine_options, rt.guarded_lanes(), rt.cpu_lane.get());
 
   service::WorkerOptions worker_options;
   worker_options.shutdown_grace = std::chrono::seconds(config.shutdown_grace_seconds);
   worker_options.poll_interval = std::chrono::milliseconds(flags.poll_interval_ms);
-  worker_options.max_tasks_in_engine = config.max_concurrent_images + 2;
+  worker_options.max_tasks_in_engine =
+      static_cast<int>(rt.lanes.size()) * config.max_concurrent_images + 2;
   service::WorkerServices services{broker->get(), &mask_paths, tracker->get(), &engine, &metrics};
   auto worker = service::Worker::Create(worker_options, services, std::move(guard).value());
   if (!worker.ok()) {
@@ -210,7 +219,7 @@ int serve(Config& config, const ServeFlags& flags) {
     return kExitUsage;
   }
   state.worker.store(worker->get());
-  metrics.set_calibration(rt.calibration);
+  for (const auto& lane : rt.lanes) metrics.set_calibration(lane->name(), lane->calibration);
   state.runtime.store(&rt);
   if (state.stop.load()) (*worker)->request_stop();  // a signal during start-up
 

@@ -5,6 +5,21 @@
 
 namespace segmentor {
 
+RecoveryStats& RecoveryStats::operator+=(const RecoveryStats& other) {
+  oom_events += other.oom_events;
+  cache_releases += other.cache_releases;
+  retries += other.retries;
+  cpu_fallbacks += other.cpu_fallbacks;
+  cpu_fallback_failures += other.cpu_fallback_failures;
+  failed_tasks += other.failed_tasks;
+  non_oom_errors += other.non_oom_errors;
+  recovered_on_gpu += other.recovered_on_gpu;
+  recovered_on_cpu += other.recovered_on_cpu;
+  backoff_time_total += other.backoff_time_total;
+  cache_release_time_total += other.cache_release_time_total;
+  return *this;
+}
+
 namespace {
 
 std::string format_duration(std::chrono::nanoseconds d) {
@@ -17,8 +32,8 @@ std::string format_duration(std::chrono::nanoseconds d) {
 
 // "2 GPU attempts: <trail>", the end of a ladder's error message.
 std::string attempts_and_trail(const RecoveryReport& r) {
-  return std::to_string(r.gpu_attempts) + " GPU attempt" + (r.gpu_attempts == 1 ? "" : "s") +
-         ": " + r.trail;
+  return std::to_string(r.gpu_attempts) + " GPU attempt" + (r.gpu_attempts == 1 ? "" : "s") + ": " +
+         r.trail;
 }
 
 }  // namespace
@@ -43,8 +58,8 @@ OomRecovery::OomRecovery(RecoveryOptions options, DeviceMemory* device, Admissio
 
 std::chrono::nanoseconds OomRecovery::backoff_for(int retry) const {
   if (options_.backoff.empty()) return std::chrono::nanoseconds(0);
-  const auto index = std::min<std::size_t>(static_cast<std::size_t>(retry),
-                                           options_.backoff.size() - 1);
+  const auto index =
+      std::min<std::size_t>(static_cast<std::size_t>(retry), options_.backoff.size() - 1);
   return options_.backoff[index];
 }
 

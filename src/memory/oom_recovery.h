@@ -44,12 +44,11 @@ namespace segmentor {
 inline constexpr int kDefaultMaxOomRetries = 3;
 
 struct RecoveryOptions {
-  bool retry_on_oom = true;                 // RETRY_ON_OOM
+  bool retry_on_oom = true;                     // RETRY_ON_OOM
   int max_oom_retries = kDefaultMaxOomRetries;  // MAX_OOM_RETRIES
   // The wait before retry i is backoff[min(i, size − 1)]; empty = no wait.
-  std::vector<std::chrono::nanoseconds> backoff = {std::chrono::milliseconds(500),
-                                                   std::chrono::seconds(1),
-                                                   std::chrono::seconds(2)};
+  std::vector<std::chrono::nanoseconds> backoff = {
+      std::chrono::milliseconds(500), std::chrono::seconds(1), std::chrono::seconds(2)};
   // How to wait; empty = std::this_thread::sleep_for. Tests inject a recorder.
   std::function<void(std::chrono::nanoseconds)> sleep;
 };
@@ -60,12 +59,15 @@ struct RecoveryStats {
   std::uint64_t retries = 0;
   std::uint64_t cpu_fallbacks = 0;
   std::uint64_t cpu_fallback_failures = 0;
-  std::uint64_t failed_tasks = 0;       // gave up after the whole ladder
-  std::uint64_t non_oom_errors = 0;     // returned at once, not retried
-  std::uint64_t recovered_on_gpu = 0;   // succeeded on a retry
-  std::uint64_t recovered_on_cpu = 0;   // succeeded on the CPU fallback
+  std::uint64_t failed_tasks = 0;      // gave up after the whole ladder
+  std::uint64_t non_oom_errors = 0;    // returned at once, not retried
+  std::uint64_t recovered_on_gpu = 0;  // succeeded on a retry
+  std::uint64_t recovered_on_cpu = 0;  // succeeded on the CPU fallback
   std::chrono::nanoseconds backoff_time_total{0};
   std::chrono::nanoseconds cache_release_time_total{0};
+
+  // Adds another ladder's counts (one ladder per GPU lane; reports show the sum).
+  RecoveryStats& operator+=(const RecoveryStats& other);
 };
 
 // What the caller does around each back-off (both optional). `before_backoff` runs after the
@@ -101,8 +103,8 @@ class OomRecovery {
   OomRecovery& operator=(const OomRecovery&) = delete;
 
   // Runs `gpu` through the ladder, then `cpu_fallback` (may be empty). Fills `report` if given.
-  Status run(const Attempt& gpu, const Attempt& cpu_fallback = {},
-             RecoveryReport* report = nullptr, const LadderHooks& hooks = {});
+  Status run(const Attempt& gpu, const Attempt& cpu_fallback = {}, RecoveryReport* report = nullptr,
+             const LadderHooks& hooks = {});
 
   // The same for attempts that produce a value.
   template <typename T>

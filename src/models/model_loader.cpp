@@ -1,11 +1,11 @@
 #include "models/model_loader.h"
 
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
 #include <algorithm>
 #include <charconv>
 #include <thread>
-
-#include <ATen/Parallel.h>
-#include <torch/cuda.h>
 
 #include "models/manifest.h"
 #include "models/torch_mask_model.h"
@@ -30,10 +30,9 @@ Result<std::filesystem::path> resolve_model(const std::string& name_or_path,
   std::error_code ec;
   if (!std::filesystem::is_regular_file(model_file, ec)) {
     std::string where = is_path ? "looked for " + model_file.string()
-                                : "looked for " + model_file.string() + " (MODEL_CACHE=" +
-                                      model_cache.string() + ")";
-    return not_found("model \"" + name_or_path + "\" not found: " + where + "; " +
-                     kModelFetchHint);
+                                : "looked for " + model_file.string() +
+                                      " (MODEL_CACHE=" + model_cache.string() + ")";
+    return not_found("model \"" + name_or_path + "\" not found: " + where + "; " + kModelFetchHint);
   }
   const std::filesystem::path manifest = manifest_path_for(model_file);
   if (!std::filesystem::is_regular_file(manifest, ec)) {
@@ -73,8 +72,18 @@ Result<std::string> resolve_device(const std::string& requested) {
     }
     return requested;
   }
-  return invalid_argument("unknown device \"" + requested + "\": expected auto, cpu, cuda or "
+  return invalid_argument("unknown device \"" + requested +
+                          "\": expected auto, cpu, cuda or "
                           "cuda:N");
+}
+
+Result<std::vector<std::string>> resolve_lane_devices(const std::string& requested) {
+  SEGMENTOR_ASSIGN_OR_RETURN(std::string first, resolve_device(requested));
+  if ((requested != "auto" && requested != "cuda") || first == "cpu") return std::vector{first};
+  std::vector<std::string> devices;
+  const auto count = static_cast<int>(torch::cuda::device_count());
+  for (int index = 0; index < count; ++index) devices.push_back("cuda:" + std::to_string(index));
+  return devices;
 }
 
 Result<std::unique_ptr<MaskModel>> load_mask_model(const std::filesystem::path& model_file,
@@ -86,8 +95,7 @@ Result<std::unique_ptr<MaskModel>> load_mask_model(const std::filesystem::path& 
   if (!std::filesystem::is_regular_file(model_file, ec)) {
     return not_found("model file " + model_file.string() + " not found; " + kModelFetchHint);
   }
-  SEGMENTOR_ASSIGN_OR_RETURN(ModelManifest manifest,
-                             read_manifest(manifest_path_for(model_file)));
+  SEGMENTOR_ASSIGN_OR_RETURN(ModelManifest manifest, read_manifest(manifest_path_for(model_file)));
   SEGMENTOR_ASSIGN_OR_RETURN(std::string device, resolve_device(options.device));
   configure_torch_threads(options.cpu_threads);
   SEGMENTOR_ASSIGN_OR_RETURN(

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "models/mask_model.h"
@@ -12,10 +13,10 @@
 namespace segmentor {
 
 struct ModelOptions {
-  std::string device = "auto";   // auto | cpu | cuda | cuda:N (see resolve_device)
-  bool use_fp16 = true;          // run in half precision on CUDA; ignored on CPU
-  int cpu_threads = 0;           // intra-op threads (configure_torch_threads); 0 = every core
-  double inject_oom_rate = 0.0;  // test-only: probability that segment() fails with an OOM
+  std::string device = "auto";        // auto | cpu | cuda | cuda:N (see resolve_device)
+  bool use_fp16 = true;               // run in half precision on CUDA; ignored on CPU
+  int cpu_threads = 0;                // intra-op threads (configure_torch_threads); 0 = every core
+  double inject_oom_rate = 0.0;       // test-only: probability that segment() fails with an OOM
   std::string cuda_streams = "pool";  // pool | worker | default: see Note [One stream per call]
   // Freeze the TorchScript module (torch::jit::freeze) when that gives the same output on a probe
   // input; see Note [Freezing TorchScript modules] in torch_mask_model.cpp.
@@ -43,6 +44,11 @@ void configure_torch_threads(int cpu_threads);
 // "auto" -> "cuda:0" when CUDA is usable, else "cpu". "cpu" stays; "cuda" -> "cuda:0"; "cuda:N"
 // is checked against the device count. Asking for CUDA where there is none is kInvalidArgument.
 Result<std::string> resolve_device(const std::string& requested);
+
+// The devices the runtime makes a lane for: "auto" and "cuda" -> every visible GPU ("cuda:0",
+// "cuda:1", ...; CUDA_VISIBLE_DEVICES chooses which are visible), "auto" without CUDA -> "cpu";
+// "cpu" and "cuda:N" -> that one device. Errors as resolve_device.
+Result<std::vector<std::string>> resolve_lane_devices(const std::string& requested);
 
 // The hint every "model missing / unloadable" message carries.
 inline constexpr const char* kModelFetchHint =

@@ -1,8 +1,10 @@
 #include "pipeline/engine.h"
 
 #include <chrono>
+#include <stdexcept>
 #include <utility>
 
+#include "pipeline/lane_picker.h"
 #include "pipeline/mask_writer.h"
 
 namespace segmentor {
@@ -17,20 +19,28 @@ double seconds_since(Clock::time_point start) {
 
 }  // namespace
 
-Engine::Engine(EngineOptions options, Lane& primary, Lane* cpu_fallback, AdmissionGate& gate,
-               OomRecovery& recovery, const CalibrationTable* calibration, CachePolicy* cache)
-    : options_(std::move(options)),
-      primary_(primary),
-      cpu_fallback_(cpu_fallback),
-      gate_(gate),
-      recovery_(recovery),
-      calibration_(calibration),
-      cache_(cache) {
-  const int threads =
-      options_.worker_threads > 0 ? options_.worker_threads : options_.max_concurrent + 2;
+Engine::Engine(EngineOptions options, std::vector<GuardedLane> lanes, Lane* cpu_fallback)
+    : options_(std::move(options)), cpu_fallback_(cpu_fallback) {
+  if (lanes.empty()) throw std::invalid_argument("Engine: no lanes");
+  for (const GuardedLane& guarded : lanes) {
+    if (guarded.lane == nullptr || guarded.gate == nullptr || guarded.recovery == nullptr) {
+      throw std::invalid_argument("Engine: a lane without its model, gate or recovery ladder");
+    }
+    auto state = std::make_unique<LaneState>();
+    state->guarded = guarded;
+    lanes_.push_back(std::move(state));
+  }
+  const int lane_count = static_cast<int>(lanes_.size());
+  const int threads = options_.worker_threads > 0 ? options_.worker_threads
+                                                  : lane_count * options_.max_concurrent + 2;
   workers_.reserve(static_cast<std::size_t>(threads));
   for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
+
+Engine::Engine(EngineOptions options, Lane& primary, Lane* cpu_fallback, AdmissionGate& gate,
+               OomRecovery& recovery, const CalibrationTable* calibration, CachePolicy* cache)
+    : Engine(std::move(options), {GuardedLane{&primary, &gate, &recovery, calibration, cache}},
+             cpu_fallback) {}
 
 Engine::~Engine() {
   {
@@ -90,6 +100,40 @@ Result<AssetMasks> Engine::segment_on(Lane& lane, std::mutex* lane_mutex, const 
   return segmenter.segment(image);
 }
 
+std::int64_t Engine::predict_bytes(const LaneState& lane, const RgbImage& image) const {
+  const CalibrationTable* calibration = lane.guarded.calibration;
+  if (calibration == nullptr || calibration->empty()) return 0;
+  auto predicted = calibration->predict_task_bytes(image.width, image.height);
+  return predicted.ok() ? *predicted : 0;
+}
+
+// Note [Picking a lane] (lane_picker.h).
+Result<Engine::Admission> Engine::admit(const RgbImage& image) {
+  if (lanes_.size() == 1) {
+    LaneState& lane = *lanes_.front();
+    const std::int64_t bytes = predict_bytes(lane, image);
+    SEGMENTOR_ASSIGN_OR_RETURN(auto ticket, lane.guarded.gate->admit(bytes));
+    return Admission{&lane, std::move(ticket), bytes};
+  }
+  std::vector<LaneLoad> loads;
+  loads.reserve(lanes_.size());
+  for (const auto& lane : lanes_) {
+    loads.push_back(lane_load(lane->guarded.gate->stats(), predict_bytes(*lane, image)));
+  }
+  const std::vector<std::size_t> order = lane_preference(loads);
+  for (const std::size_t index : order) {
+    if (!loads[index].fits()) break;  // the order puts every lane it fits first
+    LaneState& lane = *lanes_[index];
+    if (auto ticket = lane.guarded.gate->try_admit(loads[index].task_bytes)) {
+      return Admission{&lane, std::move(*ticket), loads[index].task_bytes};
+    }
+  }
+  const std::size_t chosen = order.front();
+  SEGMENTOR_ASSIGN_OR_RETURN(auto ticket,
+                             lanes_[chosen]->guarded.gate->admit(loads[chosen].task_bytes));
+  return Admission{lanes_[chosen].get(), std::move(ticket), loads[chosen].task_bytes};
+}
+
 TaskOutcome Engine::process(const EngineTask& task) {
   TaskOutcome outcome;
   const auto start = Clock::now();
@@ -113,11 +157,6 @@ TaskOutcome Engine::process(const EngineTask& task) {
   outcome.width = image.width;
   outcome.height = image.height;
 
-  if (calibration_ != nullptr && !calibration_->empty()) {
-    auto predicted = calibration_->predict_task_bytes(image.width, image.height);
-    if (predicted.ok()) outcome.predicted_bytes = *predicted;
-  }
-
   // Note [Ticket across the ladder]
   // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
   // The ticket is given back for each OOM back-off and taken again, at the head of the gate's
@@ -127,13 +166,19 @@ TaskOutcome Engine::process(const EngineTask& task) {
   // goes before anything that arrived after it. The CPU fallback runs with the ticket held (the
   // task is still in flight, and the count stays honest).
   t0 = Clock::now();
-  auto ticket = gate_.admit(outcome.predicted_bytes);
+  auto admitted = admit(image);
   outcome.wait_seconds = seconds_since(t0);
-  if (!ticket.ok()) return finish(ticket.status());
+  if (!admitted.ok()) return finish(admitted.status());
+  LaneState& lane_state = *admitted->lane;
+  Lane& lane = *lane_state.guarded.lane;
+  AdmissionGate& gate = *lane_state.guarded.gate;
+  CachePolicy* cache = lane_state.guarded.cache;
+  AdmissionGate::Ticket* ticket = &admitted->ticket;
+  outcome.predicted_bytes = admitted->predicted_bytes;
 
   t0 = Clock::now();
-  if (cache_ != nullptr) cache_->on_task_started();
-  std::mutex* primary_mutex = primary_.serialize ? &primary_mutex_ : nullptr;
+  if (cache != nullptr) cache->on_task_started();
+  std::mutex* lane_mutex = lane.serialize ? &lane_state.serial_mutex : nullptr;
   std::function<Result<AssetMasks>()> on_cpu;
   if (cpu_fallback_ != nullptr) {
     on_cpu = [&] { return segment_on(*cpu_fallback_, &fallback_mutex_, image); };
@@ -143,25 +188,27 @@ TaskOutcome Engine::process(const EngineTask& task) {
   hooks.before_backoff = [&] { ticket->release(); };
   hooks.after_backoff = [&]() -> Status {
     const auto waited_from = Clock::now();
-    auto again = gate_.readmit(outcome.predicted_bytes);
+    auto again = gate.readmit(outcome.predicted_bytes);
     readmit_wait_seconds += seconds_since(waited_from);
     if (!again.ok()) return again.status();
     *ticket = std::move(*again);
     return Status::Ok();
   };
   auto on_gpu = [&]() -> Result<AssetMasks> {
-    if (primary_.serialize) return segment_on(primary_, primary_mutex, image);
+    if (lane.serialize) return segment_on(lane, lane_mutex, image);
     // Note [GPU work runs on slot threads]
     std::optional<Result<AssetMasks>> masks;
-    slot_threads_.run(ticket->slot(), [&] { masks.emplace(segment_on(primary_, nullptr, image)); });
+    lane_state.slot_threads.run(ticket->slot(),
+                                [&] { masks.emplace(segment_on(lane, nullptr, image)); });
     return std::move(*masks);
   };
-  auto masks = recovery_.run_for<AssetMasks>(on_gpu, on_cpu, &outcome.recovery, hooks);
-  if (cache_ != nullptr) cache_->on_task_finished();
+  auto masks =
+      lane_state.guarded.recovery->run_for<AssetMasks>(on_gpu, on_cpu, &outcome.recovery, hooks);
+  if (cache != nullptr) cache->on_task_finished();
   ticket->release();
   outcome.segment_seconds = seconds_since(t0) - readmit_wait_seconds;
   outcome.wait_seconds += readmit_wait_seconds;
-  outcome.lane = outcome.recovery.used_cpu_fallback ? cpu_fallback_->name : primary_.name;
+  outcome.lane = outcome.recovery.used_cpu_fallback ? cpu_fallback_->name : lane.name;
   if (!masks.ok()) return finish(masks.status().with_context(task.source.string()));
   outcome.people_found = masks->people_found;
 

@@ -1,6 +1,7 @@
-// The engine: runs segmentation tasks (one per image or keyframe) on worker threads, with every
-// task passing the one memory gate and the one recovery ladder. `segmentor run`, `serve` and
-// `bench` all submit here.
+// The engine: runs segmentation tasks (one per image or keyframe) on worker threads. Every task
+// passes the memory gate and the recovery ladder of the lane (GPU) it runs on; with several GPUs
+// each has its own, and a picker spreads tasks over them. `segmentor run`, `serve` and `bench`
+// all submit here.
 #pragma once
 
 #include <condition_variable>
@@ -37,6 +38,17 @@ struct Lane {
   bool serialize = false;
 };
 
+// A lane with the memory manager that guards it: its device's gate, recovery ladder, calibration
+// (may be null or empty: tasks are then admitted by count alone) and cache policy (may be null).
+// One per GPU; on a machine without one, the CPU lane with a host-memory gate.
+struct GuardedLane {
+  Lane* lane = nullptr;
+  AdmissionGate* gate = nullptr;
+  OomRecovery* recovery = nullptr;
+  const CalibrationTable* calibration = nullptr;
+  CachePolicy* cache = nullptr;
+};
+
 struct EngineTask {
   AssetKind kind = AssetKind::kProductImage;
   std::string id;                 // mask file stem; validated (CONTRACT §4)
@@ -63,21 +75,23 @@ struct TaskOutcome {
 struct EngineOptions {
   MaskLayout layout;
   DecodeOptions decode;
-  int worker_threads = 0;  // 0 = MAX_CONCURRENT_IMAGES + 2, so decoding overlaps inference
-  int max_concurrent = 4;  // used for the default worker count
+  // 0 = lanes × MAX_CONCURRENT_IMAGES + 2, so decoding overlaps inference on every lane
+  int worker_threads = 0;
+  int max_concurrent = 4;                           // per lane; used for the default worker count
   std::optional<std::filesystem::path> cutout_dir;  // also write RGBA cut-outs there
   bool write_masks = true;  // bench may skip the disk to measure the pipeline alone
 };
 
-// Thread-safe. Does not own the lanes, gate, recovery, calibration or cache policy: they must
-// outlive the engine. The destructor finishes queued tasks first.
+// Thread-safe. Does not own the lanes or their gates, ladders, calibrations and cache policies:
+// they must outlive the engine. The destructor finishes queued tasks first.
 class Engine {
  public:
   using Done = std::function<void(const EngineTask&, const TaskOutcome&)>;
 
-  // `primary` runs tasks (a GPU lane, or the CPU lane on a machine without one); `cpu_fallback`
-  // (may be null) takes tasks whose GPU retries ran out. `calibration` may be null or empty: then
-  // tasks are admitted by count alone.
+  // `lanes` run tasks (one per GPU, or the CPU lane on a machine without one; at least one, each
+  // fully set); `cpu_fallback` (may be null) takes tasks whose GPU retries ran out.
+  Engine(EngineOptions options, std::vector<GuardedLane> lanes, Lane* cpu_fallback);
+  // One lane.
   Engine(EngineOptions options, Lane& primary, Lane* cpu_fallback, AdmissionGate& gate,
          OomRecovery& recovery, const CalibrationTable* calibration, CachePolicy* cache);
   ~Engine();
@@ -96,20 +110,26 @@ class Engine {
     EngineTask task;
     Done done;
   };
+  struct LaneState {
+    GuardedLane guarded;
+    std::mutex serial_mutex;   // only used when the lane serializes
+    SlotThreads slot_threads;  // a concurrent lane's GPU calls (slot_threads.h)
+  };
+  struct Admission {
+    LaneState* lane = nullptr;
+    AdmissionGate::Ticket ticket;
+    std::int64_t predicted_bytes = 0;
+  };
   void worker_loop();
   TaskOutcome process(const EngineTask& task);
+  std::int64_t predict_bytes(const LaneState& lane, const RgbImage& image) const;
+  Result<Admission> admit(const RgbImage& image);
   Result<AssetMasks> segment_on(Lane& lane, std::mutex* lane_mutex, const RgbImage& image);
 
   const EngineOptions options_;
-  Lane& primary_;
+  std::vector<std::unique_ptr<LaneState>> lanes_;
   Lane* cpu_fallback_;
-  AdmissionGate& gate_;
-  OomRecovery& recovery_;
-  const CalibrationTable* calibration_;
-  CachePolicy* cache_;
-  std::mutex primary_mutex_;   // only used when primary_.serialize
   std::mutex fallback_mutex_;  // the CPU lane runs one task at a time
-  SlotThreads slot_threads_;   // a concurrent lane's GPU calls (slot_threads.h)
 
   mutable std::mutex queue_mutex_;
   std::condition_variable queue_changed_;

@@ -5,7 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "models/model_loader.h"
 #include "pipeline/segmenter.h"
@@ -24,7 +29,8 @@ Config test_config(const std::string& device) {
 }
 
 RgbImage grey(int width, int height) {
-  return {width, height, std::vector<std::uint8_t>(static_cast<std::size_t>(width) * height * 3, 90)};
+  return {width, height,
+          std::vector<std::uint8_t>(static_cast<std::size_t>(width) * height * 3, 90)};
 }
 
 TEST(RuntimeTest, IdleUnloadLeavesCpuModelsLoaded) {
@@ -32,37 +38,119 @@ TEST(RuntimeTest, IdleUnloadLeavesCpuModelsLoaded) {
   options.cpu_fallback = false;
   auto runtime = build_runtime(test_config("cpu"), options);
   ASSERT_TRUE(runtime.ok()) << runtime.status().to_string();
-  EXPECT_TRUE((*runtime)->reloadable_models.empty());
+  EXPECT_TRUE((*runtime)->reloadable_models().empty());
   EXPECT_EQ((*runtime)->model_reaper, nullptr);
+}
+
+TEST(RuntimeTest, DeviceNamesWhichLanesAreBuilt) {
+  auto cpu = resolve_lane_devices("cpu");
+  ASSERT_TRUE(cpu.ok());
+  EXPECT_EQ(*cpu, std::vector<std::string>{"cpu"});
+  auto automatic = resolve_lane_devices("auto");
+  ASSERT_TRUE(automatic.ok());
+  ASSERT_FALSE(automatic->empty());
+  if (!resolve_device("cuda").ok()) {
+    EXPECT_EQ(*automatic, std::vector<std::string>{"cpu"});
+    EXPECT_EQ(resolve_lane_devices("cuda").status().code(), ErrorCode::kInvalidArgument);
+  } else {
+    EXPECT_EQ(automatic->front(), "cuda:0");
+    EXPECT_EQ(*resolve_lane_devices("cuda"), *automatic);
+    EXPECT_EQ(*resolve_lane_devices("cuda:0"), std::vector<std::string>{"cuda:0"});
+  }
+  EXPECT_FALSE(resolve_lane_devices("tpu").ok());
+}
+
+TEST(RuntimeTest, OnTheCpuThereIsOneLaneWithAHostMemoryGate) {
+  RuntimeOptions options;
+  options.cpu_fallback = false;
+  auto runtime = build_runtime(test_config("cpu"), options);
+  ASSERT_TRUE(runtime.ok()) << runtime.status().to_string();
+  ASSERT_EQ((*runtime)->lanes.size(), 1u);
+  EXPECT_EQ((*runtime)->first().name(), "cpu");
+  EXPECT_TRUE((*runtime)->first().lane->serialize);
+  EXPECT_EQ((*runtime)->guarded_lanes().size(), 1u);
+  EXPECT_EQ((*runtime)->describe().rfind("cpu", 0), 0u) << (*runtime)->describe();
+}
+
+// Needs two GPUs (scripts/gpu-check.sh on a two-GPU machine runs it).
+TEST(RuntimeTest, EveryVisibleGpuGetsALaneWithItsOwnGateAndCalibration) {
+  auto devices = resolve_lane_devices("auto");
+  if (!devices.ok() || devices->size() < 2) GTEST_SKIP() << "needs two CUDA devices";
+  RuntimeOptions options;
+  options.cpu_fallback = false;
+  Config config = test_config("auto");
+  config.model_idle_unload_seconds = 0;
+  auto built = build_runtime(config, options);
+  ASSERT_TRUE(built.ok()) << built.status().to_string();
+  Runtime& rt = **built;
+  ASSERT_EQ(rt.lanes.size(), devices->size());
+  for (std::size_t i = 0; i < rt.lanes.size(); ++i) {
+    EXPECT_EQ(rt.lanes[i]->name(), (*devices)[i]);
+    EXPECT_FALSE(rt.lanes[i]->calibration.empty()) << rt.lanes[i]->name();
+    EXPECT_GT(rt.lanes[i]->gate->stats().resident_bytes, 0) << rt.lanes[i]->name();
+  }
+  EXPECT_NE(rt.lanes[0]->gate.get(), rt.lanes[1]->gate.get());
+
+  // Tasks submitted together spread over the cards, and every one makes its masks.
+  const auto out = std::filesystem::temp_directory_path() / "runtime_test_lanes";
+  std::filesystem::remove_all(out);
+  EngineOptions engine_options;
+  engine_options.layout = MaskLayout{out};
+  engine_options.max_concurrent = config.max_concurrent_images;
+  std::mutex mutex;
+  std::map<std::string, int> by_lane;
+  int failed = 0;
+  {
+    Engine engine(engine_options, rt.guarded_lanes(), nullptr);
+    for (int i = 0; i < 64; ++i) {
+      EngineTask task{AssetKind::kVideoFrame, "frame" + std::to_string(i), "frame.jpg",
+                      grey(640, 480)};
+      engine.submit(std::move(task), [&](const EngineTask&, const TaskOutcome& outcome) {
+        std::lock_guard lock(mutex);
+        if (outcome.status.ok()) {
+          ++by_lane[outcome.lane];
+        } else {
+          ++failed;
+          ADD_FAILURE() << outcome.status.to_string();
+        }
+      });
+    }
+    engine.wait_idle();
+  }
+  std::filesystem::remove_all(out);
+  EXPECT_EQ(failed, 0);
+  EXPECT_GT(by_lane["cuda:0"], 0);
+  EXPECT_GT(by_lane["cuda:1"], 0);
 }
 
 TEST(RuntimeTest, IdleModelsAreUnloadedOnTheGpuAndReloadedOnDemand) {
   if (!resolve_device("cuda").ok()) GTEST_SKIP() << "no CUDA device";
   RuntimeOptions options;
   options.cpu_fallback = false;
-  auto built = build_runtime(test_config("cuda"), options);
+  auto built = build_runtime(test_config("cuda:0"), options);
   ASSERT_TRUE(built.ok()) << built.status().to_string();
   Runtime& rt = **built;
-  ASSERT_EQ(rt.reloadable_models.size(), 2u);
-  Segmenter segmenter(*rt.primary->foreground, rt.primary->people.get());
+  DeviceLane& lane = rt.first();
+  ASSERT_EQ(lane.reloadable_models.size(), 2u);
+  Segmenter segmenter(*lane.lane->foreground, lane.lane->people.get());
   ASSERT_TRUE(segmenter.segment(grey(64, 48)).ok());
-  const std::int64_t resident_loaded = rt.gate->stats().resident_bytes;
-  const std::int64_t allocated_loaded = rt.device->snapshot().allocated_bytes;
+  const std::int64_t resident_loaded = lane.gate->stats().resident_bytes;
+  const std::int64_t allocated_loaded = lane.device->snapshot().allocated_bytes;
 
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while ((rt.reloadable_models[0]->loaded() || rt.reloadable_models[1]->loaded()) &&
+  while ((lane.reloadable_models[0]->loaded() || lane.reloadable_models[1]->loaded()) &&
          std::chrono::steady_clock::now() < give_up) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  EXPECT_FALSE(rt.reloadable_models[0]->loaded());
-  EXPECT_FALSE(rt.reloadable_models[1]->loaded());
-  EXPECT_LT(rt.gate->stats().resident_bytes, resident_loaded);
-  EXPECT_LT(rt.device->snapshot().allocated_bytes, allocated_loaded);
+  EXPECT_FALSE(lane.reloadable_models[0]->loaded());
+  EXPECT_FALSE(lane.reloadable_models[1]->loaded());
+  EXPECT_LT(lane.gate->stats().resident_bytes, resident_loaded);
+  EXPECT_LT(lane.device->snapshot().allocated_bytes, allocated_loaded);
 
   auto again = segmenter.segment(grey(64, 48));
   ASSERT_TRUE(again.ok()) << again.status().to_string();
-  EXPECT_EQ(rt.reloadable_models[0]->reloads(), 1u);
-  EXPECT_EQ(rt.gate->stats().resident_bytes, resident_loaded);
+  EXPECT_EQ(lane.reloadable_models[0]->reloads(), 1u);
+  EXPECT_EQ(lane.gate->stats().resident_bytes, resident_loaded);
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "observability/http_endpoint.h"
 #include "observability/metrics.h"
@@ -28,6 +30,8 @@ double sample(const std::string& text, const std::string& series) {
 TEST(MetricsTest, ExposesEveryNameTheDesignDocumentPromises) {
   Metrics metrics;
   metrics.observe_task("image", "done", 0.2);
+  const LaneReading lane{"cuda:0", {}, {}, {}, {}};
+  metrics.update_memory(std::span(&lane, 1));  // per-device series appear once a lane reports
   const std::string text = metrics.serialize();
   for (const char* name :
        {"gpu_memory_used_bytes", "gpu_memory_available_bytes", "segmentation_oom_errors_total",
@@ -54,20 +58,43 @@ TEST(MetricsTest, RunningTotalsBecomeCounterIncrementsAndGaugesFollowReadings) {
   recovery.retries = 1;
   CacheStats cache;
   cache.releases_total = 4;
-  metrics.update_memory(device, gate, recovery, cache);
-  recovery.oom_events = 5;
-  recovery.cpu_fallbacks = 1;
-  metrics.update_memory(device, gate, recovery, cache);
+  std::vector<LaneReading> lanes{{"cuda:0", device, gate, recovery, cache}};
+  metrics.update_memory(lanes);
+  lanes[0].recovery.oom_events = 5;
+  lanes[0].recovery.cpu_fallbacks = 1;
+  metrics.update_memory(lanes);
 
   const std::string text = metrics.serialize();
   EXPECT_EQ(sample(text, "segmentation_oom_errors_total"), 5);
   EXPECT_EQ(sample(text, "segmentation_retry_attempts_total"), 1);
   EXPECT_EQ(sample(text, "segmentation_cpu_fallbacks_total"), 1);
   EXPECT_EQ(sample(text, "gpu_cache_releases_total"), 4);
-  EXPECT_EQ(sample(text, "gpu_memory_used_bytes"), 60);
-  EXPECT_EQ(sample(text, "gpu_allocator_reserved_bytes"), 30);
-  EXPECT_EQ(sample(text, "segmentation_gate_limit_bytes"), 85);
+  EXPECT_EQ(sample(text, "gpu_memory_used_bytes{device=\"cuda:0\"}"), 60);
+  EXPECT_EQ(sample(text, "gpu_allocator_reserved_bytes{device=\"cuda:0\"}"), 30);
+  EXPECT_EQ(sample(text, "segmentation_gate_limit_bytes{device=\"cuda:0\"}"), 85);
   EXPECT_EQ(sample(text, "concurrent_segmentation_tasks"), 3);
+}
+
+TEST(MetricsTest, EachGpuLaneHasItsOwnGaugesAndCountersAreSummed) {
+  Metrics metrics;
+  LaneReading first{"cuda:0", {}, {}, {}, {}};
+  first.memory.reserved_bytes = 100;
+  first.gate.in_flight = 2;
+  first.recovery.oom_events = 3;
+  LaneReading second{"cuda:1", {}, {}, {}, {}};
+  second.memory.reserved_bytes = 200;
+  second.gate.in_flight = 4;
+  second.recovery.oom_events = 1;
+  std::vector<LaneReading> lanes{first, second};
+  metrics.update_memory(lanes);
+  lanes[1].recovery.oom_events = 6;  // the second lane's total grows by 5
+  metrics.update_memory(lanes);
+
+  const std::string text = metrics.serialize();
+  EXPECT_EQ(sample(text, "gpu_allocator_reserved_bytes{device=\"cuda:0\"}"), 100);
+  EXPECT_EQ(sample(text, "gpu_allocator_reserved_bytes{device=\"cuda:1\"}"), 200);
+  EXPECT_EQ(sample(text, "concurrent_segmentation_tasks"), 6);
+  EXPECT_EQ(sample(text, "segmentation_oom_errors_total"), 9);
 }
 
 TEST(MetricsTest, CalibrationAndReadmissionsAreExposed) {
@@ -76,17 +103,21 @@ TEST(MetricsTest, CalibrationAndReadmissionsAreExposed) {
   table.set_resident_bytes("models", 1000);
   table.add_measurement("task", 1280, 720, 800);
   table.add_measurement("task", 1920, 1080, 900);
-  metrics.set_calibration(table);
-  GateStats gate;
-  gate.readmitted_total = 3;
-  metrics.update_memory(MemorySnapshot{}, gate, RecoveryStats{}, CacheStats{});
+  metrics.set_calibration("cuda:0", table);
+  LaneReading lane{"cuda:0", {}, {}, {}, {}};
+  lane.gate.readmitted_total = 3;
+  metrics.update_memory(std::span(&lane, 1));
 
   const std::string text = metrics.serialize();
-  EXPECT_EQ(sample(text, "segmentation_calibrated_task_bytes{model=\"task\",size_class=\"hd\"}"),
+  EXPECT_EQ(sample(text,
+                   "segmentation_calibrated_task_bytes{device=\"cuda:0\",model=\"task\","
+                   "size_class=\"hd\"}"),
             800);
-  EXPECT_EQ(
-      sample(text, "segmentation_calibrated_task_bytes{model=\"task\",size_class=\"fhd\"}"), 900);
-  EXPECT_EQ(sample(text, "gpu_model_resident_bytes"), 1000);
+  EXPECT_EQ(sample(text,
+                   "segmentation_calibrated_task_bytes{device=\"cuda:0\",model=\"task\","
+                   "size_class=\"fhd\"}"),
+            900);
+  EXPECT_EQ(sample(text, "gpu_model_resident_bytes{device=\"cuda:0\"}"), 1000);
   EXPECT_EQ(sample(text, "segmentation_gate_readmissions_total"), 3);
 }
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -257,6 +258,132 @@ TEST_F(EngineTest, AnUnreadableFileFailsWithItsNameAndOthersCarryOn) {
     }
   }
   EXPECT_EQ(ok, 1);
+}
+
+// Two GPUs: each with its own fake device, gate and ladder, as the runtime builds them.
+class MultiLaneEngineTest : public ::testing::Test {
+ protected:
+  struct FakeGpu {
+    std::unique_ptr<FakeDevice> device;
+    std::unique_ptr<AdmissionGate> gate;
+    std::unique_ptr<OomRecovery> recovery;
+    CalibrationTable calibration;
+    Lane lane;
+    DeviceModel* model = nullptr;
+  };
+
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("multi_lane_engine_test_" +
+             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fixtures::remove_tree(root_);
+  }
+  void TearDown() override {
+    engine_.reset();
+    fixtures::remove_tree(root_);
+  }
+
+  // Each GPU has room for `tasks_per_gpu` tasks' bytes and admits up to `max_concurrent` by count.
+  void build(int tasks_per_gpu, int max_concurrent, bool with_cpu_lane = false) {
+    std::vector<GuardedLane> guarded;
+    for (int i = 0; i < 2; ++i) {
+      auto gpu = std::make_unique<FakeGpu>();
+      gpu->device = std::make_unique<FakeDevice>(tasks_per_gpu * kTaskBytes);
+      AdmissionGateOptions gate_options;
+      gate_options.max_concurrent = max_concurrent;
+      gate_options.memory_threshold = 1.0;
+      gpu->gate = AdmissionGate::create(gate_options, gpu->device.get()).value();
+      RecoveryOptions recovery_options;
+      recovery_options.backoff = {};
+      gpu->recovery =
+          OomRecovery::create(recovery_options, gpu->device.get(), gpu->gate.get()).value();
+      auto model = std::make_unique<DeviceModel>(gpu->device.get(), kTaskBytes, "fg");
+      gpu->model = model.get();
+      gpu->lane = Lane{"fake:" + std::to_string(i), std::move(model), nullptr, false};
+      gpu->calibration.add_measurement("fg", 64, 48, kTaskBytes);
+      guarded.push_back(
+          {&gpu->lane, gpu->gate.get(), gpu->recovery.get(), &gpu->calibration, nullptr});
+      gpus_.push_back(std::move(gpu));
+    }
+    if (with_cpu_lane) {
+      cpu_lane_ = Lane{"cpu", std::make_unique<DeviceModel>(nullptr, 0, "cpu-fg"), nullptr, true};
+    }
+    EngineOptions options;
+    options.layout = MaskLayout{root_};
+    options.max_concurrent = max_concurrent;
+    engine_ =
+        std::make_unique<Engine>(options, std::move(guarded), with_cpu_lane ? &cpu_lane_ : nullptr);
+  }
+
+  std::map<std::string, int> run_tasks(int n, std::vector<TaskOutcome>* all = nullptr) {
+    std::mutex m;
+    std::map<std::string, int> by_lane;
+    for (int i = 0; i < n; ++i) {
+      EngineTask task{AssetKind::kVideoFrame, "frame" + std::to_string(i), "frame.jpg",
+                      gray_image(64, 48)};
+      engine_->submit(std::move(task), [&](const EngineTask&, const TaskOutcome& outcome) {
+        std::lock_guard lock(m);
+        EXPECT_TRUE(outcome.status.ok()) << outcome.status.to_string();
+        ++by_lane[outcome.lane];
+        if (all != nullptr) all->push_back(outcome);
+      });
+    }
+    engine_->wait_idle();
+    return by_lane;
+  }
+
+  static constexpr std::int64_t kTaskBytes = 100;
+  fs::path root_;
+  std::vector<std::unique_ptr<FakeGpu>> gpus_;
+  Lane cpu_lane_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(MultiLaneEngineTest, TasksSpreadOverBothGpusAndEachStaysWithinItsOwnMemory) {
+  build(/*tasks_per_gpu=*/2, /*max_concurrent=*/6);
+  const auto by_lane = run_tasks(60);
+  EXPECT_EQ(by_lane.at("fake:0") + by_lane.at("fake:1"), 60);
+  EXPECT_GE(by_lane.at("fake:0"), 10) << "the picker should share tasks out";
+  EXPECT_GE(by_lane.at("fake:1"), 10) << "the picker should share tasks out";
+  for (const auto& gpu : gpus_) {
+    EXPECT_LE(gpu->model->max_active(), 2) << gpu->lane.name << " ran past its own budget";
+    EXPECT_EQ(gpu->recovery->stats().oom_events, 0u);
+  }
+  const int both = gpus_[0]->gate->stats().peak_in_flight + gpus_[1]->gate->stats().peak_in_flight;
+  EXPECT_GE(both, 3) << "two GPUs should run more tasks at once than one";
+}
+
+TEST_F(MultiLaneEngineTest, AGpuThatAnotherProcessFillsGetsNoNewTasks) {
+  build(/*tasks_per_gpu=*/2, /*max_concurrent=*/2);
+  // Another process takes all of fake:0. Its empty gate would still admit one task (MIN' = 1),
+  // which would run out of memory there: Note [Picking a lane] sends everything to fake:1.
+  gpus_[0]->device->set_other_process_bytes(2 * kTaskBytes);
+  gpus_[0]->gate->refresh_budget();
+  const auto by_lane = run_tasks(20);
+  EXPECT_EQ(by_lane.count("fake:0"), 0u) << "the full GPU was given work while the other had room";
+  EXPECT_EQ(by_lane.at("fake:1"), 20);
+  EXPECT_EQ(gpus_[0]->recovery->stats().oom_events, 0u);
+}
+
+TEST_F(MultiLaneEngineTest, AnOutOfMemoryIsRecoveredOnItsOwnLane) {
+  build(/*tasks_per_gpu=*/4, /*max_concurrent=*/2);
+  gpus_[1]->device->fail_every_nth(2);
+  const auto by_lane = run_tasks(20);
+  EXPECT_EQ(by_lane.at("fake:0") + by_lane.at("fake:1"), 20);
+  EXPECT_EQ(gpus_[0]->recovery->stats().oom_events, 0u);
+  EXPECT_GT(gpus_[1]->recovery->stats().oom_events, 0u);
+  EXPECT_EQ(gpus_[1]->recovery->stats().failed_tasks, 0u);
+  EXPECT_GT(gpus_[1]->gate->stats().oom_signals_total, 0u) << "the failing GPU's gate shrinks";
+  EXPECT_EQ(gpus_[0]->gate->stats().oom_signals_total, 0u) << "the healthy GPU's does not";
+}
+
+TEST_F(MultiLaneEngineTest, ExhaustedRetriesOnAnyGpuEndOnTheSharedCpuLane) {
+  build(/*tasks_per_gpu=*/4, /*max_concurrent=*/2, /*with_cpu_lane=*/true);
+  for (auto& gpu : gpus_) gpu->device->fail_always(true);
+  const auto by_lane = run_tasks(6);
+  EXPECT_EQ(by_lane.at("cpu"), 6);
+  EXPECT_GT(gpus_[0]->recovery->stats().cpu_fallbacks + gpus_[1]->recovery->stats().cpu_fallbacks,
+            0u);
 }
 
 }  // namespace

@@ -1,0 +1,198 @@
+#include "app/device_lane.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+
+#include "memory/host_memory.h"
+#include "models/model_loader.h"
+#include "pipeline/calibrate.h"
+#ifdef SEGMENTOR_WITH_CUDA
+#include "memory/cuda_device_memory.h"
+#endif
+
+namespace segmentor {
+
+namespace {
+
+ModelOptions model_options(const Config& config, const std::string& device,
+                           double inject_oom_rate) {
+  ModelOptions options;
+  options.device = device;
+  options.use_fp16 = config.use_fp16;
+  options.cpu_threads = config.cpu_threads;
+  options.inject_oom_rate = inject_oom_rate;
+  options.cuda_streams = config.cuda_streams;
+  return options;
+}
+
+// A lane's models, and what each one's weights hold on the device (when `memory` is given: the
+// allocator's allocated bytes before and after its load).
+struct LoadedLane {
+  std::unique_ptr<Lane> lane;
+  std::filesystem::path foreground_path;
+  std::filesystem::path people_path;                   // empty without a people model
+  std::map<std::string, std::int64_t> resident_bytes;  // model name -> bytes
+};
+
+Result<LoadedLane> load_lane(const Config& config, const std::string& device,
+                             double inject_oom_rate, DeviceMemory* memory = nullptr) {
+  const ModelOptions options = model_options(config, device, inject_oom_rate);
+  LoadedLane loaded;
+  loaded.lane = std::make_unique<Lane>();
+  loaded.lane->name = device;
+  loaded.lane->serialize = device == "cpu";
+  auto load = [&](const std::filesystem::path& path) -> Result<std::unique_ptr<MaskModel>> {
+    const std::int64_t before = memory ? memory->snapshot().allocated_bytes : 0;
+    SEGMENTOR_ASSIGN_OR_RETURN(auto model, load_mask_model(path, options));
+    if (memory) {
+      loaded.resident_bytes[model->info().name] =
+          std::max<std::int64_t>(0, memory->snapshot().allocated_bytes - before);
+    }
+    return model;
+  };
+  SEGMENTOR_ASSIGN_OR_RETURN(loaded.foreground_path,
+                             resolve_model(config.foreground_model, config.model_cache));
+  SEGMENTOR_ASSIGN_OR_RETURN(loaded.lane->foreground, load(loaded.foreground_path));
+  if (config.people_model != "none") {
+    SEGMENTOR_ASSIGN_OR_RETURN(loaded.people_path,
+                               resolve_model(config.people_model, config.model_cache));
+    SEGMENTOR_ASSIGN_OR_RETURN(loaded.lane->people, load(loaded.people_path));
+  }
+  return loaded;
+}
+
+// MODEL_IDLE_UNLOAD_SECONDS: wraps the lane's models in ReloadableModel (Note [Idle unload]). The
+// gate's resident bytes follow each model; the runtime's reaper does the unloading.
+void enable_idle_unload(DeviceLane& lane, const Config& config, const LoadedLane& loaded,
+                        const ModelOptions& options) {
+  const std::chrono::seconds idle(config.model_idle_unload_seconds);
+  auto wrap = [&](std::unique_ptr<MaskModel>& slot, const std::filesystem::path& path) {
+    const std::string name = slot->info().name;
+    const auto found = loaded.resident_bytes.find(name);
+    const std::int64_t bytes = found == loaded.resident_bytes.end() ? 0 : found->second;
+    AdmissionGate* gate = lane.gate.get();
+    CachePolicy* cache = lane.cache.get();
+    const std::string device = lane.name();
+    ReloadHooks hooks;
+    hooks.after_unload = [gate, cache, name, device, idle] {
+      gate->unregister_resident(name);
+      const auto took = cache->release_now();
+      spdlog::info("model {} on {} unused for {} s: unloaded, cache released in {} ms", name,
+                   device, idle.count(),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+    };
+    hooks.after_load = [gate, name, device, bytes] {
+      gate->register_resident(name, bytes);
+      spdlog::info("model {} on {} reloaded ({})", name, device, format_bytes(bytes));
+    };
+    auto reloadable = std::make_unique<ReloadableModel>(
+        std::move(slot), [path, options] { return load_mask_model(path, options); },
+        std::move(hooks));
+    lane.reloadable_models.push_back(reloadable.get());
+    slot = std::move(reloadable);
+  };
+  wrap(lane.lane->foreground, loaded.foreground_path);
+  if (lane.lane->people) wrap(lane.lane->people, loaded.people_path);
+}
+
+Result<std::unique_ptr<DeviceMemory>> make_device_memory(const std::string& device) {
+  if (device.rfind("cuda", 0) == 0) {
+#ifdef SEGMENTOR_WITH_CUDA
+    const auto colon = device.find(':');
+    const int index = colon == std::string::npos ? 0 : std::stoi(device.substr(colon + 1));
+    SEGMENTOR_ASSIGN_OR_RETURN(auto cuda, CudaDeviceMemory::create(index));
+    return std::unique_ptr<DeviceMemory>(std::move(cuda));
+#else
+    return invalid_argument("device " + device + ": this build's LibTorch has no CUDA");
+#endif
+  }
+  return std::unique_ptr<DeviceMemory>(std::make_unique<HostMemory>());
+}
+
+}  // namespace
+
+GuardedLane DeviceLane::guarded() const {
+  return GuardedLane{lane.get(), gate.get(), recovery.get(), &calibration, cache.get()};
+}
+
+Result<std::unique_ptr<Lane>> load_models_lane(const Config& config, const std::string& device) {
+  SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded, load_lane(config, device, 0.0));
+  return std::move(loaded.lane);
+}
+
+Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
+                                                      const std::string& device,
+                                                      const DeviceLaneOptions& options) {
+  auto lane = std::make_unique<DeviceLane>();
+  const bool gpu = device != "cpu";
+  SEGMENTOR_ASSIGN_OR_RETURN(lane->device, make_device_memory(device));
+  if (config.gpu_memory_limit_mb > 0) {
+    SEGMENTOR_RETURN_IF_ERROR(
+        lane->device->set_process_limit(config.gpu_memory_limit_mb * 1024 * 1024));
+  }
+
+  const std::int64_t before = lane->device->snapshot().allocated_bytes;
+  SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded, load_lane(config, device, 0.0, lane->device.get()));
+  lane->lane = std::move(loaded.lane);
+  const std::int64_t after = lane->device->snapshot().allocated_bytes;
+  record_resident(lane->calibration, "models", before, after);
+
+  AdmissionGateOptions gate_options;
+  gate_options.memory_threshold = config.gpu_memory_threshold;
+  gate_options.min_concurrent = config.min_concurrent_images;
+  gate_options.max_concurrent = config.max_concurrent_images;
+  SEGMENTOR_ASSIGN_OR_RETURN(lane->gate, AdmissionGate::create(gate_options, lane->device.get()));
+  // Each model's weights on their own, so an idle unload can take one out of the arithmetic.
+  // What loading held beyond the models' own figures (the CUDA context's first allocations) stays
+  // under "models".
+  std::int64_t per_model_total = 0;
+  for (const auto& [name, bytes] : loaded.resident_bytes) {
+    lane->gate->register_resident(name, bytes);
+    per_model_total += bytes;
+  }
+  lane->gate->register_resident(
+      "models", std::max<std::int64_t>(0, lane->calibration.resident_bytes() - per_model_total));
+
+  CachePolicyOptions cache_options;
+  cache_options.cleanup_every_n = config.gpu_cleanup_every_n;
+  SEGMENTOR_ASSIGN_OR_RETURN(lane->cache, CachePolicy::create(cache_options, lane->device.get()));
+  if (options.cache_ticker && gpu) lane->cache_ticker = std::make_unique<CacheTicker>(*lane->cache);
+  RecoveryOptions recovery_options;
+  recovery_options.retry_on_oom = config.retry_on_oom;
+  recovery_options.max_oom_retries = config.max_oom_retries;
+  SEGMENTOR_ASSIGN_OR_RETURN(
+      lane->recovery, OomRecovery::create(recovery_options, lane->device.get(), lane->gate.get(),
+                                          lane->cache.get()));
+
+  if (options.calibrate && gpu) {
+    Segmenter segmenter(*lane->lane->foreground, lane->lane->people.get());
+    SEGMENTOR_RETURN_IF_ERROR(calibrate_segmenter(segmenter, *lane->device, lane->calibration)
+                                  .with_context("calibrating on " + device));
+    spdlog::info("calibration on {}:\n{}", device, lane->calibration.describe());
+  }
+
+  // Note [Calibrate before injecting]: fault injection (a test-only knob) would make calibration
+  // fail, and a calibrated table is what the injected run is meant to exercise. So the GPU lane
+  // is loaded clean, calibrated, and only then loaded again with injection on. The CPU fallback
+  // lane never injects: it is where the ladder ends.
+  if (options.inject_oom_rate > 0.0) {
+    lane->lane.reset();
+    SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane injected,
+                               load_lane(config, device, options.inject_oom_rate));
+    lane->lane = std::move(injected.lane);
+    lane->device->release_cache();
+    spdlog::warn("fault injection on: {:.0f} % of model calls on {} fail with out-of-memory",
+                 options.inject_oom_rate * 100.0, device);
+  }
+  if (config.model_idle_unload_seconds > 0 && gpu) {
+    enable_idle_unload(*lane, config, loaded,
+                       model_options(config, device, options.inject_oom_rate));
+  }
+  return lane;
+}
+
+}  // namespace segmentor

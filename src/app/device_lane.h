@@ -1,0 +1,57 @@
+// One device (a GPU, or the CPU on a machine without one) with its models and the memory manager
+// that guards them: memory view, admission gate, cache policy (and its ticker), recovery ladder
+// and calibration. The runtime builds one per visible GPU.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "config/config.h"
+#include "memory/admission_gate.h"
+#include "memory/cache_policy.h"
+#include "memory/cache_ticker.h"
+#include "memory/calibration.h"
+#include "memory/device_memory.h"
+#include "memory/oom_recovery.h"
+#include "pipeline/engine.h"
+#include "pipeline/reloadable_model.h"
+
+namespace segmentor {
+
+struct DeviceLaneOptions {
+  bool calibrate = true;       // measure per-task bytes (GPU only)
+  bool cache_ticker = true;    // tick the cache policy on a thread of its own (GPU only)
+  double inject_oom_rate = 0;  // test-only; Note [Calibrate before injecting]
+};
+
+// Members are declared in dependency order so they are destroyed safely.
+struct DeviceLane {
+  std::unique_ptr<DeviceMemory> device;
+  std::unique_ptr<AdmissionGate> gate;
+  std::unique_ptr<CachePolicy> cache;
+  std::unique_ptr<CacheTicker> cache_ticker;  // null on the CPU or when disabled
+  std::unique_ptr<OomRecovery> recovery;
+  CalibrationTable calibration;
+  std::unique_ptr<Lane> lane;
+  // MODEL_IDLE_UNLOAD_SECONDS > 0 on a GPU: this lane's models (owned by `lane`), for the
+  // runtime's reaper.
+  std::vector<ReloadableModel*> reloadable_models;
+
+  const std::string& name() const { return lane->name; }
+  GuardedLane guarded() const;
+};
+
+// Loads the models on `device` ("cuda:N" or "cpu", already resolved), caps the allocator at
+// GPU_MEMORY_LIMIT_MB, builds the gate, cache policy and ladder from `config`, calibrates, and
+// with MODEL_IDLE_UNLOAD_SECONDS wraps the models for idle unload. Errors name the device.
+Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
+                                                      const std::string& device,
+                                                      const DeviceLaneOptions& options);
+
+// A lane with the models alone (no memory manager): the CPU fallback.
+Result<std::unique_ptr<Lane>> load_models_lane(const Config& config, const std::string& device);
+
+}  // namespace segmentor
