@@ -14,6 +14,7 @@
 
 #include "models/model_loader.h"
 #include "pipeline/segmenter.h"
+#include "support/temp_dir.h"
 
 namespace segmentor {
 namespace {
@@ -93,7 +94,7 @@ TEST(RuntimeTest, EveryVisibleGpuGetsALaneWithItsOwnGateAndCalibration) {
 
   // Tasks submitted together spread over the cards, and every one makes its masks.
   const auto out = std::filesystem::temp_directory_path() / "runtime_test_lanes";
-  std::filesystem::remove_all(out);
+  fixtures::remove_tree(out);
   EngineOptions engine_options;
   engine_options.layout = MaskLayout{out};
   engine_options.max_concurrent = config.max_concurrent_images;
@@ -117,7 +118,7 @@ TEST(RuntimeTest, EveryVisibleGpuGetsALaneWithItsOwnGateAndCalibration) {
     }
     engine.wait_idle();
   }
-  std::filesystem::remove_all(out);
+  fixtures::remove_tree(out);
   EXPECT_EQ(failed, 0);
   EXPECT_GT(by_lane["cuda:0"], 0);
   EXPECT_GT(by_lane["cuda:1"], 0);
