@@ -13,6 +13,8 @@
 #   lanes    a lane per GPU (needs two or more; the device tool's nvidia-h100-x2): one lane
 #            against all at 8 GiB, 10 % injected OOMs on all, a neighbour process filling
 #            cuda:0, and the fixed sweep against adaptive with every lane
+#   tuning   CONCURRENCY_TUNING with the stand-ins: the fixed sweep against adaptive MAX=8 with
+#            the tuner and without, target 1 and injected OOMs with the tuner
 #   measure  the memory manager's targets: 1,000 frames adaptive vs legacy with the ceiling, the
 #            same with 10 % injected OOMs, and adaptive against the fixed sweep at 8, 16, 24 GiB
 # Every step has a time limit; results accumulate in /tmp/gpu-bench and are tarred to $OUT after
@@ -42,6 +44,8 @@ bench() {  # bench NAME SECONDS [ENV=VALUE...] -- bench arguments...
   local envs=()
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
   mkdir -p "$res/results/$name"
+  # One card unless the run names its devices (a machine with several would use them all).
+  case " $* " in *" --device "*) ;; *) set -- --device cuda:0 "$@" ;; esac
   timed "$secs" "$name" env "${envs[@]}" "$bin" bench --no-plot -o "$res/results/$name" "$@"
 }
 
@@ -107,6 +111,15 @@ time.sleep(150)" > "$res/hog.log" 2>&1 &
       kill $hog 2>/dev/null; wait $hog 2>/dev/null
       bench lanes-sweep 200 CUDA_STREAMS=worker -- --device cuda --no-cpu-fallback --cap-gib 8 \
         --jobs 8 --frames 480 --sweep 4 --gate adaptive --max-concurrent 8 ;;
+    tuning)
+      bench tuning-sweep 200 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 8 --jobs 4 \
+        --frames 480 --sweep 4 --gate adaptive --max-concurrent 8
+      bench tuning-off 100 CUDA_STREAMS=worker CONCURRENCY_TUNING=off -- --no-cpu-fallback \
+        --cap-gib 8 --jobs 4 --frames 480 --gate adaptive --max-concurrent 8
+      bench tuning-target1 150 CUDA_STREAMS=worker -- --ceiling --cap-gib 8 --jobs 4 \
+        --frames 1000 --gate adaptive
+      bench tuning-inject 150 CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 1000 \
+        --gate adaptive --inject-oom-rate 0.1 ;;
     verify)
       # The memory manager's tests on CUDA (runtime_test's idle unload needs a GPU), without
       # building the whole suite (scripts/gpu-check.sh does that).
@@ -130,7 +143,10 @@ time.sleep(150)" > "$res/hog.log" 2>&1 &
         --ceiling --cap-gib 8 --jobs 4 --frames 1000 --gate adaptive,legacy
       bench bundled-sweep 150 MODEL_CACHE=$PWD/build-gpu/bundled CUDA_STREAMS=worker -- \
         --no-cpu-fallback --cap-gib 8 --jobs 4 --frames 480 --sweep 4 --gate adaptive \
-        --max-concurrent 8 ;;
+        --max-concurrent 8
+      bench bundled-tuning-off 100 MODEL_CACHE=$PWD/build-gpu/bundled CUDA_STREAMS=worker \
+        CONCURRENCY_TUNING=off -- --no-cpu-fallback --cap-gib 8 --jobs 4 --frames 480 \
+        --gate adaptive --max-concurrent 8 ;;
     cleanup)
       # What a cache release costs, and GPU_CLEANUP_EVERY_N against releasing only when it pays.
       for n in 0 1 10; do
@@ -140,7 +156,7 @@ time.sleep(150)" > "$res/hog.log" 2>&1 &
       # MAX=8 at 8 GiB runs near the budget: the ticker's pressure releases show here.
       bench cleanup-pressure 100 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 8 --jobs 4 \
         --frames 480 --gate adaptive --max-concurrent 8 ;;
-    *) echo "usage: $0 build|prepare|streams|lanes|measure|verify|cleanup|stash-a|bundled ..." >&2
+    *) echo "usage: $0 build|prepare|streams|lanes|tuning|measure|verify|cleanup|stash-a|bundled ..." >&2
        exit 2 ;;
   esac
 done

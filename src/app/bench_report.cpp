@@ -88,6 +88,18 @@ std::string to_json(const BenchRunReport& r) {
   j["alloc_retries"] = r.alloc_retries;
   j["predicted_task_bytes"] = r.predicted_task_bytes;
   j["cuda_streams"] = r.cuda_streams;
+  j["concurrency_tuning"] = r.concurrency_tuning;
+  j["tuned_concurrency"] = r.tuned_concurrency;
+  j["tuner_decisions"] = r.tuner_decisions;
+  auto levels = nlohmann::ordered_json::array();
+  for (const auto& [device, e] : r.tuner_levels) {
+    levels.push_back({{"device", device},
+                      {"level", e.level},
+                      {"samples", e.samples},
+                      {"lane_ms", 1000.0 * e.lane_seconds},
+                      {"tasks_per_second", e.tasks_per_second}});
+  }
+  j["tuner_levels"] = std::move(levels);
   j["alloc_conf"] = r.alloc_conf;
   j["models"] = r.models;
   j["test_models"] = r.test_models;

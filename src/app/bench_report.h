@@ -7,9 +7,11 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
+#include "memory/concurrency_tuner.h"
 #include "models/model_ceiling.h"
 
 namespace segmentor {
@@ -68,8 +70,13 @@ struct BenchRunReport {
   std::int64_t alloc_retries = 0;         // allocator frees-and-retries during the run (c10)
   std::int64_t predicted_task_bytes = 0;  // calibration's prediction for an FHD frame; 0 = none
   std::string cuda_streams;               // CUDA_STREAMS
-  std::string alloc_conf;                 // PYTORCH_CUDA_ALLOC_CONF as set, "" when unset
-  std::vector<std::string> models;        // lane's model names, "-standin" ones included
+  std::string concurrency_tuning;         // CONCURRENCY_TUNING (adaptive runs; "off" otherwise)
+  std::vector<int> tuned_concurrency;     // each lane's tuned cap at the end of the run
+  std::uint64_t tuner_decisions = 0;
+  // What each lane's tuner measured: per level, lane time and tasks per second.
+  std::vector<std::pair<std::string, LevelEstimate>> tuner_levels;
+  std::string alloc_conf;           // PYTORCH_CUDA_ALLOC_CONF as set, "" when unset
+  std::vector<std::string> models;  // lane's model names, "-standin" ones included
   bool test_models = false;
   std::map<std::string, int> frames_by_lane;
   std::vector<std::string> first_errors;  // up to a few distinct error messages

@@ -56,6 +56,7 @@ struct BenchLane {
   std::unique_ptr<CachePolicy> cache;
   std::optional<CacheTicker> ticker;
   std::unique_ptr<OomRecovery> recovery;
+  std::unique_ptr<ConcurrencyTuner> tuner;  // adaptive with CONCURRENCY_TUNING=throughput
   std::int64_t alloc_retries_before = 0;
 };
 
@@ -284,13 +285,17 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
     SEGMENTOR_ASSIGN_OR_RETURN(
         lane->recovery, OomRecovery::create(recovery_options, recovery_device, lane->gate.get(),
                                             lane->cache.get()));
+    if (options.gate.mode == GateMode::kAdaptive) {
+      SEGMENTOR_ASSIGN_OR_RETURN(lane->tuner, make_concurrency_tuner(config, *lane->gate));
+    }
     lane->alloc_retries_before = device.snapshot().num_alloc_retries;
     lanes.push_back(std::move(lane));
   }
   std::vector<GuardedLane> guarded;
   for (const auto& lane : lanes) {
     guarded.push_back({lane->source.lane.get(), lane->gate.get(), lane->recovery.get(),
-                       use_calibration ? &lane->source.calibration : nullptr, lane->cache.get()});
+                       use_calibration ? &lane->source.calibration : nullptr, lane->cache.get(),
+                       lane->tuner.get()});
   }
   const DeviceLane& first = runtime.first();
 
@@ -316,6 +321,8 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   report.test_models = runtime.uses_test_models;
   report.cuda_streams = config.cuda_streams;
   report.gpu_cleanup_every_n = config.gpu_cleanup_every_n;
+  report.concurrency_tuning =
+      options.gate.mode == GateMode::kAdaptive ? config.concurrency_tuning : "off";
   if (const char* conf = std::getenv("PYTORCH_CUDA_ALLOC_CONF")) report.alloc_conf = conf;
   if (!first.calibration.empty()) {
     auto predicted = first.calibration.predict_task_bytes(1920, 1080);
@@ -463,6 +470,13 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
     report.peak_in_flight += gate_stats.peak_in_flight;
     report.gate_shrinks += gate_stats.shrinks_total;
     report.readmissions += gate_stats.readmitted_total;
+    if (lane->tuner) {
+      report.tuned_concurrency.push_back(lane->tuner->cap());
+      report.tuner_decisions += lane->tuner->decisions();
+      for (const LevelEstimate& e : lane->tuner->estimates()) {
+        report.tuner_levels.push_back({lane->source.name(), e});
+      }
+    }
     if (lane->cache) {
       lane->ticker.reset();
       const CacheStats cache_stats = lane->cache->stats();

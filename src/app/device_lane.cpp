@@ -115,8 +115,18 @@ Result<std::unique_ptr<DeviceMemory>> make_device_memory(const std::string& devi
 
 }  // namespace
 
+Result<std::unique_ptr<ConcurrencyTuner>> make_concurrency_tuner(const Config& config,
+                                                                 AdmissionGate& gate) {
+  if (config.concurrency_tuning != "throughput") return std::unique_ptr<ConcurrencyTuner>();
+  ConcurrencyTunerOptions options;
+  options.min_concurrent = config.min_concurrent_images;
+  options.max_concurrent = config.max_concurrent_images;
+  return ConcurrencyTuner::create(options, [&gate](int cap) { gate.set_concurrency_cap(cap); });
+}
+
 GuardedLane DeviceLane::guarded() const {
-  return GuardedLane{lane.get(), gate.get(), recovery.get(), &calibration, cache.get()};
+  return GuardedLane{lane.get(),   gate.get(),  recovery.get(),
+                     &calibration, cache.get(), tuner.get()};
 }
 
 Result<std::unique_ptr<Lane>> load_models_lane(const Config& config, const std::string& device) {
@@ -167,6 +177,10 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   SEGMENTOR_ASSIGN_OR_RETURN(
       lane->recovery, OomRecovery::create(recovery_options, lane->device.get(), lane->gate.get(),
                                           lane->cache.get()));
+
+  if (gpu) {
+    SEGMENTOR_ASSIGN_OR_RETURN(lane->tuner, make_concurrency_tuner(config, *lane->gate));
+  }
 
   if (options.calibrate && gpu) {
     Segmenter segmenter(*lane->lane->foreground, lane->lane->people.get());

@@ -14,6 +14,7 @@
 #include "memory/cache_policy.h"
 #include "memory/cache_ticker.h"
 #include "memory/calibration.h"
+#include "memory/concurrency_tuner.h"
 #include "memory/device_memory.h"
 #include "memory/oom_recovery.h"
 #include "pipeline/engine.h"
@@ -34,6 +35,7 @@ struct DeviceLane {
   std::unique_ptr<CachePolicy> cache;
   std::unique_ptr<CacheTicker> cache_ticker;  // null on the CPU or when disabled
   std::unique_ptr<OomRecovery> recovery;
+  std::unique_ptr<ConcurrencyTuner> tuner;  // CONCURRENCY_TUNING=throughput on a GPU, else null
   CalibrationTable calibration;
   std::unique_ptr<Lane> lane;
   // MODEL_IDLE_UNLOAD_SECONDS > 0 on a GPU: this lane's models (owned by `lane`), for the
@@ -50,6 +52,11 @@ struct DeviceLane {
 Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
                                                       const std::string& device,
                                                       const DeviceLaneOptions& options);
+
+// CONCURRENCY_TUNING=throughput: a tuner that sets `gate`'s concurrency cap (which must outlive
+// it); otherwise null.
+Result<std::unique_ptr<ConcurrencyTuner>> make_concurrency_tuner(const Config& config,
+                                                                 AdmissionGate& gate);
 
 // A lane with the models alone (no memory manager): the CPU fallback.
 Result<std::unique_ptr<Lane>> load_models_lane(const Config& config, const std::string& device);

@@ -39,6 +39,9 @@ struct Config {
   int model_idle_unload_seconds = 0;     // MODEL_IDLE_UNLOAD_SECONDS: 0 = never
   std::string cuda_streams = "worker";   // CUDA_STREAMS: pool | worker | default (Note [One stream
                                          // per call] in models/torch_mask_model.cpp)
+  // CONCURRENCY_TUNING: throughput | off (Note [Tuning concurrency by throughput] in
+  // memory/concurrency_tuner.h)
+  std::string concurrency_tuning = "throughput";
   double inject_oom_rate = 0.0;  // SEGMENTOR_INJECT_OOM_RATE: test-only fault injection, [0, 1]
 
   // --- images ---

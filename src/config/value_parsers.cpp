@@ -181,6 +181,14 @@ Result<std::string> parse_cuda_streams(std::string_view text) {
   return invalid_argument("is not a stream mode (use pool, worker or default)");
 }
 
+Result<std::string> parse_concurrency_tuning(std::string_view text) {
+  text = trim(text);
+  if (text.empty()) return invalid_argument(std::string(kEmpty));
+  const std::string lower = to_lower(text);
+  if (lower == "throughput" || lower == "off") return lower;
+  return invalid_argument("is not a tuning mode (use throughput or off)");
+}
+
 Result<std::string> parse_required_string(std::string_view text) {
   text = trim(text);
   if (text.empty()) return invalid_argument(std::string(kEmpty));

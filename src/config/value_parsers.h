@@ -49,6 +49,8 @@ Result<std::string> parse_log_level(std::string_view text);
 Result<std::string> parse_log_format(std::string_view text);
 // pool | worker | default (CUDA_STREAMS), lower-cased.
 Result<std::string> parse_cuda_streams(std::string_view text);
+// throughput | off (CONCURRENCY_TUNING), lower-cased.
+Result<std::string> parse_concurrency_tuning(std::string_view text);
 
 // A non-empty value, kept verbatim.
 Result<std::string> parse_required_string(std::string_view text);

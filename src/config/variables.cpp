@@ -119,6 +119,11 @@ constexpr VariableSpec kVariables[] = {
     {"CUDA_STREAMS", D::kPlain,
      [](std::string_view v, Config& c) { return assign(parse_cuda_streams(v), c.cuda_streams); },
      [](const Config& c) { return c.cuda_streams; }},
+    {"CONCURRENCY_TUNING", D::kPlain,
+     [](std::string_view v, Config& c) {
+       return assign(parse_concurrency_tuning(v), c.concurrency_tuning);
+     },
+     [](const Config& c) { return c.concurrency_tuning; }},
     {"SEGMENTOR_INJECT_OOM_RATE", D::kPlain,
      [](std::string_view v, Config& c) {
        return assign_number(

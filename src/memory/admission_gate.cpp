@@ -11,7 +11,8 @@ namespace segmentor {
 AdmissionGate::Ticket::Ticket(Ticket&& other) noexcept
     : gate_(std::exchange(other.gate_, nullptr)),
       bytes_(std::exchange(other.bytes_, 0)),
-      slot_(std::exchange(other.slot_, 0)) {}
+      slot_(std::exchange(other.slot_, 0)),
+      level_(std::exchange(other.level_, 0)) {}
 
 AdmissionGate::Ticket& AdmissionGate::Ticket::operator=(Ticket&& other) noexcept {
   if (this != &other) {
@@ -19,6 +20,7 @@ AdmissionGate::Ticket& AdmissionGate::Ticket::operator=(Ticket&& other) noexcept
     gate_ = std::exchange(other.gate_, nullptr);
     bytes_ = std::exchange(other.bytes_, 0);
     slot_ = std::exchange(other.slot_, 0);
+    level_ = std::exchange(other.level_, 0);
   }
   return *this;
 }
@@ -30,6 +32,7 @@ void AdmissionGate::Ticket::release() {
   std::exchange(gate_, nullptr)->release_ticket(bytes_, slot_);
   bytes_ = 0;
   slot_ = 0;
+  level_ = 0;
 }
 
 // --- construction ---
@@ -62,7 +65,8 @@ Result<std::unique_ptr<AdmissionGate>> AdmissionGate::create(AdmissionGateOption
 AdmissionGate::AdmissionGate(AdmissionGateOptions options, DeviceMemory* device)
     : options_(std::move(options)),
       effective_min_(std::max(1, options_.min_concurrent)),
-      device_(device) {
+      device_(device),
+      concurrency_cap_(options_.max_concurrent) {
   // Slot 0 on top of the stack, so a lone task always runs on slot 0.
   for (int slot = options_.max_concurrent - 1; slot >= 0; --slot) free_slots_.push_back(slot);
 }
@@ -97,9 +101,8 @@ void AdmissionGate::apply_snapshot(const MemorySnapshot& snapshot) {
   last_read_ = now();
   ++counters_.budget_reads_total;
   budget_ = snapshot.budget_bytes();
-  threshold_budget_ =
-      static_cast<std::int64_t>(std::floor(static_cast<double>(budget_) *
-                                           options_.memory_threshold));
+  threshold_budget_ = static_cast<std::int64_t>(
+      std::floor(static_cast<double>(budget_) * options_.memory_threshold));
   changed_locked();
 }
 
@@ -116,7 +119,7 @@ std::int64_t AdmissionGate::limit_locked() const {
 }
 
 bool AdmissionGate::fits_locked(std::int64_t bytes) const {
-  if (in_flight_ >= options_.max_concurrent) return false;
+  if (in_flight_ >= concurrency_cap_) return false;
   if (in_flight_ < effective_min_) return true;
   return resident_ + in_flight_bytes_ + bytes <= limit_locked();
 }
@@ -130,7 +133,7 @@ AdmissionGate::Ticket AdmissionGate::admit_locked(std::int64_t bytes) {
   // fits_locked() never admits past MAX, so a slot is always free here.
   const int slot = free_slots_.back();
   free_slots_.pop_back();
-  return Ticket(this, bytes, slot);
+  return Ticket(this, bytes, slot, in_flight_);
 }
 
 void AdmissionGate::changed_locked() {
@@ -270,12 +273,20 @@ void AdmissionGate::on_out_of_memory() {
   std::int64_t window = aimd_cap_ ? std::min(*aimd_cap_, task_room_locked()) : task_room_locked();
   if (in_flight_bytes_ > 0) window = std::min(window, in_flight_bytes_);
   const std::int64_t floor = static_cast<std::int64_t>(effective_min_) * largest_task_bytes_;
-  const auto shrunk = static_cast<std::int64_t>(static_cast<double>(window) *
-                                                options_.backoff_factor);
+  const auto shrunk =
+      static_cast<std::int64_t>(static_cast<double>(window) * options_.backoff_factor);
   aimd_cap_ = std::max(floor, shrunk);
   shrunk_once_ = true;
   admitted_at_last_shrink_ = counters_.admitted_total;
   ++counters_.shrinks_total;
+  changed_locked();
+}
+
+void AdmissionGate::set_concurrency_cap(int cap) {
+  std::lock_guard lock(state_mutex_);
+  const int clamped = std::clamp(cap, effective_min_, options_.max_concurrent);
+  if (clamped == concurrency_cap_) return;
+  concurrency_cap_ = clamped;
   changed_locked();
 }
 
@@ -286,8 +297,8 @@ void AdmissionGate::on_success() {
   consecutive_successes_ = 0;
   std::int64_t step = options_.increase_step_bytes;
   if (step == 0) {
-    step = static_cast<std::int64_t>(static_cast<double>(threshold_budget_) *
-                                     kIncreaseStepFraction);
+    step =
+        static_cast<std::int64_t>(static_cast<double>(threshold_budget_) * kIncreaseStepFraction);
   }
   step = std::max<std::int64_t>(1, step);
   *aimd_cap_ += step;
@@ -309,6 +320,7 @@ GateStats AdmissionGate::stats() const {
   s.budget_bytes = budget_;
   s.threshold_budget_bytes = threshold_budget_;
   s.aimd_cap_bytes = aimd_cap_;
+  s.concurrency_cap = concurrency_cap_;
   return s;
 }
 

@@ -35,7 +35,10 @@ namespace segmentor {
 //
 // A task predicted to need b bytes is admitted when
 //
-//   in_flight < MAX  and  (in_flight < MIN'  or  resident + in_flight_bytes + b ≤ limit)
+//   in_flight < cap  and  (in_flight < MIN'  or  resident + in_flight_bytes + b ≤ limit)
+//
+// where cap is MAX, or lower where the ConcurrencyTuner found fewer tasks at once faster (Note
+// [Tuning concurrency by throughput], concurrency_tuner.h); cap ≥ MIN' always.
 //
 // with MIN' = max(MIN, 1): an empty gate always admits, so a task predicted bigger than the whole
 // budget runs alone and meets the recovery ladder instead of waiting forever.
@@ -54,14 +57,15 @@ namespace segmentor {
 // since it arrived before everyone now waiting (FIFO by first arrival).
 //
 // AIMD (the limit adapts to what predictions miss):
-//   on_out_of_memory():  aimd_cap = max(floor, min(aimd_cap or task_room, in_flight_bytes) × kBackoffFactor)
+//   on_out_of_memory():  aimd_cap = max(floor, min(aimd_cap or task_room, in_flight_bytes) ×
+//   kBackoffFactor)
 //     floor = MIN' × the largest task admitted so far (what MIN tasks need). Taking in_flight_bytes
 //     into account matters: the OOM proves that what was in flight did not fit, whatever the limit
 //     said. One decrease per cohort: an OOM reported when no task was admitted since the previous
 //     decrease comes from the same tasks and does not shrink again (TCP's one decrease per window).
 //   on_success(): after kSuccessesPerIncrease consecutive successes, aimd_cap += step (default
-//     kIncreaseStepFraction × threshold); once it reaches task_room the cap is dropped, so the limit
-//     follows the live budget again.
+//     kIncreaseStepFraction × threshold); once it reaches task_room the cap is dropped, so the
+//     limit follows the live budget again.
 
 inline constexpr double kBackoffFactor = 0.7;
 inline constexpr int kSuccessesPerIncrease = 8;
@@ -90,10 +94,11 @@ struct GateStats {
   int waiting = 0;
   std::int64_t in_flight_bytes = 0;
   std::int64_t resident_bytes = 0;
-  std::int64_t limit_bytes = 0;             // resident + min(task_room, aimd_cap)
-  std::int64_t budget_bytes = 0;            // from the latest device reading
-  std::int64_t threshold_budget_bytes = 0;  // budget × threshold
+  std::int64_t limit_bytes = 0;                // resident + min(task_room, aimd_cap)
+  std::int64_t budget_bytes = 0;               // from the latest device reading
+  std::int64_t threshold_budget_bytes = 0;     // budget × threshold
   std::optional<std::int64_t> aimd_cap_bytes;  // none = the limit follows the budget
+  int concurrency_cap = 0;                     // set_concurrency_cap(), MAX until set
   std::uint64_t admitted_total = 0;
   std::uint64_t readmitted_total = 0;    // readmit() calls (tasks back from an OOM back-off)
   std::uint64_t waits_total = 0;         // admissions that had to queue first
@@ -131,14 +136,18 @@ class AdmissionGate {
     // last-in-first-out, so the most recently released comes back first (the engine runs a
     // slot's GPU work on one thread: Note [GPU work runs on slot threads], pipeline/).
     int slot() const { return slot_; }
+    // Tasks in flight on the gate right after this one was admitted, itself included (the
+    // concurrency it ran at, for the ConcurrencyTuner).
+    int level() const { return level_; }
 
    private:
     friend class AdmissionGate;
-    Ticket(AdmissionGate* gate, std::int64_t bytes, int slot)
-        : gate_(gate), bytes_(bytes), slot_(slot) {}
+    Ticket(AdmissionGate* gate, std::int64_t bytes, int slot, int level)
+        : gate_(gate), bytes_(bytes), slot_(slot), level_(level) {}
     AdmissionGate* gate_ = nullptr;
     std::int64_t bytes_ = 0;
     int slot_ = 0;
+    int level_ = 0;
   };
 
   // Validates the options and reads the device once, so the first decision has a budget.
@@ -164,6 +173,10 @@ class AdmissionGate {
   // Model weights that stay on the device while loaded. Registering a name again replaces it.
   void register_resident(const std::string& name, std::int64_t bytes);
   void unregister_resident(const std::string& name);
+
+  // At most `cap` tasks in flight, clamped to [MIN', MAX] (the ConcurrencyTuner's, Note [Tuning
+  // concurrency by throughput]); MAX until set. Bytes still decide within it.
+  void set_concurrency_cap(int cap);
 
   // AIMD signals from the recovery ladder and the lanes; see Note [Gate arithmetic].
   void on_out_of_memory();
@@ -196,6 +209,7 @@ class AdmissionGate {
   const AdmissionGateOptions options_;
   const int effective_min_;  // MIN' = max(MIN, 1)
   DeviceMemory* const device_;
+  int concurrency_cap_;  // state_mutex_; in [MIN', MAX]
 
   mutable std::mutex state_mutex_;
   std::condition_variable_any state_changed_;  // _any: waits can be interrupted by a stop_token
@@ -213,7 +227,7 @@ class AdmissionGate {
   int in_flight_ = 0;
   std::int64_t in_flight_bytes_ = 0;
   std::deque<std::uint64_t> queue_;  // waiter ids, FIFO
-  std::vector<int> free_slots_;       // a stack: the back is handed out next
+  std::vector<int> free_slots_;      // a stack: the back is handed out next
   std::uint64_t next_waiter_id_ = 1;
   std::int64_t largest_task_bytes_ = 0;
 

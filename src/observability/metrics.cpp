@@ -59,6 +59,9 @@ Metrics::Metrics()
                                          "Predicted bytes of the tasks in flight")),
       gate_waiting_(device_gauge(*registry_, "segmentation_gate_waiting_tasks",
                                  "Tasks waiting for the memory gate")),
+      concurrency_cap_(device_gauge(*registry_, "segmentation_concurrency_cap",
+                                    "Most tasks the gate admits at once (MAX_CONCURRENT_IMAGES, "
+                                    "or lower where CONCURRENCY_TUNING found it faster)")),
       allocator_reserved_(device_gauge(*registry_, "gpu_allocator_reserved_bytes",
                                        "Bytes the caching allocator holds from the driver")),
       allocator_allocated_(
@@ -146,6 +149,7 @@ void Metrics::update_memory(std::span<const LaneReading> lanes) {
     gate_budget_.Add(labels).Set(static_cast<double>(lane.gate.budget_bytes));
     gate_in_flight_bytes_.Add(labels).Set(static_cast<double>(lane.gate.in_flight_bytes));
     gate_waiting_.Add(labels).Set(lane.gate.waiting);
+    concurrency_cap_.Add(labels).Set(lane.gate.concurrency_cap);
     in_flight += lane.gate.in_flight;
     recovery += lane.recovery;
     releases += lane.cache.releases_total;

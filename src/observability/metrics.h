@@ -77,6 +77,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& gate_budget_;
   prometheus::Family<prometheus::Gauge>& gate_in_flight_bytes_;
   prometheus::Family<prometheus::Gauge>& gate_waiting_;
+  prometheus::Family<prometheus::Gauge>& concurrency_cap_;
   prometheus::Family<prometheus::Gauge>& allocator_reserved_;
   prometheus::Family<prometheus::Gauge>& allocator_allocated_;
   prometheus::Family<prometheus::Gauge>& allocator_peak_reserved_;

@@ -202,11 +202,17 @@ TaskOutcome Engine::process(const EngineTask& task) {
                                 [&] { masks.emplace(segment_on(lane, nullptr, image)); });
     return std::move(*masks);
   };
+  const int level = ticket->level();
   auto masks =
       lane_state.guarded.recovery->run_for<AssetMasks>(on_gpu, on_cpu, &outcome.recovery, hooks);
   if (cache != nullptr) cache->on_task_finished();
   ticket->release();
   outcome.segment_seconds = seconds_since(t0) - readmit_wait_seconds;
+  // Note [Tuning concurrency by throughput]: only clean GPU runs say how fast a level is.
+  if (lane_state.guarded.tuner != nullptr && masks.ok() && outcome.recovery.oom_events == 0 &&
+      !outcome.recovery.used_cpu_fallback) {
+    lane_state.guarded.tuner->on_task_done(level, outcome.segment_seconds);
+  }
   outcome.wait_seconds += readmit_wait_seconds;
   outcome.lane = outcome.recovery.used_cpu_fallback ? cpu_fallback_->name : lane.name;
   if (!masks.ok()) return finish(masks.status().with_context(task.source.string()));

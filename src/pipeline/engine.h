@@ -20,6 +20,7 @@
 #include "memory/admission_gate.h"
 #include "memory/cache_policy.h"
 #include "memory/calibration.h"
+#include "memory/concurrency_tuner.h"
 #include "memory/oom_recovery.h"
 #include "models/mask_model.h"
 #include "pipeline/mask_paths.h"
@@ -39,14 +40,16 @@ struct Lane {
 };
 
 // A lane with the memory manager that guards it: its device's gate, recovery ladder, calibration
-// (may be null or empty: tasks are then admitted by count alone) and cache policy (may be null).
-// One per GPU; on a machine without one, the CPU lane with a host-memory gate.
+// (may be null or empty: tasks are then admitted by count alone), cache policy (may be null) and
+// concurrency tuner (may be null: the gate admits up to MAX). One per GPU; on a machine without
+// one, the CPU lane with a host-memory gate.
 struct GuardedLane {
   Lane* lane = nullptr;
   AdmissionGate* gate = nullptr;
   OomRecovery* recovery = nullptr;
   const CalibrationTable* calibration = nullptr;
   CachePolicy* cache = nullptr;
+  ConcurrencyTuner* tuner = nullptr;
 };
 
 struct EngineTask {

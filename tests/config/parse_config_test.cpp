@@ -73,6 +73,7 @@ TEST(ParseConfig, ReadsEveryType) {
       {"LOG_LEVEL", "warn"},
       {"LOG_FORMAT", "TEXT"},
       {"CUDA_STREAMS", "Worker"},
+      {"CONCURRENCY_TUNING", "Off"},
   });
   EXPECT_EQ(config.foreground_model, "/models/fg.pt");
   EXPECT_FALSE(config.use_fp16);
@@ -92,6 +93,7 @@ TEST(ParseConfig, ReadsEveryType) {
   EXPECT_EQ(config.log_level, "WARNING");
   EXPECT_EQ(config.log_format, "text");
   EXPECT_EQ(config.cuda_streams, "worker");
+  EXPECT_EQ(config.concurrency_tuning, "off");
 }
 
 TEST(ParseConfig, BadBooleanNamesVariableAndValue) {
@@ -122,6 +124,8 @@ TEST(ParseConfig, BadEnumsNameVariableAndValue) {
   EXPECT_TRUE(contains(parse_error({{"LOG_LEVEL", "verbose"}}), "LOG_LEVEL='verbose' is not"));
   EXPECT_TRUE(contains(parse_error({{"LOG_FORMAT", "xml"}}), "LOG_FORMAT='xml' is not"));
   EXPECT_TRUE(contains(parse_error({{"CUDA_STREAMS", "many"}}), "CUDA_STREAMS='many' is not"));
+  EXPECT_TRUE(contains(parse_error({{"CONCURRENCY_TUNING", "fast"}}),
+                       "CONCURRENCY_TUNING='fast' is not a tuning mode"));
   EXPECT_TRUE(contains(parse_error({{"DEVICE", "gpu0"}}), "DEVICE='gpu0' is not a device"));
   EXPECT_TRUE(contains(parse_error({{"BUS_BROKER", "localhost:5672"}}),
                        "BUS_BROKER='localhost:5672' is not an AMQP URL"));

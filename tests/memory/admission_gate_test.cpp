@@ -76,6 +76,45 @@ TEST(AdmissionGateTest, TryAdmitAdmitsByBytes) {
   EXPECT_EQ(s.rejected_total, 1u);
 }
 
+TEST(AdmissionGateTest, AConcurrencyCapBoundsTasksWithinMinAndMax) {
+  FakeDevice device(1'000'000);
+  auto gate = make_gate(device, options(2, 6));
+  EXPECT_EQ(gate->stats().concurrency_cap, 6);
+  gate->set_concurrency_cap(3);
+  EXPECT_EQ(gate->stats().concurrency_cap, 3);
+  std::vector<AdmissionGate::Ticket> held;
+  for (int i = 0; i < 3; ++i) {
+    auto ticket = gate->try_admit(10);
+    ASSERT_TRUE(ticket.has_value()) << i;
+    EXPECT_EQ(ticket->level(), i + 1) << "the tasks in flight once it was admitted";
+    held.push_back(std::move(*ticket));
+  }
+  EXPECT_FALSE(gate->try_admit(10).has_value()) << "memory has room, the cap does not";
+  gate->set_concurrency_cap(1);  // below MIN: clamped to MIN
+  EXPECT_EQ(gate->stats().concurrency_cap, 2);
+  gate->set_concurrency_cap(100);  // above MAX: clamped to MAX
+  EXPECT_EQ(gate->stats().concurrency_cap, 6);
+  EXPECT_TRUE(gate->try_admit(10).has_value());
+}
+
+TEST(AdmissionGateTest, RaisingTheCapWakesAWaiter) {
+  FakeDevice device(1'000'000);
+  auto gate = make_gate(device, options(1, 4));
+  gate->set_concurrency_cap(1);
+  auto first = gate->try_admit(10);
+  ASSERT_TRUE(first.has_value());
+  std::atomic<bool> admitted{false};
+  std::thread waiter([&] {
+    auto ticket = gate->admit(10);
+    admitted = ticket.ok();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(admitted.load());
+  gate->set_concurrency_cap(2);
+  waiter.join();
+  EXPECT_TRUE(admitted.load());
+}
+
 TEST(AdmissionGateTest, MinIsAlwaysAdmittedEvenPastTheBudget) {
   FakeDevice device(1000);
   auto gate = make_gate(device, options(2, 10));
@@ -113,7 +152,7 @@ TEST(AdmissionGateTest, ResidentWeightsTakeRoomUntilUnloaded) {
   gate->register_resident("people", 200);
   auto a = gate->try_admit(200);
   ASSERT_TRUE(a);
-  EXPECT_FALSE(gate->try_admit(200));  // 700 + 200 + 200 > 1000
+  EXPECT_FALSE(gate->try_admit(200));      // 700 + 200 + 200 > 1000
   gate->register_resident("people", 100);  // replaced, not added
   EXPECT_EQ(gate->stats().resident_bytes, 600);
   auto b = gate->try_admit(200);
