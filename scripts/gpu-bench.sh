@@ -13,8 +13,9 @@
 #   lanes    a lane per GPU (needs two or more; the device tool's nvidia-h100-x2): one lane
 #            against all at 8 GiB, 10 % injected OOMs on all, a neighbour process filling
 #            cuda:0, and the fixed sweep against adaptive with every lane
-#   tuning   CONCURRENCY_TUNING with the stand-ins: the fixed sweep against adaptive MAX=8 with
-#            the tuner and without, target 1 and injected OOMs with the tuner
+#   tuning   CONCURRENCY_TUNING with the stand-ins: the fixed sweep against adaptive MAX=8, and
+#            target 1; unless TUNING_QUICK=1 also adaptive MAX=8 without the tuner and target 1
+#            with 10 % injected OOMs
 #   measure  the memory manager's targets: 1,000 frames adaptive vs legacy with the ceiling, the
 #            same with 10 % injected OOMs, and adaptive against the fixed sweep at 8, 16, 24 GiB
 # Every step has a time limit; results accumulate in /tmp/gpu-bench and are tarred to $OUT after
@@ -114,10 +115,11 @@ time.sleep(150)" > "$res/hog.log" 2>&1 &
     tuning)
       bench tuning-sweep 200 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 8 --jobs 4 \
         --frames 480 --sweep 4 --gate adaptive --max-concurrent 8
+      bench tuning-target1 150 CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 1000 \
+        --gate adaptive
+      [ "${TUNING_QUICK:-0}" = 1 ] && continue
       bench tuning-off 100 CUDA_STREAMS=worker CONCURRENCY_TUNING=off -- --no-cpu-fallback \
         --cap-gib 8 --jobs 4 --frames 480 --gate adaptive --max-concurrent 8
-      bench tuning-target1 150 CUDA_STREAMS=worker -- --ceiling --cap-gib 8 --jobs 4 \
-        --frames 1000 --gate adaptive
       bench tuning-inject 150 CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 1000 \
         --gate adaptive --inject-oom-rate 0.1 ;;
     verify)

@@ -14,9 +14,9 @@ Result<std::unique_ptr<ConcurrencyTuner>> ConcurrencyTuner::create(ConcurrencyTu
                             std::to_string(options.max_concurrent) + " is below the minimum " +
                             std::to_string(options.min_concurrent));
   }
-  if (options.samples_per_level < 1 || options.decision_interval < 0 ||
-      !(options.ewma_weight > 0.0 && options.ewma_weight <= 1.0) ||
-      !(options.tolerance >= 0.0 && options.tolerance < 1.0) || options.explore_every < 1) {
+  if (options.samples_per_level < 1 || options.window < options.samples_per_level ||
+      options.decision_interval < 0 || !(options.tolerance >= 0.0 && options.tolerance < 1.0) ||
+      options.explore_every < 1) {
     return invalid_argument("concurrency tuner: bad options");
   }
   return std::unique_ptr<ConcurrencyTuner>(new ConcurrencyTuner(options, std::move(apply)));
@@ -26,7 +26,7 @@ ConcurrencyTuner::ConcurrencyTuner(ConcurrencyTunerOptions options, std::functio
     : options_(options),
       apply_(std::move(apply)),
       levels_(static_cast<std::size_t>(options.max_concurrent) + 1),
-      cap_(options.min_concurrent) {
+      cap_(options.max_concurrent) {
   if (apply_) apply_(cap_);
 }
 
@@ -36,9 +36,12 @@ void ConcurrencyTuner::on_task_done(int level, double lane_seconds) {
   {
     std::lock_guard lock(mutex_);
     Level& l = levels_[static_cast<std::size_t>(std::min(level, options_.max_concurrent))];
-    l.lane_seconds = l.samples == 0
-                         ? lane_seconds
-                         : l.lane_seconds + options_.ewma_weight * (lane_seconds - l.lane_seconds);
+    const auto window = static_cast<std::size_t>(options_.window);
+    if (l.recent.size() < window) {
+      l.recent.push_back(lane_seconds);
+    } else {
+      l.recent[static_cast<std::size_t>(l.samples) % window] = lane_seconds;
+    }
     ++l.samples;
     const int interval = options_.decision_interval > 0 ? options_.decision_interval : 2 * cap_ + 8;
     if (++since_decision_ < interval) return;
@@ -53,30 +56,43 @@ void ConcurrencyTuner::on_task_done(int level, double lane_seconds) {
   if (changed_to != 0 && apply_) apply_(changed_to);
 }
 
+bool ConcurrencyTuner::measured_locked(int level) const {
+  return levels_[static_cast<std::size_t>(level)].samples >= options_.samples_per_level;
+}
+
+double ConcurrencyTuner::lane_seconds_locked(int level) const {
+  std::vector<double> recent = levels_[static_cast<std::size_t>(level)].recent;
+  if (recent.empty()) return 0;
+  const auto middle = recent.begin() + static_cast<std::ptrdiff_t>(recent.size() / 2);
+  std::nth_element(recent.begin(), middle, recent.end());
+  return *middle;
+}
+
 int ConcurrencyTuner::decide_locked() {
-  auto measured = [&](int c) {
-    return levels_[static_cast<std::size_t>(c)].samples >= options_.samples_per_level;
-  };
-  auto throughput = [&](int c) {
-    return static_cast<double>(c) / levels_[static_cast<std::size_t>(c)].lane_seconds;
-  };
+  auto throughput = [&](int c) { return static_cast<double>(c) / lane_seconds_locked(c); };
   double best_x = 0;
   for (int c = options_.min_concurrent; c <= options_.max_concurrent; ++c) {
-    if (measured(c)) best_x = std::max(best_x, throughput(c));
+    if (measured_locked(c)) best_x = std::max(best_x, throughput(c));
   }
   if (best_x == 0) return cap_;  // nothing measured yet: stay
   int best = cap_;
   for (int c = options_.min_concurrent; c <= options_.max_concurrent; ++c) {
-    if (measured(c) && throughput(c) >= (1.0 - options_.tolerance) * best_x) {
+    if (measured_locked(c) && throughput(c) >= (1.0 - options_.tolerance) * best_x) {
       best = c;
       break;
     }
   }
+  const int below = best - 1;
   const int above = best + 1;
-  if (above <= options_.max_concurrent) {
-    const bool untried = !measured(above) && cap_ >= best;
-    const bool due = decisions_ % static_cast<std::uint64_t>(options_.explore_every) == 0;
-    if (untried || due) return above;
+  const bool has_below = below >= options_.min_concurrent;
+  const bool has_above = above <= options_.max_concurrent;
+  if (has_below && !measured_locked(below)) return below;
+  if (has_above && levels_[static_cast<std::size_t>(above)].samples == 0) return above;
+  const auto every = static_cast<std::uint64_t>(options_.explore_every);
+  if (decisions_ % every == 0) {
+    const bool up = (decisions_ / every) % 2 == 1;
+    if (up && has_above) return above;
+    if (!up && has_below) return below;
   }
   return best;
 }
@@ -97,7 +113,8 @@ std::vector<LevelEstimate> ConcurrencyTuner::estimates() const {
   for (int c = 1; c <= options_.max_concurrent; ++c) {
     const Level& l = levels_[static_cast<std::size_t>(c)];
     if (l.samples == 0) continue;
-    out.push_back({c, l.samples, l.lane_seconds, static_cast<double>(c) / l.lane_seconds});
+    const double seconds = lane_seconds_locked(c);
+    out.push_back({c, l.samples, seconds, static_cast<double>(c) / seconds});
   }
   return out;
 }
