@@ -41,7 +41,7 @@ struct Config {
                                          // per call] in models/torch_mask_model.cpp)
   // CONCURRENCY_TUNING: throughput | off (Note [Tuning concurrency by throughput] in
   // memory/concurrency_tuner.h)
-  std::string concurrency_tuning = "throughput";
+  std::string concurrency_tuning = "off";
   double inject_oom_rate = 0.0;  // SEGMENTOR_INJECT_OOM_RATE: test-only fault injection, [0, 1]
 
   // --- images ---

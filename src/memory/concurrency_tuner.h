@@ -14,10 +14,12 @@ namespace segmentor {
 
 // Note [Tuning concurrency by throughput]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-// The gate bounds memory, not speed. With light models 8 GiB holds 20 tasks, but the GPU (and the
-// CPU work around each call) is fastest with 3: measured on the H200 with the bundled models,
-// 77 frames/s at 3 at once and 50 at 8 (bench/RESULTS.md). So each lane's gate also has a
-// concurrency cap in [MIN', MAX_CONCURRENT_IMAGES], which this tuner sets.
+// The gate bounds memory, not speed: with light models 8 GiB holds 20 tasks, and a GPU may be
+// fastest with fewer at once. With CONCURRENCY_TUNING=throughput each lane's gate also has a
+// concurrency cap in [MIN', MAX_CONCURRENT_IMAGES], which this tuner sets. (Measured on the H200,
+// bench/RESULTS.md: neutral with the stand-ins, 99.4 % of the best fixed concurrency; the short
+// bundled-model runs that first suggested a loss at high concurrency turned out to be dominated
+// by cold slot threads, whose first calls took 3 to 6 s. So the default is off.)
 //
 // It learns from what every finished task reports: the number of tasks in flight when it was
 // admitted (its level c, the gate's count including itself) and its time on the lane t. By

@@ -73,7 +73,7 @@ TEST(ParseConfig, ReadsEveryType) {
       {"LOG_LEVEL", "warn"},
       {"LOG_FORMAT", "TEXT"},
       {"CUDA_STREAMS", "Worker"},
-      {"CONCURRENCY_TUNING", "Off"},
+      {"CONCURRENCY_TUNING", "Throughput"},
   });
   EXPECT_EQ(config.foreground_model, "/models/fg.pt");
   EXPECT_FALSE(config.use_fp16);
@@ -93,7 +93,7 @@ TEST(ParseConfig, ReadsEveryType) {
   EXPECT_EQ(config.log_level, "WARNING");
   EXPECT_EQ(config.log_format, "text");
   EXPECT_EQ(config.cuda_streams, "worker");
-  EXPECT_EQ(config.concurrency_tuning, "off");
+  EXPECT_EQ(config.concurrency_tuning, "throughput");
 }
 
 TEST(ParseConfig, BadBooleanNamesVariableAndValue) {
