@@ -5,6 +5,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <system_error>
 
@@ -33,6 +34,24 @@ std::string_view drop_plus(std::string_view text) {
     text.remove_prefix(1);
   }
   return text;
+}
+
+// One of `choices` (lower-case), whatever its case; otherwise "is not a <what> (use a, b or c)".
+Result<std::string> parse_choice(std::string_view text,
+                                 std::initializer_list<std::string_view> choices,
+                                 std::string_view what) {
+  text = trim(text);
+  if (text.empty()) return invalid_argument(std::string(kEmpty));
+  const std::string lower = to_lower(text);
+  if (std::find(choices.begin(), choices.end(), lower) != choices.end()) return lower;
+  std::string listed;
+  std::size_t index = 0;
+  for (const std::string_view choice : choices) {
+    if (index > 0) listed += index + 1 == choices.size() ? " or " : ", ";
+    listed += choice;
+    ++index;
+  }
+  return invalid_argument("is not a " + std::string(what) + " (use " + listed + ")");
 }
 
 std::string range_message(std::int64_t min, std::int64_t max) {
@@ -166,27 +185,15 @@ Result<std::string> parse_log_level(std::string_view text) {
 }
 
 Result<std::string> parse_log_format(std::string_view text) {
-  text = trim(text);
-  if (text.empty()) return invalid_argument(std::string(kEmpty));
-  const std::string lower = to_lower(text);
-  if (lower == "json" || lower == "text") return lower;
-  return invalid_argument("is not a log format (use json or text)");
+  return parse_choice(text, {"json", "text"}, "log format");
 }
 
 Result<std::string> parse_cuda_streams(std::string_view text) {
-  text = trim(text);
-  if (text.empty()) return invalid_argument(std::string(kEmpty));
-  const std::string lower = to_lower(text);
-  if (lower == "pool" || lower == "worker" || lower == "default") return lower;
-  return invalid_argument("is not a stream mode (use pool, worker or default)");
+  return parse_choice(text, {"pool", "worker", "default"}, "stream mode");
 }
 
 Result<std::string> parse_concurrency_tuning(std::string_view text) {
-  text = trim(text);
-  if (text.empty()) return invalid_argument(std::string(kEmpty));
-  const std::string lower = to_lower(text);
-  if (lower == "throughput" || lower == "off") return lower;
-  return invalid_argument("is not a tuning mode (use throughput or off)");
+  return parse_choice(text, {"throughput", "off"}, "tuning mode");
 }
 
 Result<std::string> parse_required_string(std::string_view text) {

@@ -69,15 +69,20 @@ double ConcurrencyTuner::lane_seconds_locked(int level) const {
 }
 
 int ConcurrencyTuner::decide_locked() {
-  auto throughput = [&](int c) { return static_cast<double>(c) / lane_seconds_locked(c); };
+  // X per measured level (0 = too few reports), each median taken once.
+  std::vector<double> throughput(levels_.size(), 0.0);
   double best_x = 0;
   for (int c = options_.min_concurrent; c <= options_.max_concurrent; ++c) {
-    if (measured_locked(c)) best_x = std::max(best_x, throughput(c));
+    if (!measured_locked(c)) continue;
+    const double x = static_cast<double>(c) / lane_seconds_locked(c);
+    throughput[static_cast<std::size_t>(c)] = x;
+    best_x = std::max(best_x, x);
   }
   if (best_x == 0) return cap_;  // nothing measured yet: stay
   int best = cap_;
   for (int c = options_.min_concurrent; c <= options_.max_concurrent; ++c) {
-    if (measured_locked(c) && throughput(c) >= (1.0 - options_.tolerance) * best_x) {
+    const double x = throughput[static_cast<std::size_t>(c)];
+    if (x > 0 && x >= (1.0 - options_.tolerance) * best_x) {
       best = c;
       break;
     }

@@ -109,12 +109,6 @@ std::int64_t Engine::predict_bytes(const LaneState& lane, const RgbImage& image)
 
 // Note [Picking a lane] (lane_picker.h).
 Result<Engine::Admission> Engine::admit(const RgbImage& image) {
-  if (lanes_.size() == 1) {
-    LaneState& lane = *lanes_.front();
-    const std::int64_t bytes = predict_bytes(lane, image);
-    SEGMENTOR_ASSIGN_OR_RETURN(auto ticket, lane.guarded.gate->admit(bytes));
-    return Admission{&lane, std::move(ticket), bytes};
-  }
   std::vector<LaneLoad> loads;
   loads.reserve(lanes_.size());
   for (const auto& lane : lanes_) {
