@@ -127,8 +127,8 @@ time.sleep(150)" > "$res/hog.log" 2>&1 &
       # building the whole suite (scripts/gpu-check.sh does that).
       TAIL=5 timed 300 build-tests cmake --build build-gpu --parallel "$(nproc)" --target \
         runtime_test pipeline_test memory_test common_test bench_runner_test models_test
-      for t in app/runtime_test pipeline/pipeline_test memory/memory_test common/common_test \
-        app/bench_runner_test models/models_test; do
+      for t in runtime/runtime_test pipeline/pipeline_test memory/memory_test common/common_test \
+        bench/bench_runner_test models/models_test; do
         TAIL=4 timed 120 "test-${t#*/}" "build-gpu/tests/$t" --gtest_brief=1
       done ;;
     stash-a)

@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "app/bench_plot.h"
-#include "app/bench_report.h"
-#include "app/bench_runner.h"
-#include "app/runtime.h"
 #include "app/subcommand.h"
+#include "bench/bench_plot.h"
+#include "bench/bench_report.h"
+#include "bench/bench_runner.h"
 #include "models/model_ceiling.h"
 #include "models/model_loader.h"
+#include "runtime/runtime.h"
 
 namespace segmentor {
 

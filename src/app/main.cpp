@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "app/logging.h"
 #include "app/subcommand.h"
 #include "config/config.h"
+#include "observability/logging.h"
 
 extern char** environ;
 
@@ -23,10 +23,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   const std::vector<segmentor::Subcommand> commands = {
-      segmentor::add_run_command(app),
-      segmentor::add_config_command(app),
-      segmentor::add_serve_command(app),
-      segmentor::add_bench_command(app),
+      segmentor::add_run_command(app),   segmentor::add_config_command(app),
+      segmentor::add_serve_command(app), segmentor::add_bench_command(app),
       segmentor::add_plan_command(app),
   };
 

@@ -5,12 +5,12 @@
 #include <string>
 #include <vector>
 
-#include "app/bench_report.h"
-#include "app/bench_runner.h"
-#include "app/plan_capacity.h"
-#include "app/runtime.h"
 #include "app/subcommand.h"
+#include "bench/bench_report.h"
+#include "bench/bench_runner.h"
+#include "bench/plan_capacity.h"
 #include "models/model_loader.h"
+#include "runtime/runtime.h"
 
 namespace segmentor {
 

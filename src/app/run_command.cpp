@@ -12,11 +12,11 @@
 #include <string>
 #include <utility>
 
-#include "app/input_files.h"
 #include "app/progress.h"
-#include "app/runtime.h"
 #include "app/subcommand.h"
+#include "imaging/input_files.h"
 #include "pipeline/engine.h"
+#include "runtime/runtime.h"
 
 namespace segmentor {
 

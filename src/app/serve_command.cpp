@@ -13,7 +13,6 @@
 #include <utility>
 #include <vector>
 
-#include "app/runtime.h"
 #include "app/subcommand.h"
 #include "jobs/clock.h"
 #include "jobs/job_tracker.h"
@@ -21,6 +20,7 @@
 #include "observability/http_endpoint.h"
 #include "observability/metrics.h"
 #include "pipeline/engine.h"
+#include "runtime/runtime.h"
 #include "service/input_guard.h"
 #include "service/worker.h"
 #include "storage/mask_path_store.h"

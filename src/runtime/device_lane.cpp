@@ -1,4 +1,4 @@
-#include "app/device_lane.h"
+#include "runtime/device_lane.h"
 
 #include <spdlog/spdlog.h>
 
@@ -115,15 +115,6 @@ Result<std::unique_ptr<DeviceMemory>> make_device_memory(const std::string& devi
 
 }  // namespace
 
-Result<std::unique_ptr<ConcurrencyTuner>> make_concurrency_tuner(const Config& config,
-                                                                 AdmissionGate& gate) {
-  if (config.concurrency_tuning != "throughput") return std::unique_ptr<ConcurrencyTuner>();
-  ConcurrencyTunerOptions options;
-  options.min_concurrent = config.min_concurrent_images;
-  options.max_concurrent = config.max_concurrent_images;
-  return ConcurrencyTuner::create(options, [&gate](int cap) { gate.set_concurrency_cap(cap); });
-}
-
 GuardedLane DeviceLane::guarded() const {
   return GuardedLane{lane.get(),   gate.get(),  recovery.get(),
                      &calibration, cache.get(), tuner.get()};
@@ -151,36 +142,27 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   const std::int64_t after = lane->device->snapshot().allocated_bytes;
   record_resident(lane->calibration, "models", before, after);
 
-  AdmissionGateOptions gate_options;
-  gate_options.memory_threshold = config.gpu_memory_threshold;
-  gate_options.min_concurrent = config.min_concurrent_images;
-  gate_options.max_concurrent = config.max_concurrent_images;
-  SEGMENTOR_ASSIGN_OR_RETURN(lane->gate, AdmissionGate::create(gate_options, lane->device.get()));
   // Each model's weights on their own, so an idle unload can take one out of the arithmetic.
   // What loading held beyond the models' own figures (the CUDA context's first allocations) stays
   // under "models".
   std::int64_t per_model_total = 0;
   for (const auto& [name, bytes] : loaded.resident_bytes) {
-    lane->gate->register_resident(name, bytes);
+    lane->resident[name] = bytes;
     per_model_total += bytes;
   }
-  lane->gate->register_resident(
-      "models", std::max<std::int64_t>(0, lane->calibration.resident_bytes() - per_model_total));
+  lane->resident["models"] =
+      std::max<std::int64_t>(0, lane->calibration.resident_bytes() - per_model_total);
 
-  CachePolicyOptions cache_options;
-  cache_options.cleanup_every_n = config.gpu_cleanup_every_n;
-  SEGMENTOR_ASSIGN_OR_RETURN(lane->cache, CachePolicy::create(cache_options, lane->device.get()));
-  if (options.cache_ticker && gpu) lane->cache_ticker = std::make_unique<CacheTicker>(*lane->cache);
-  RecoveryOptions recovery_options;
-  recovery_options.retry_on_oom = config.retry_on_oom;
-  recovery_options.max_oom_retries = config.max_oom_retries;
+  LaneGuardOptions guard_options = lane_guard_options(config);
+  guard_options.cache_ticker = options.cache_ticker && gpu;
+  guard_options.concurrency_tuner = gpu;
   SEGMENTOR_ASSIGN_OR_RETURN(
-      lane->recovery, OomRecovery::create(recovery_options, lane->device.get(), lane->gate.get(),
-                                          lane->cache.get()));
-
-  if (gpu) {
-    SEGMENTOR_ASSIGN_OR_RETURN(lane->tuner, make_concurrency_tuner(config, *lane->gate));
-  }
+      LaneGuards guards, build_lane_guards(config, *lane->device, lane->resident, guard_options));
+  lane->gate = std::move(guards.gate);
+  lane->cache = std::move(guards.cache);
+  lane->cache_ticker = std::move(guards.cache_ticker);
+  lane->recovery = std::move(guards.recovery);
+  lane->tuner = std::move(guards.tuner);
 
   if (options.calibrate && gpu) {
     Segmenter segmenter(*lane->lane->foreground, lane->lane->people.get());

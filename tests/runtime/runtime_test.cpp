@@ -1,6 +1,6 @@
 // build_runtime's model lifecycle: MODEL_IDLE_UNLOAD_SECONDS on the CPU (models stay) and, where
 // LibTorch has a GPU, on CUDA (unloaded when idle, memory returned, reloaded on demand).
-#include "app/runtime.h"
+#include "runtime/runtime.h"
 
 #include <gtest/gtest.h>
 

@@ -10,11 +10,12 @@
 #include <string_view>
 #include <vector>
 
-#include "app/bench_report.h"
-#include "app/runtime.h"
+#include "bench/bench_report.h"
 #include "common/status.h"
 #include "config/config.h"
 #include "imaging/image.h"
+#include "runtime/lane_guards.h"
+#include "runtime/runtime.h"
 
 namespace segmentor {
 
@@ -75,6 +76,11 @@ struct BenchRunOptions {
   // The recovery ladder's back-off; empty = RecoveryOptions' default (0.5 s, 1 s, 2 s).
   std::optional<std::vector<std::chrono::nanoseconds>> backoff;
 };
+
+// The guards a run builds on each lane (runtime/lane_guards.h): the configuration's, as `run` and
+// `serve` use them, changed only as the gate mode says (Note [Bench gate modes]) and with the
+// run's back-off. The cache ticker stays on: the runtime leaves ticking to each run.
+LaneGuardOptions bench_guard_options(const Config& config, const BenchRunOptions& options);
 
 // Runs one load through `runtime`'s lanes and device. `config` supplies the gate and ladder
 // settings for the adaptive mode and the injected OOM rate the lanes were loaded with (reported

@@ -1,4 +1,4 @@
-#include "app/logging.h"
+#include "observability/logging.h"
 
 #include <spdlog/formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>

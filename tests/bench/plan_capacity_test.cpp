@@ -1,5 +1,5 @@
 // Capacity planning: the arithmetic on a hand-made calibration, and `segmentor plan` on the CPU.
-#include "app/plan_capacity.h"
+#include "bench/plan_capacity.h"
 
 #include <gtest/gtest.h>
 

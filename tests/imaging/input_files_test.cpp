@@ -1,4 +1,4 @@
-#include "app/input_files.h"
+#include "imaging/input_files.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "app/bench_runner.h"
+#include "bench/bench_runner.h"
 
 #include <algorithm>
 #include <condition_variable>
@@ -12,8 +12,8 @@
 #include <thread>
 #include <utility>
 
-#include "app/input_files.h"
 #include "imaging/decode.h"
+#include "imaging/input_files.h"
 #include "memory/admission_gate.h"
 #include "memory/cache_policy.h"
 #include "memory/calibration.h"
@@ -33,30 +33,11 @@ constexpr int kFhdWidth = 1920;
 constexpr int kFhdHeight = 1080;
 constexpr std::size_t kMaxDistinctErrors = 5;
 
-// The legacy mode's view of the device: the Python service never released the cache mid-run, so
-// the ladder's first rung does nothing here. Everything else is forwarded. Does not own `inner`.
-class NoReleaseDevice : public DeviceMemory {
- public:
-  explicit NoReleaseDevice(DeviceMemory& inner) : inner_(inner) {}
-  MemorySnapshot snapshot() override { return inner_.snapshot(); }
-  void reset_peak() override { inner_.reset_peak(); }
-  std::chrono::nanoseconds release_cache() override { return std::chrono::nanoseconds(0); }
-  Status set_process_limit(std::int64_t bytes) override { return inner_.set_process_limit(bytes); }
-
- private:
-  DeviceMemory& inner_;
-};
-
 // One runtime lane with this run's own gate, cache policy and ladder.
 struct BenchLane {
-  explicit BenchLane(DeviceLane& lane) : source(lane), no_release(*lane.device) {}
+  explicit BenchLane(DeviceLane& lane) : source(lane) {}
   DeviceLane& source;
-  NoReleaseDevice no_release;  // legacy: no cache release after an OOM
-  std::unique_ptr<AdmissionGate> gate;
-  std::unique_ptr<CachePolicy> cache;
-  std::optional<CacheTicker> ticker;
-  std::unique_ptr<OomRecovery> recovery;
-  std::unique_ptr<ConcurrencyTuner> tuner;  // adaptive with CONCURRENCY_TUNING=throughput
+  LaneGuards guards;
   std::int64_t alloc_retries_before = 0;
 };
 
@@ -215,6 +196,28 @@ std::string detect_card_name(const std::string& device) {
   return device;
 }
 
+LaneGuardOptions bench_guard_options(const Config& config, const BenchRunOptions& options) {
+  LaneGuardOptions guards = lane_guard_options(config);
+  if (options.backoff) guards.recovery.backoff = *options.backoff;
+  switch (options.gate.mode) {
+    case GateMode::kAdaptive:
+      break;
+    case GateMode::kFixed:
+      guards.gate.min_concurrent = guards.gate.max_concurrent = options.gate.concurrency;
+      guards.concurrency_tuner = false;
+      break;
+    case GateMode::kLegacy:
+      guards.gate.min_concurrent = guards.gate.max_concurrent =
+          options.jobs * options.in_flight_per_job;
+      guards.recovery.retry_on_oom = false;
+      guards.release_after_oom = false;
+      guards.cache_policy = false;
+      guards.concurrency_tuner = false;
+      break;
+  }
+  return guards;
+}
+
 Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const BenchFrames& frames,
                                  const BenchRunOptions& options) {
   if (options.jobs < 1 || options.frames_per_job < 1 || options.in_flight_per_job < 1) {
@@ -235,36 +238,11 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
       options.cap_gib > 0 ? static_cast<std::int64_t>(options.cap_gib * 1024.0 * 1024.0 * 1024.0)
                           : config.gpu_memory_limit_mb * 1024 * 1024;
 
-  // Gate, ladder and cache policy for this mode (Note [Bench gate modes]), one set per lane.
-  const int all_in_flight = options.jobs * options.in_flight_per_job;
-  AdmissionGateOptions gate_options;
-  gate_options.memory_threshold = config.gpu_memory_threshold;
-  RecoveryOptions recovery_options;
-  recovery_options.retry_on_oom = config.retry_on_oom;
-  recovery_options.max_oom_retries = config.max_oom_retries;
-  if (options.backoff) recovery_options.backoff = *options.backoff;
-  bool use_calibration = true;
-  Lane* cpu_fallback = runtime.cpu_lane.get();
-  bool release_after_oom = true;
-  bool use_cache_policy = true;
-  switch (options.gate.mode) {
-    case GateMode::kAdaptive:
-      gate_options.min_concurrent = config.min_concurrent_images;
-      gate_options.max_concurrent = config.max_concurrent_images;
-      break;
-    case GateMode::kFixed:
-      gate_options.min_concurrent = gate_options.max_concurrent = options.gate.concurrency;
-      use_calibration = false;
-      break;
-    case GateMode::kLegacy:
-      gate_options.min_concurrent = gate_options.max_concurrent = all_in_flight;
-      use_calibration = false;
-      cpu_fallback = nullptr;
-      recovery_options.retry_on_oom = false;
-      release_after_oom = false;
-      use_cache_policy = false;
-      break;
-  }
+  // Gate, ladder and cache policy for this mode (Note [Bench gate modes]), one set per lane,
+  // built as the runtime builds them for run and serve.
+  const LaneGuardOptions guard_options = bench_guard_options(config, options);
+  const bool use_calibration = options.gate.mode == GateMode::kAdaptive;
+  Lane* cpu_fallback = options.gate.mode == GateMode::kLegacy ? nullptr : runtime.cpu_lane.get();
   std::vector<std::unique_ptr<BenchLane>> lanes;
   for (const auto& source : runtime.lanes) {
     DeviceMemory& device = *source->device;
@@ -272,30 +250,17 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
     device.release_cache();
     device.reset_peak();
     auto lane = std::make_unique<BenchLane>(*source);
-    SEGMENTOR_ASSIGN_OR_RETURN(lane->gate, AdmissionGate::create(gate_options, &device));
-    lane->gate->register_resident("models", source->calibration.resident_bytes());
-    if (use_cache_policy) {
-      CachePolicyOptions cache_options;
-      cache_options.cleanup_every_n = config.gpu_cleanup_every_n;
-      SEGMENTOR_ASSIGN_OR_RETURN(lane->cache, CachePolicy::create(cache_options, &device));
-      // As the runtime does for run and serve: idle and pressure releases need a ticking policy.
-      lane->ticker.emplace(*lane->cache);
-    }
-    DeviceMemory* recovery_device = release_after_oom ? &device : &lane->no_release;
-    SEGMENTOR_ASSIGN_OR_RETURN(
-        lane->recovery, OomRecovery::create(recovery_options, recovery_device, lane->gate.get(),
-                                            lane->cache.get()));
-    if (options.gate.mode == GateMode::kAdaptive) {
-      SEGMENTOR_ASSIGN_OR_RETURN(lane->tuner, make_concurrency_tuner(config, *lane->gate));
-    }
+    SEGMENTOR_ASSIGN_OR_RETURN(lane->guards,
+                               build_lane_guards(config, device, source->resident, guard_options));
     lane->alloc_retries_before = device.snapshot().num_alloc_retries;
     lanes.push_back(std::move(lane));
   }
   std::vector<GuardedLane> guarded;
   for (const auto& lane : lanes) {
-    guarded.push_back({lane->source.lane.get(), lane->gate.get(), lane->recovery.get(),
-                       use_calibration ? &lane->source.calibration : nullptr, lane->cache.get(),
-                       lane->tuner.get()});
+    const LaneGuards& g = lane->guards;
+    guarded.push_back({lane->source.lane.get(), g.gate.get(), g.recovery.get(),
+                       use_calibration ? &lane->source.calibration : nullptr, g.cache.get(),
+                       g.tuner.get()});
   }
   const DeviceLane& first = runtime.first();
 
@@ -308,7 +273,7 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   report.lanes = static_cast<int>(runtime.lanes.size());
   report.cap_gib = static_cast<double>(cap_bytes) / (1024.0 * 1024.0 * 1024.0);
   report.gate = options.gate.name();
-  report.gate_max_concurrent = gate_options.max_concurrent;
+  report.gate_max_concurrent = guard_options.gate.max_concurrent;
   report.jobs = options.jobs;
   report.frames_per_job = options.frames_per_job;
   report.in_flight_per_job = options.in_flight_per_job;
@@ -340,7 +305,7 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
     s.t_seconds = std::chrono::duration<double>(Clock::now() - start).count();
     for (const auto& lane : lanes) {
       const MemorySnapshot snap = lane->source.device->snapshot();
-      const GateStats stats = lane->gate->stats();
+      const GateStats stats = lane->guards.gate->stats();
       s.reserved_bytes += snap.reserved_bytes;
       s.allocated_bytes += snap.allocated_bytes;
       s.gate_limit_bytes += stats.limit_bytes;
@@ -379,8 +344,9 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
                                      config.foreground_mask_rel_path, config.people_mask_rel_path,
                                      config.product_mask_rel_path};
   engine_options.write_masks = false;
-  engine_options.max_concurrent = gate_options.max_concurrent;
-  engine_options.worker_threads = static_cast<int>(lanes.size()) * gate_options.max_concurrent + 2;
+  engine_options.max_concurrent = guard_options.gate.max_concurrent;
+  engine_options.worker_threads =
+      static_cast<int>(lanes.size()) * guard_options.gate.max_concurrent + 2;
   engine_options.decode = DecodeOptions{config.max_image_pixels};
   {
     Engine engine(engine_options, guarded, cpu_fallback);
@@ -462,24 +428,24 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   report.first_errors.assign(tally.errors.begin(), tally.errors.end());
   // Counts are summed over the lanes; the peaks are the largest on one card (each has the cap).
   for (auto& lane : lanes) {
-    const RecoveryStats recovery_stats = lane->recovery->stats();
+    const RecoveryStats recovery_stats = lane->guards.recovery->stats();
     report.oom_events += recovery_stats.oom_events;
     report.retries += recovery_stats.retries;
     report.cpu_fallbacks += recovery_stats.cpu_fallbacks;
-    const GateStats gate_stats = lane->gate->stats();
+    const GateStats gate_stats = lane->guards.gate->stats();
     report.peak_in_flight += gate_stats.peak_in_flight;
     report.gate_shrinks += gate_stats.shrinks_total;
     report.readmissions += gate_stats.readmitted_total;
-    if (lane->tuner) {
-      report.tuned_concurrency.push_back(lane->tuner->cap());
-      report.tuner_decisions += lane->tuner->decisions();
-      for (const LevelEstimate& e : lane->tuner->estimates()) {
+    if (lane->guards.tuner) {
+      report.tuned_concurrency.push_back(lane->guards.tuner->cap());
+      report.tuner_decisions += lane->guards.tuner->decisions();
+      for (const LevelEstimate& e : lane->guards.tuner->estimates()) {
         report.tuner_levels.push_back({lane->source.name(), e});
       }
     }
-    if (lane->cache) {
-      lane->ticker.reset();
-      const CacheStats cache_stats = lane->cache->stats();
+    if (lane->guards.cache) {
+      lane->guards.cache_ticker.reset();  // no tick may release after the counts are read
+      const CacheStats cache_stats = lane->guards.cache->stats();
       report.cache_releases += cache_stats.releases_total;
       report.cache_release_ms_total +=
           std::chrono::duration<double, std::milli>(cache_stats.release_time_total).count();

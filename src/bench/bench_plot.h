@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "app/bench_report.h"
+#include "bench/bench_report.h"
 #include "common/status.h"
 
 namespace segmentor {

@@ -1,4 +1,4 @@
-#include "app/runtime.h"
+#include "runtime/runtime.h"
 
 #include <spdlog/spdlog.h>
 

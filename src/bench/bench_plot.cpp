@@ -1,4 +1,4 @@
-#include "app/bench_plot.h"
+#include "bench/bench_plot.h"
 
 #include <algorithm>
 #include <array>

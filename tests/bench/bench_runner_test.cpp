@@ -1,11 +1,11 @@
 // The load generator on the CPU with the test models: counts add up, the legacy mode loses frames
 // an OOM hits, and the recovery ladder saves them in the adaptive mode.
-#include "app/bench_runner.h"
+#include "bench/bench_runner.h"
 
 #include <gtest/gtest.h>
 
-#include "app/runtime.h"
 #include "models/model_loader.h"
+#include "runtime/runtime.h"
 
 namespace segmentor {
 namespace {
@@ -122,6 +122,67 @@ TEST_F(BenchRunnerTest, AdaptiveModeRetriesThenFallsBackAndLosesNothing) {
   EXPECT_EQ(report->retries, 6U * static_cast<unsigned>(config_.max_oom_retries));
   EXPECT_EQ(report->oom_events, 6U * (1U + static_cast<unsigned>(config_.max_oom_retries)));
   EXPECT_EQ(report->frames_by_lane.at("cpu-fallback"), 6);
+}
+
+// The adaptive bench guards each lane exactly as the runtime does for run and serve: same gate
+// settings and resident weights, same ladder settings. Unusual values, so defaults cannot agree
+// by accident.
+TEST(BenchGuards, TheAdaptiveRunGuardsEachLaneAsTheRuntimeDoes) {
+  Config config = test_config();
+  config.max_concurrent_images = 3;
+  config.min_concurrent_images = 2;
+  config.gpu_memory_threshold = 0.7;
+  config.max_oom_retries = 5;
+  config.retry_on_oom = false;
+  auto runtime = build_runtime(config);
+  ASSERT_TRUE(runtime.ok()) << runtime.status().to_string();
+  const DeviceLane& lane = (*runtime)->first();
+
+  BenchRunOptions run;
+  run.gate = {GateMode::kAdaptive, 0};
+  const LaneGuardOptions options = bench_guard_options(config, run);
+  const LaneGuardOptions production = lane_guard_options(config);
+  EXPECT_EQ(options.gate.memory_threshold, production.gate.memory_threshold);
+  EXPECT_EQ(options.gate.min_concurrent, 2);
+  EXPECT_EQ(options.gate.max_concurrent, 3);
+  EXPECT_EQ(options.recovery.retry_on_oom, false);
+  EXPECT_EQ(options.recovery.max_oom_retries, 5);
+  EXPECT_TRUE(options.cache_policy);
+  EXPECT_TRUE(options.release_after_oom);
+
+  auto guards = build_lane_guards(config, *lane.device, lane.resident, options);
+  ASSERT_TRUE(guards.ok()) << guards.status().to_string();
+  const GateStats bench = guards->gate->stats();
+  const GateStats serve = lane.gate->stats();
+  // Each model's weights are registered on their own (host RAM reads 0 bytes for them here).
+  EXPECT_TRUE(lane.resident.count(lane.lane->foreground->info().name));
+  EXPECT_TRUE(lane.resident.count("models"));
+  EXPECT_EQ(bench.resident_bytes, serve.resident_bytes);
+  EXPECT_EQ(bench.concurrency_cap, serve.concurrency_cap);
+  EXPECT_EQ(bench.threshold_budget_bytes, serve.threshold_budget_bytes);
+  EXPECT_EQ(bench.limit_bytes, serve.limit_bytes);
+}
+
+// fixed:N and legacy change only what Note [Bench gate modes] says they change.
+TEST(BenchGuards, FixedAndLegacyChangeOnlyTheirOwnSettings) {
+  const Config config = test_config();
+  BenchRunOptions run;
+  run.jobs = 3;
+  run.in_flight_per_job = 2;
+  run.gate = {GateMode::kFixed, 5};
+  const LaneGuardOptions fixed = bench_guard_options(config, run);
+  EXPECT_EQ(fixed.gate.min_concurrent, 5);
+  EXPECT_EQ(fixed.gate.max_concurrent, 5);
+  EXPECT_FALSE(fixed.concurrency_tuner);
+  EXPECT_TRUE(fixed.recovery.retry_on_oom);
+  EXPECT_TRUE(fixed.cache_policy);
+
+  run.gate = {GateMode::kLegacy, 0};
+  const LaneGuardOptions legacy = bench_guard_options(config, run);
+  EXPECT_EQ(legacy.gate.max_concurrent, 6);
+  EXPECT_FALSE(legacy.recovery.retry_on_oom);
+  EXPECT_FALSE(legacy.release_after_oom);
+  EXPECT_FALSE(legacy.cache_policy);
 }
 
 TEST_F(BenchRunnerTest, RejectsBadLoads) {

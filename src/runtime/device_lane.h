@@ -3,6 +3,8 @@
 // and calibration. The runtime builds one per visible GPU.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +21,7 @@
 #include "memory/oom_recovery.h"
 #include "pipeline/engine.h"
 #include "pipeline/reloadable_model.h"
+#include "runtime/lane_guards.h"
 
 namespace segmentor {
 
@@ -28,9 +31,13 @@ struct DeviceLaneOptions {
   double inject_oom_rate = 0;  // test-only; Note [Calibrate before injecting]
 };
 
-// Members are declared in dependency order so they are destroyed safely.
+// Members are declared in dependency order so they are destroyed safely. The gate, cache policy,
+// ticker, ladder and tuner come from build_lane_guards (runtime/lane_guards.h).
 struct DeviceLane {
   std::unique_ptr<DeviceMemory> device;
+  // What the models' weights hold on the device, as registered with the gate at load (model name
+  // → bytes; "models" holds what loading took beyond the models' own figures).
+  std::map<std::string, std::int64_t> resident;
   std::unique_ptr<AdmissionGate> gate;
   std::unique_ptr<CachePolicy> cache;
   std::unique_ptr<CacheTicker> cache_ticker;  // null on the CPU or when disabled
@@ -52,11 +59,6 @@ struct DeviceLane {
 Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
                                                       const std::string& device,
                                                       const DeviceLaneOptions& options);
-
-// CONCURRENCY_TUNING=throughput: a tuner that sets `gate`'s concurrency cap (which must outlive
-// it); otherwise null.
-Result<std::unique_ptr<ConcurrencyTuner>> make_concurrency_tuner(const Config& config,
-                                                                 AdmissionGate& gate);
 
 // A lane with the models alone (no memory manager): the CPU fallback.
 Result<std::unique_ptr<Lane>> load_models_lane(const Config& config, const std::string& device);

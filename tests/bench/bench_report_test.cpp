@@ -1,14 +1,14 @@
 // The bench's pure parts: percentile maths, the JSON and markdown reports, result file names, the
 // gate-mode parser and the PNG plot.
-#include "app/bench_report.h"
+#include "bench/bench_report.h"
 
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "app/bench_plot.h"
-#include "app/bench_runner.h"
+#include "bench/bench_plot.h"
+#include "bench/bench_runner.h"
 #include "imaging/decode.h"
 #include "support/temp_dir.h"
 

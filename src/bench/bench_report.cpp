@@ -1,4 +1,4 @@
-#include "app/bench_report.h"
+#include "bench/bench_report.h"
 
 #include <algorithm>
 #include <cctype>

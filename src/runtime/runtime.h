@@ -1,6 +1,6 @@
 // Everything a command needs to run tasks, built once from the configuration: a lane per visible
 // GPU (each with its own memory view, admission gate, cache policy, recovery ladder and
-// calibration; app/device_lane.h), the CPU fallback lane, and the idle-unload reaper. `run`,
+// calibration; runtime/device_lane.h), the CPU fallback lane, and the idle-unload reaper. `run`,
 // `serve` and `bench` share it.
 #pragma once
 
@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "app/device_lane.h"
 #include "common/periodic_thread.h"
 #include "common/status.h"
 #include "config/config.h"
 #include "memory/oom_recovery.h"
 #include "pipeline/engine.h"
 #include "pipeline/reloadable_model.h"
+#include "runtime/device_lane.h"
 
 namespace segmentor {
 

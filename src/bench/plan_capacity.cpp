@@ -1,4 +1,4 @@
-#include "app/plan_capacity.h"
+#include "bench/plan_capacity.h"
 
 #include <algorithm>
 #include <cstdio>
