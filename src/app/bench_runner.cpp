@@ -251,6 +251,7 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
     case GateMode::kAdaptive:
       gate_options.min_concurrent = config.min_concurrent_images;
       gate_options.max_concurrent = config.max_concurrent_images;
+      gate_options.count_only = gate_counts_only(config);
       break;
     case GateMode::kFixed:
       gate_options.min_concurrent = gate_options.max_concurrent = options.gate.concurrency;

@@ -155,6 +155,13 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   gate_options.memory_threshold = config.gpu_memory_threshold;
   gate_options.min_concurrent = config.min_concurrent_images;
   gate_options.max_concurrent = config.max_concurrent_images;
+  gate_options.count_only = gate_counts_only(config);
+  if (gate_options.count_only) {
+    spdlog::warn(
+        "GPU_MEMORY_THRESHOLD=1.0: the memory gate is off on {}; tasks are admitted by count "
+        "alone (at most MAX_CONCURRENT_IMAGES={}), whatever memory they need (rollback mode)",
+        device, config.max_concurrent_images);
+  }
   SEGMENTOR_ASSIGN_OR_RETURN(lane->gate, AdmissionGate::create(gate_options, lane->device.get()));
   // Each model's weights on their own, so an idle unload can take one out of the arithmetic.
   // What loading held beyond the models' own figures (the CUDA context's first allocations) stays

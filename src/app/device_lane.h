@@ -53,6 +53,10 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
                                                       const std::string& device,
                                                       const DeviceLaneOptions& options);
 
+// GPU_MEMORY_THRESHOLD=1.0 is the rollback switch that turns the memory gate off (admission by
+// count alone; Note [Gate arithmetic], count only).
+inline bool gate_counts_only(const Config& config) { return config.gpu_memory_threshold >= 1.0; }
+
 // CONCURRENCY_TUNING=throughput: a tuner that sets `gate`'s concurrency cap (which must outlive
 // it); otherwise null.
 Result<std::unique_ptr<ConcurrencyTuner>> make_concurrency_tuner(const Config& config,

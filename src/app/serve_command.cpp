@@ -140,6 +140,7 @@ int serve(Config& config, const ServeFlags& flags) {
           if (Runtime* rt = state.runtime.load()) {
             metrics.update_memory(lane_readings(*rt));
           }
+          metrics.set_ready(readiness(state).first);
           return metrics.serialize();
         },
         [&state] { return readiness(state); });
