@@ -72,6 +72,14 @@ def main():
     rule_jobs = set(re.findall(r'up\{job="([^"]+)"\}', alert_rules))
     check(rule_jobs == {"segmentor"}, f"alert rules select jobs {rule_jobs}")
 
+    # Every alert links a runbook section that exists.
+    for group in yaml.safe_load(alert_rules)["groups"]:
+        for rule in group["rules"]:
+            link = rule.get("annotations", {}).get("runbook", "")
+            path, _, anchor = link.partition("#")
+            if check(path and os.path.exists(os.path.join(source, path)), f"{rule['alert']}: runbook {link} missing"):
+                check(f'<a id="{anchor}"></a>' in read(source, path), f"{rule['alert']}: no anchor {link}")
+
     # ---- Kubernetes ----
     kdir = os.path.join(source, "deploy", "kubernetes")
     kustomization = yaml.safe_load(read(source, "deploy", "kubernetes", "kustomization.yaml"))
