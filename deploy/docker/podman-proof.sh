@@ -64,6 +64,8 @@ step "serve: HEALTHCHECK, then SIGTERM through podman stop"
 for _ in $(seq 30); do curl -fsS http://127.0.0.1:18080/healthz >/dev/null 2>&1 && break; sleep 1; done
 "${pm[@]}" healthcheck run segmentor-proof && echo "healthcheck: healthy"
 "${pm[@]}" exec segmentor-proof sh -c 'echo "PID 1: $(cat /proc/1/cmdline | tr "\0" " ")"; id'
+# Models load first (uninterruptible; a minute on a busy CPU): stop once they are in.
+for _ in $(seq 180); do "${pm[@]}" logs segmentor-proof 2>&1 | grep -q '"runtime: ' && break; sleep 1; done
 t0=$SECONDS
 "${pm[@]}" stop -t 40 segmentor-proof >/dev/null
 echo "stopped in $((SECONDS - t0)) s, exit code $("${pm[@]}" inspect segmentor-proof --format '{{.State.ExitCode}}')"
