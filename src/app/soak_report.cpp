@@ -83,6 +83,22 @@ void analyse_soak(SoakReport& r) {
   }
   r.steady_from_round = steady.empty() ? 0 : steady.front()->round;
   r.rss = fit_line(hours, rss);
+  // The floor: the lowest reading of each of up to kFloorWindows windows of at least 3 readings.
+  {
+    const std::size_t n = rss.size();
+    const std::size_t windows = std::min<std::size_t>(kFloorWindows, n / 3);
+    std::vector<double> floor_hours, floor_rss;
+    for (std::size_t w = 0; w < windows; ++w) {
+      const std::size_t begin = w * n / windows, end = (w + 1) * n / windows;
+      std::size_t lowest = begin;
+      for (std::size_t i = begin; i < end; ++i) {
+        if (rss[i] < rss[lowest]) lowest = i;
+      }
+      floor_hours.push_back(hours[lowest]);
+      floor_rss.push_back(rss[lowest]);
+    }
+    r.rss_floor = windows >= 2 ? fit_line(floor_hours, floor_rss) : r.rss;
+  }
   r.gpu_allocated = fit_line(hours, allocated);
   r.gpu_reserved = fit_line(hours, reserved);
   r.throughput = fit_line(hours, fps);
@@ -97,24 +113,24 @@ void analyse_soak(SoakReport& r) {
     r.frames_per_hour = span_hours > 0 ? frames / span_hours : 0;
   }
   if (r.frames_per_hour > 0) {
-    r.rss_bytes_per_frame = r.rss.slope / r.frames_per_hour;
+    r.rss_bytes_per_frame = r.rss_floor.slope / r.frames_per_hour;
     r.gpu_allocated_bytes_per_frame = r.gpu_allocated.slope / r.frames_per_hour;
   }
   const double limit = r.thresholds.leak_bytes_per_hour;
-  const bool rss_leak = r.rss.slope > limit;
+  const bool rss_leak = r.rss_floor.slope > limit;
   const bool allocated_leak = r.gpu_allocated.slope > limit;
   r.leak_suspected = rss_leak || allocated_leak;
   std::string verdict;
   if (steady.size() < 3) {
     verdict = "too few rounds to judge (" + std::to_string(steady.size()) + " steady)";
   } else if (r.leak_suspected) {
-    verdict = std::string("LEAK SUSPECTED: ") + (rss_leak ? "host RSS " : "") +
+    verdict = std::string("LEAK SUSPECTED: ") + (rss_leak ? "host RSS floor " : "") +
               (allocated_leak ? "GPU allocated " : "") + "grows faster than " +
               fixed(limit / kMiB, 1) + " MiB/h";
   } else {
-    verdict = "no leak: host RSS " + fixed(r.rss.slope / kMiB, 2) + " MiB/h, GPU allocated " +
-              fixed(r.gpu_allocated.slope / kMiB, 2) + " MiB/h (limit " + fixed(limit / kMiB, 1) +
-              " MiB/h)";
+    verdict = "no leak: host RSS floor " + fixed(r.rss_floor.slope / kMiB, 2) +
+              " MiB/h, GPU allocated " + fixed(r.gpu_allocated.slope / kMiB, 2) + " MiB/h (limit " +
+              fixed(limit / kMiB, 1) + " MiB/h)";
   }
   r.verdict = verdict;
 }
@@ -135,6 +151,7 @@ std::string soak_to_json(const SoakReport& r) {
   j["leak_bytes_per_hour_limit"] = r.thresholds.leak_bytes_per_hour;
   j["steady_from_round"] = r.steady_from_round;
   j["rss"] = fit_json(r.rss, "bytes_per_hour");
+  j["rss_floor"] = fit_json(r.rss_floor, "bytes_per_hour");
   j["gpu_allocated"] = fit_json(r.gpu_allocated, "bytes_per_hour");
   j["gpu_reserved"] = fit_json(r.gpu_reserved, "bytes_per_hour");
   j["throughput"] = fit_json(r.throughput, "fps_per_hour");
@@ -176,8 +193,11 @@ std::string soak_to_markdown(const SoakReport& r) {
          std::to_string(r.frames_lost) + " |\n";
   out += "| steady part | from round " + std::to_string(r.steady_from_round) + ", " +
          fixed(r.frames_per_hour, 0) + " frames/h |\n";
-  out += "| host RSS slope | " + fixed(r.rss.slope / kMiB, 3) + " MiB/h (" +
-         fixed(r.rss_bytes_per_frame, 2) + " B/frame, r² " + fixed(r.rss.r2, 2) + ") |\n";
+  out += "| host RSS floor slope (judged) | " + fixed(r.rss_floor.slope / kMiB, 3) + " MiB/h (" +
+         fixed(r.rss_bytes_per_frame, 2) + " B/frame, " + std::to_string(r.rss_floor.points) +
+         " window minima) |\n";
+  out += "| host RSS slope, every reading | " + fixed(r.rss.slope / kMiB, 3) + " MiB/h (r² " +
+         fixed(r.rss.r2, 2) + ") |\n";
   out += "| GPU allocated slope | " + fixed(r.gpu_allocated.slope / kMiB, 3) + " MiB/h (" +
          fixed(r.gpu_allocated_bytes_per_frame, 2) + " B/frame) |\n";
   out += "| GPU reserved slope | " + fixed(r.gpu_reserved.slope / kMiB, 3) + " MiB/h |\n";

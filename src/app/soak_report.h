@@ -20,9 +20,14 @@ namespace segmentor {
 // peaks. The slope is a least-squares fit (bytes per hour) over the steady part: readings after the
 // warm-up (the first `warmup_fraction` of the soak, at least one round), because the first rounds
 // legitimately grow the allocator's cache, glibc's arenas and LibTorch's thread pools. Divided by
-// the frames per hour it becomes bytes leaked per frame, the number that scales with load. The
-// verdict is a threshold on the RSS and allocated slopes (reserved is reported, not judged: the
-// caching allocator may keep blocks it never returns).
+// the frames per hour it becomes bytes leaked per frame, the number that scales with load.
+// Host RSS stays noisy even so (LibTorch's thread pools and glibc's arenas hold tens of MiB more
+// or less from one round to the next: ±70 MiB on the CPU here), so the RSS verdict fits its
+// floor: the steady readings are cut into up to kFloorWindows consecutive windows and the lowest
+// reading of each is fitted. Leaked live memory lifts every reading, the floor included; noise
+// mostly lifts the others. The verdict is a threshold on the RSS floor's slope and on the
+// allocated slope (reserved is reported, not judged: the caching allocator may keep blocks it
+// never returns).
 struct SoakSample {
   double t_seconds = 0;                  // since the soak started, at the end of the round
   int round = 0;                         // 1-based
@@ -47,6 +52,8 @@ struct LineFit {
 // Fewer than two points, or every x equal: a zero fit with `points` set.
 LineFit fit_line(const std::vector<double>& x, const std::vector<double>& y);
 
+inline constexpr int kFloorWindows = 10;
+
 struct SoakThresholds {
   double warmup_fraction = 0.1;  // of the soak's duration, skipped before fitting
   double leak_bytes_per_hour = 16.0 * 1024 * 1024;  // slope above this on RSS or allocated = leak
@@ -66,7 +73,8 @@ struct SoakReport {
   std::vector<SoakSample> samples;
   // Filled by analyse_soak: fits over the steady samples, x in hours, y in bytes.
   int steady_from_round = 0;
-  LineFit rss;
+  LineFit rss;        // every steady reading
+  LineFit rss_floor;  // the lowest reading of each window (judged)
   LineFit gpu_allocated;
   LineFit gpu_reserved;
   LineFit throughput;          // frames/s per hour: a falling throughput is a slow leak too
