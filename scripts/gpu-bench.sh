@@ -16,6 +16,9 @@
 #   tuning   CONCURRENCY_TUNING with the stand-ins: the fixed sweep against adaptive MAX=8, and
 #            target 1; unless TUNING_QUICK=1 also adaptive MAX=8 without the tuner and target 1
 #            with 10 % injected OOMs
+#   soak     leak check with the stand-ins at an 8 GiB cap: `bench --duration` (SOAK_SECONDS,
+#            default 360) in rounds of 200 frames; slopes of host RSS and GPU allocated/reserved
+#            (bench/README.md, "Soak"); exit 1 when a slope passes the leak threshold
 #   measure  the memory manager's targets: 1,000 frames adaptive vs legacy with the ceiling, the
 #            same with 10 % injected OOMs, and adaptive against the fixed sweep at 8, 16, 24 GiB
 # Every step has a time limit; results accumulate in /tmp/gpu-bench and are tarred to $OUT after
@@ -158,7 +161,11 @@ time.sleep(150)" > "$res/hog.log" 2>&1 &
       # MAX=8 at 8 GiB runs near the budget: the ticker's pressure releases show here.
       bench cleanup-pressure 100 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 8 --jobs 4 \
         --frames 480 --gate adaptive --max-concurrent 8 ;;
-    *) echo "usage: $0 build|prepare|streams|lanes|tuning|measure|verify|cleanup|stash-a|bundled ..." >&2
+    soak)
+      soak=${SOAK_SECONDS:-360}
+      TAIL=30 bench soak $((soak + 180)) -- --cap-gib 8 --jobs 4 --frames 200 --gate adaptive \
+        --duration "$soak" --warmup-fraction 0.2 --sample-ms 200 ;;
+    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|verify|cleanup|stash-a|bundled ..." >&2
        exit 2 ;;
   esac
 done

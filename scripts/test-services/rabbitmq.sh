@@ -10,6 +10,7 @@
 #   rabbitmq.sh kill DIR      kill -9 the node (crash, no clean shutdown); `start DIR` revives it
 #   rabbitmq.sh url DIR       print the AMQP URL
 #   rabbitmq.sh ctl DIR ARGS  run rabbitmqctl against the node (e.g. list_queues name durable)
+# RABBITMQ_PROMETHEUS_PORT / RABBITMQ_MANAGEMENT_PORT at the first start: see write_files.
 #
 # Works as root (the Debian /usr/sbin wrapper would switch to the rabbitmq user and its global
 # files, so we call the real scripts in /usr/lib/rabbitmq/bin directly).
@@ -83,6 +84,28 @@ CONF
   sed -i '/listeners.tcp.default/d' "$dir/rabbitmq.conf"
   echo '[].' >"$dir/advanced.config"
   echo '[].' >"$dir/enabled_plugins"
+  # RABBITMQ_PROMETHEUS_PORT=N: also serve the broker's own metrics (per queue) on loopback:N;
+  # RABBITMQ_MANAGEMENT_PORT=M: the management HTTP API on loopback:M (tests publish through it).
+  # For the test that checks the alert rules and the dashboard against real exporters.
+  local plugins=()
+  if [[ -n "${RABBITMQ_PROMETHEUS_PORT:-}" ]]; then
+    plugins+=(rabbitmq_prometheus)
+    cat >>"$dir/rabbitmq.conf" <<CONF
+prometheus.tcp.ip = 127.0.0.1
+prometheus.tcp.port = $RABBITMQ_PROMETHEUS_PORT
+prometheus.return_per_object_metrics = true
+CONF
+  fi
+  if [[ -n "${RABBITMQ_MANAGEMENT_PORT:-}" ]]; then
+    plugins+=(rabbitmq_management)
+    cat >>"$dir/rabbitmq.conf" <<CONF
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $RABBITMQ_MANAGEMENT_PORT
+CONF
+  fi
+  if ((${#plugins[@]})); then
+    (IFS=,; echo "[${plugins[*]}]." >"$dir/enabled_plugins")
+  fi
   : >"$dir/rabbitmq-env.conf"
   # A private cookie: the CLI and the node find it through HOME.
   head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/home/.erlang.cookie"

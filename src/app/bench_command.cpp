@@ -14,6 +14,7 @@
 #include "bench/bench_plot.h"
 #include "bench/bench_report.h"
 #include "bench/bench_runner.h"
+#include "bench/soak_runner.h"
 #include "models/model_ceiling.h"
 #include "models/model_loader.h"
 #include "runtime/runtime.h"
@@ -44,6 +45,9 @@ struct BenchFlags {
   bool no_cpu_fallback = false;
   int sample_ms = 50;
   bool no_plot = false;
+  int duration_seconds = 0;  // > 0: soak (rounds of --frames until then)
+  double leak_mib_per_hour = 16;
+  double warmup_fraction = 0.1;
 };
 
 Status write_text(const std::filesystem::path& path, const std::string& text) {
@@ -93,6 +97,54 @@ Result<std::vector<ModelCeiling>> measure_ceiling(const Config& config, const st
     models.push_back(std::move(ceiling));
   }
   return models;
+}
+
+// `--duration S`: rounds of the load until S seconds passed, then the slopes (soak_report.h).
+int run_soak_command(const BenchFlags& flags, const Config& config, Runtime& rt,
+                     const BenchFrames& frames, const GateSpec& gate, double cap,
+                     const std::string& card) {
+  SoakOptions options;
+  options.round.gate = gate;
+  options.round.cap_gib = cap;
+  options.round.jobs = flags.jobs;
+  options.round.frames_per_job = flags.frames / flags.jobs;
+  options.round.in_flight_per_job = flags.in_flight_per_job;
+  options.round.fhd_fraction = flags.fhd_fraction;
+  options.round.sample_interval = std::chrono::milliseconds(std::max(1, flags.sample_ms));
+  options.round.card = card;
+  options.duration = std::chrono::seconds(flags.duration_seconds);
+  options.thresholds.leak_bytes_per_hour = flags.leak_mib_per_hour * 1024 * 1024;
+  options.thresholds.warmup_fraction = flags.warmup_fraction;
+  options.on_round = [](const SoakSample& s) {
+    std::printf(
+        "soak round %d at %.0f s: %.2f frames/s, %lld done, %lld lost, RSS %.1f MiB, GPU "
+        "allocated %.1f MiB, reserved %.1f MiB\n",
+        s.round, s.t_seconds, s.round_fps, static_cast<long long>(s.frames_done),
+        static_cast<long long>(s.frames_lost), static_cast<double>(s.rss_bytes) / 1048576.0,
+        static_cast<double>(s.gpu_allocated_bytes) / 1048576.0,
+        static_cast<double>(s.gpu_reserved_bytes) / 1048576.0);
+    std::fflush(stdout);
+  };
+  auto report = run_soak(rt, config, frames, options);
+  if (!report.ok()) {
+    std::fprintf(stderr, "segmentor bench: %s\n", report.status().to_string().c_str());
+    return kExitSomeFailed;
+  }
+  BenchRunReport naming;
+  naming.card = card;
+  naming.date = report->date;
+  naming.gate = "soak";
+  const auto stem = free_stem(flags.out_dir, result_stem(naming));
+  const std::string table = soak_to_markdown(*report);
+  Status written = write_text(stem.string() + ".json", soak_to_json(*report));
+  if (written.ok()) written = write_text(stem.string() + ".md", table);
+  if (!written.ok()) {
+    std::fprintf(stderr, "segmentor bench: %s\n", written.message().c_str());
+    return kExitSomeFailed;
+  }
+  std::printf("\n%s\n-> %s.json, %s.md\n", table.c_str(), stem.c_str(), stem.c_str());
+  // A suspected leak or a lost frame fails the soak, so a script can gate on it.
+  return report->leak_suspected || report->frames_lost > 0 ? kExitSomeFailed : kExitOk;
 }
 
 int run_bench_command(const BenchFlags& flags, Config config) {
@@ -203,6 +255,10 @@ int run_bench_command(const BenchFlags& flags, Config config) {
     }
   }
 
+  if (flags.duration_seconds > 0) {
+    return run_soak_command(flags, config, rt, frames, gates.front(), caps.front(), card);
+  }
+
   std::vector<BenchRunReport> reports;
   for (const double cap : caps) {
     for (const GateSpec& gate : gates) {
@@ -310,6 +366,15 @@ Subcommand add_bench_command(CLI::App& app) {
   cli->add_option("--sample-ms", flags->sample_ms, "Memory sampling interval")
       ->capture_default_str();
   cli->add_flag("--no-plot", flags->no_plot, "Skip the PNG plots");
+  cli->add_option("--duration", flags->duration_seconds,
+                  "Soak: repeat rounds of --frames frames (first --gate, first --cap-gib) for this "
+                  "many seconds, then report the slopes of host RSS and GPU memory (leak check)");
+  cli->add_option("--leak-threshold-mib-per-hour", flags->leak_mib_per_hour,
+                  "Soak: a host RSS or GPU allocated slope above this fails the soak")
+      ->capture_default_str();
+  cli->add_option("--warmup-fraction", flags->warmup_fraction,
+                  "Soak: share of the duration left out of the slopes (warm-up)")
+      ->capture_default_str();
   return {cli, [flags](Config& config) { return run_bench_command(*flags, config); }};
 }
 

@@ -140,6 +140,7 @@ int serve(Config& config, const ServeFlags& flags) {
           if (Runtime* rt = state.runtime.load()) {
             metrics.update_memory(lane_readings(*rt));
           }
+          metrics.set_ready(readiness(state).first);
           return metrics.serialize();
         },
         [&state] { return readiness(state); });
@@ -166,8 +167,18 @@ int serve(Config& config, const ServeFlags& flags) {
   runtime_holder = std::move(runtime).value();
   Runtime& rt = *runtime_holder;
   spdlog::info("runtime: {}", rt.describe());
+  // Loading models cannot be interrupted; a SIGTERM that arrived meanwhile (a pod deleted while
+  // starting) is a clean stop: nothing was consumed yet, so do not go on to the database.
+  if (state.stop.load()) {
+    spdlog::info("stopped during start-up");
+    return kExitOk;
+  }
 
   auto db = connect_database(config, flags, state);
+  if (!db.ok() && state.stop.load()) {
+    spdlog::info("stopped during start-up, before the database was reached");
+    return kExitOk;
+  }
   if (!db.ok()) {
     spdlog::critical("database {}: {}", mask_url_password(config.effective_postgres_dsn()),
                      db.status().to_string());

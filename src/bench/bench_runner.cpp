@@ -204,11 +204,13 @@ LaneGuardOptions bench_guard_options(const Config& config, const BenchRunOptions
       break;
     case GateMode::kFixed:
       guards.gate.min_concurrent = guards.gate.max_concurrent = options.gate.concurrency;
+      guards.gate.count_only = false;
       guards.concurrency_tuner = false;
       break;
     case GateMode::kLegacy:
       guards.gate.min_concurrent = guards.gate.max_concurrent =
           options.jobs * options.in_flight_per_job;
+      guards.gate.count_only = false;
       guards.recovery.retry_on_oom = false;
       guards.release_after_oom = false;
       guards.cache_policy = false;

@@ -120,7 +120,7 @@ std::int64_t AdmissionGate::limit_locked() const {
 
 bool AdmissionGate::fits_locked(std::int64_t bytes) const {
   if (in_flight_ >= concurrency_cap_) return false;
-  if (in_flight_ < effective_min_) return true;
+  if (in_flight_ < effective_min_ || options_.count_only) return true;
   return resident_ + in_flight_bytes_ + bytes <= limit_locked();
 }
 
@@ -321,6 +321,9 @@ GateStats AdmissionGate::stats() const {
   s.threshold_budget_bytes = threshold_budget_;
   s.aimd_cap_bytes = aimd_cap_;
   s.concurrency_cap = concurrency_cap_;
+  s.count_only = options_.count_only;
+  s.at_floor = aimd_cap_.has_value() &&
+               *aimd_cap_ <= static_cast<std::int64_t>(effective_min_) * largest_task_bytes_;
   return s;
 }
 

@@ -66,6 +66,11 @@ namespace segmentor {
 //   on_success(): after kSuccessesPerIncrease consecutive successes, aimd_cap += step (default
 //     kIncreaseStepFraction × threshold); once it reaches task_room the cap is dropped, so the
 //     limit follows the live budget again.
+//
+// Count only (the rollback switch): with count_only, set from GPU_MEMORY_THRESHOLD = 1.0, a task
+// is admitted when in_flight < cap, whatever its bytes; budget, limit and AIMD are still computed
+// and reported, they just decide nothing. This is the design document's "disable adaptive
+// gating": MIN/MAX_CONCURRENT_IMAGES become a plain semaphore, as in the Python service.
 
 inline constexpr double kBackoffFactor = 0.7;
 inline constexpr int kSuccessesPerIncrease = 8;
@@ -79,6 +84,7 @@ struct AdmissionGateOptions {
   double memory_threshold = 0.85;  // GPU_MEMORY_THRESHOLD, in (0, 1]
   int min_concurrent = 1;          // MIN_CONCURRENT_IMAGES
   int max_concurrent = 4;          // MAX_CONCURRENT_IMAGES
+  bool count_only = false;         // admit by count alone (Note [Gate arithmetic], count only)
   std::chrono::nanoseconds budget_refresh_interval = kBudgetRefreshInterval;
   double backoff_factor = kBackoffFactor;
   int successes_per_increase = kSuccessesPerIncrease;
@@ -99,6 +105,10 @@ struct GateStats {
   std::int64_t threshold_budget_bytes = 0;     // budget × threshold
   std::optional<std::int64_t> aimd_cap_bytes;  // none = the limit follows the budget
   int concurrency_cap = 0;                     // set_concurrency_cap(), MAX until set
+  bool count_only = false;                     // AdmissionGateOptions::count_only
+  // The AIMD cap sits at its floor (MIN' × the largest task admitted): OOMs pushed the limit as
+  // low as it goes. Long stretches of this mean the predictions are far off (a runbook symptom).
+  bool at_floor = false;
   std::uint64_t admitted_total = 0;
   std::uint64_t readmitted_total = 0;    // readmit() calls (tasks back from an OOM back-off)
   std::uint64_t waits_total = 0;         // admissions that had to queue first

@@ -94,7 +94,15 @@ Metrics::Metrics()
       resident_bytes_(device_gauge(*registry_, "gpu_model_resident_bytes",
                                    "Model weights held on the device, measured at start-up")),
       readmissions_(counter(*registry_, "segmentation_gate_readmissions_total",
-                            "Tasks re-admitted by the gate after an out-of-memory back-off")) {}
+                            "Tasks re-admitted by the gate after an out-of-memory back-off")),
+      gate_at_floor_(device_gauge(*registry_, "segmentation_gate_at_floor",
+                                  "1 while out-of-memory back-offs hold the gate's limit at its "
+                                  "floor (MIN_CONCURRENT_IMAGES x the largest task)")),
+      gate_count_only_(device_gauge(*registry_, "segmentation_gate_count_only",
+                                    "1 when GPU_MEMORY_THRESHOLD=1.0 turned the memory gate off "
+                                    "(admission by count alone)")),
+      ready_(gauge(*registry_, "segmentor_ready",
+                   "1 when /readyz answers 200 (models loaded, broker and database up)")) {}
 
 void Metrics::set_calibration(const std::string& device, const CalibrationTable& table) {
   for (const CalibrationRow& row : table.rows()) {
@@ -116,6 +124,8 @@ void Metrics::observe_task(std::string_view asset_type, std::string_view outcome
 }
 
 void Metrics::set_concurrent_tasks(int tasks) { concurrent_tasks_.Set(tasks); }
+
+void Metrics::set_ready(bool ready) { ready_.Set(ready ? 1.0 : 0.0); }
 
 void Metrics::count_message(std::string_view topic, std::string_view outcome) {
   messages_family_.Add({{"topic", std::string(topic)}, {"outcome", std::string(outcome)}})
@@ -150,6 +160,8 @@ void Metrics::update_memory(std::span<const LaneReading> lanes) {
     gate_in_flight_bytes_.Add(labels).Set(static_cast<double>(lane.gate.in_flight_bytes));
     gate_waiting_.Add(labels).Set(lane.gate.waiting);
     concurrency_cap_.Add(labels).Set(lane.gate.concurrency_cap);
+    gate_at_floor_.Add(labels).Set(lane.gate.at_floor ? 1.0 : 0.0);
+    gate_count_only_.Add(labels).Set(lane.gate.count_only ? 1.0 : 0.0);
     in_flight += lane.gate.in_flight;
     recovery += lane.recovery;
     releases += lane.cache.releases_total;

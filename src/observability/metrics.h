@@ -45,6 +45,8 @@ class Metrics {
   // One finished task: asset_type "image" | "video_frame", outcome "done" | "failed".
   void observe_task(std::string_view asset_type, std::string_view outcome, double seconds);
   void set_concurrent_tasks(int tasks);
+  // What /readyz says (1 ready, 0 not), for the "worker not ready" alert.
+  void set_ready(bool ready);
   // One consumed message: outcome "acked" | "retried" | "dead_lettered".
   void count_message(std::string_view topic, std::string_view outcome);
 
@@ -91,6 +93,9 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& calibrated_family_;
   prometheus::Family<prometheus::Gauge>& resident_bytes_;
   prometheus::Counter& readmissions_;
+  prometheus::Family<prometheus::Gauge>& gate_at_floor_;
+  prometheus::Family<prometheus::Gauge>& gate_count_only_;
+  prometheus::Gauge& ready_;
 
   std::mutex counter_mutex_;
   std::map<std::string, double> last_totals_;

@@ -163,6 +163,12 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   lane->cache_ticker = std::move(guards.cache_ticker);
   lane->recovery = std::move(guards.recovery);
   lane->tuner = std::move(guards.tuner);
+  if (guard_options.gate.count_only) {
+    spdlog::warn(
+        "GPU_MEMORY_THRESHOLD=1.0: the memory gate is off on {}; tasks are admitted by count "
+        "alone (at most MAX_CONCURRENT_IMAGES={}), whatever memory they need (rollback mode)",
+        device, config.max_concurrent_images);
+  }
 
   if (options.calibrate && gpu) {
     Segmenter segmenter(*lane->lane->foreground, lane->lane->people.get());

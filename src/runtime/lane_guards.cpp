@@ -28,6 +28,7 @@ LaneGuardOptions lane_guard_options(const Config& config) {
   options.gate.memory_threshold = config.gpu_memory_threshold;
   options.gate.min_concurrent = config.min_concurrent_images;
   options.gate.max_concurrent = config.max_concurrent_images;
+  options.gate.count_only = gate_counts_only(config);
   options.recovery.retry_on_oom = config.retry_on_oom;
   options.recovery.max_oom_retries = config.max_oom_retries;
   return options;

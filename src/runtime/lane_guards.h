@@ -30,8 +30,13 @@ struct LaneGuardOptions {
   bool concurrency_tuner = true;  // as CONCURRENCY_TUNING says; false: never a tuner
 };
 
+// GPU_MEMORY_THRESHOLD=1.0 is the rollback switch that turns the memory gate off (admission by
+// count alone; Note [Gate arithmetic], count only).
+inline bool gate_counts_only(const Config& config) { return config.gpu_memory_threshold >= 1.0; }
+
 // The settings `run` and `serve` use: GPU_MEMORY_THRESHOLD, MIN/MAX_CONCURRENT_IMAGES,
-// RETRY_ON_OOM, MAX_OOM_RETRIES, with the cache policy, its ticker and the tuner on.
+// RETRY_ON_OOM, MAX_OOM_RETRIES (the gate counts only at a threshold of 1.0), with the cache
+// policy, its ticker and the tuner on.
 LaneGuardOptions lane_guard_options(const Config& config);
 
 // Members are declared in dependency order so they are destroyed safely. Owns everything but the

@@ -555,3 +555,55 @@ TEST(AdmissionGateTest, ImagesAndVideoFramesShareOneBudget) {
 
 }  // namespace
 }  // namespace segmentor
+
+namespace segmentor {
+namespace {
+
+// GPU_MEMORY_THRESHOLD=1.0, the rollback switch (Note [Gate arithmetic], count only): bytes decide
+// nothing, MAX still does.
+TEST(AdmissionGateCountOnlyTest, AdmitsByCountWhateverTheBytes) {
+  FakeDevice device(1000);
+  AdmissionGateOptions o = options(1, 3);
+  o.count_only = true;
+  auto gate = make_gate(device, o);
+  EXPECT_TRUE(gate->stats().count_only);
+  std::vector<AdmissionGate::Ticket> held;
+  for (int i = 0; i < 3; ++i) {
+    auto ticket = gate->try_admit(900);  // three times the whole card
+    ASSERT_TRUE(ticket.has_value()) << "task " << i;
+    held.push_back(std::move(*ticket));
+  }
+  EXPECT_FALSE(gate->try_admit(0));  // MAX = 3
+  EXPECT_EQ(gate->stats().in_flight, 3);
+  gate->on_out_of_memory();  // AIMD still shrinks the (reported) limit ...
+  held.pop_back();
+  EXPECT_TRUE(gate->try_admit(900).has_value());  // ... but does not decide admission
+}
+
+TEST(AdmissionGateCountOnlyTest, TheSameLoadWaitsWithTheGateOn) {
+  FakeDevice device(1000);
+  auto gate = make_gate(device, options(1, 3));
+  EXPECT_FALSE(gate->stats().count_only);
+  auto first = gate->try_admit(900);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_FALSE(gate->try_admit(900));  // 1800 > 1000: bytes decide
+}
+
+TEST(AdmissionGateFloorTest, ReportsWhenOomsHoldTheLimitAtItsFloor) {
+  FakeDevice device(1000);
+  auto gate = make_gate(device, options(1, 10));
+  EXPECT_FALSE(gate->stats().at_floor);
+  std::vector<AdmissionGate::Ticket> held;
+  held.push_back(std::move(*gate->try_admit(300)));
+  held.push_back(std::move(*gate->try_admit(300)));
+  gate->on_out_of_memory();  // 600 × 0.7 = 420 > floor 300
+  EXPECT_FALSE(gate->stats().at_floor);
+  held.clear();
+  held.push_back(std::move(*gate->try_admit(300)));
+  gate->on_out_of_memory();  // min(420, 300) × 0.7 = 210 -> floor 300
+  EXPECT_EQ(gate->stats().aimd_cap_bytes, 300);
+  EXPECT_TRUE(gate->stats().at_floor);
+}
+
+}  // namespace
+}  // namespace segmentor

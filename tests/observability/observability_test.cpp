@@ -121,6 +121,28 @@ TEST(MetricsTest, CalibrationAndReadmissionsAreExposed) {
   EXPECT_EQ(sample(text, "segmentation_gate_readmissions_total"), 3);
 }
 
+// What the operator alerts read (deploy/prometheus/rules/): the gate at its floor, the gate
+// turned off by GPU_MEMORY_THRESHOLD=1.0, and readiness.
+TEST(MetricsTest, GateStateAndReadinessForTheAlerts) {
+  Metrics metrics;
+  LaneReading pinned{"cuda:0", {}, {}, {}, {}};
+  pinned.gate.at_floor = true;
+  LaneReading off{"cuda:1", {}, {}, {}, {}};
+  off.gate.count_only = true;
+  const std::vector<LaneReading> lanes = {pinned, off};
+  metrics.update_memory(lanes);
+  metrics.set_ready(false);
+  std::string text = metrics.serialize();
+  EXPECT_EQ(sample(text, "segmentation_gate_at_floor{device=\"cuda:0\"}"), 1);
+  EXPECT_EQ(sample(text, "segmentation_gate_at_floor{device=\"cuda:1\"}"), 0);
+  EXPECT_EQ(sample(text, "segmentation_gate_count_only{device=\"cuda:0\"}"), 0);
+  EXPECT_EQ(sample(text, "segmentation_gate_count_only{device=\"cuda:1\"}"), 1);
+  EXPECT_EQ(sample(text, "segmentor_ready"), 0);
+  metrics.set_ready(true);
+  text = metrics.serialize();
+  EXPECT_EQ(sample(text, "segmentor_ready"), 1);
+}
+
 TEST(MetricsTest, TaskOutcomesAreCountedByTypeAndOutcome) {
   Metrics metrics;
   metrics.observe_task("image", "done", 0.1);
