@@ -81,7 +81,10 @@ NANODET_MANIFEST = {
     "pixel_scale": 1.0,
     "mean": [103.53, 116.28, 123.675],
     "std": [57.375, 57.12, 58.395],
-    "resize": "stretch",
+    # Kept-aspect input: stretched, skimage's cat scores 0.59 as a person; letterboxed in grey,
+    # 0.16 (docs/models.md has the scores of every test photo).
+    "resize": "letterbox",
+    "letterbox_pad_value": 114,
     "num_classes": 80,
     "person_class": 0,
     "conf_threshold": 0.5,

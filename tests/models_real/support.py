@@ -101,13 +101,15 @@ def resize_rgb(rgb, width, height):
 
 def preprocess(rgb, manifest):
     """HWC uint8 RGB -> float32 [1, 3, H, W] (or NHWC per manifest) as docs/model-manifest.md
-    describes: stretch to the model size, scale, normalise."""
+    describes: stretch to the model size, reorder channels, scale, normalise."""
     if manifest.get("resize", "stretch") != "stretch":
         raise ValueError("these tests only use stretch models")
     rgb = resize_rgb(rgb, manifest["input_width"], manifest["input_height"])
     scale = manifest.get("pixel_scale", 1.0 / 255.0)
     mean = np.asarray(manifest.get("mean", [0, 0, 0]), np.float32)
     std = np.asarray(manifest.get("std", [1, 1, 1]), np.float32)
+    if manifest.get("channel_order", "rgb") == "bgr":
+        rgb = rgb[:, :, ::-1]
     x = (rgb.astype(np.float32) * np.float32(scale) - mean) / std
     if manifest.get("layout", "nchw") == "nchw":
         x = x.transpose(2, 0, 1)
