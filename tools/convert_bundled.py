@@ -91,7 +91,10 @@ NANODET_MANIFEST = {
     "iou_threshold": 0.6,
     "strides": [8, 16, 32],
     "reg_bins": 11,
-    "box_margin": 0.1,
+    # The selfie mask reaches past the detector's box (hair, shoulders, a held object): with 0.10
+    # the astronaut's gated people mask had IoU 0.898 with the ungated one, with 0.15 0.918
+    # (tests/models_real/people_stage_test.py asks for 0.9).
+    "box_margin": 0.15,
     "weights_dtype": "float16",
     "is_test_model": False,
     "source": ("NanoDet-g (https://github.com/RangiLyu/nanodet), COCO, TF.js graph "
