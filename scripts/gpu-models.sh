@@ -12,13 +12,14 @@ case "${1:-}" in
     split -b 40M "$cache/isnet-medium.pt" .gpu-models/isnet-medium.pt.part-
     mv .gpu-models/isnet-medium.pt.part-aa .gpu-models/a/
     mv .gpu-models/isnet-medium.pt.part-a? .gpu-models/b/
-    cp "$cache"/*.json "$cache/mediapipe-selfie.pt" "$cache/bundled-models.stamp" .gpu-models/b/
+    cp "$cache"/*.json "$cache/mediapipe-selfie.pt" "$cache/nanodet-g.pt" \
+      "$cache/bundled-models.stamp" .gpu-models/b/
     (cd "$cache" && sha256sum isnet-medium.pt) > .gpu-models/b/isnet-medium.sha256
     du -sh .gpu-models/a .gpu-models/b ;;
   join)
     mkdir -p "$cache"
     cat .gpu-models/a/isnet-medium.pt.part-* .gpu-models/b/isnet-medium.pt.part-* > "$cache/isnet-medium.pt"
-    cp .gpu-models/b/*.json .gpu-models/b/mediapipe-selfie.pt "$cache/"
+    cp .gpu-models/b/*.json .gpu-models/b/mediapipe-selfie.pt .gpu-models/b/nanodet-g.pt "$cache/"
     (cd "$cache" && sha256sum -c "$OLDPWD/.gpu-models/b/isnet-medium.sha256") ;;
   *) echo "usage: $0 split|join" >&2; exit 2 ;;
 esac

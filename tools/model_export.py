@@ -22,7 +22,7 @@ import numpy as np
 
 import torch
 
-MANIFEST_KINDS = ("foreground_probability", "person_probability", "yolo_seg")
+MANIFEST_KINDS = ("foreground_probability", "person_probability", "yolo_seg", "person_detector")
 
 # Field -> (type check, default). Mirrors the table in docs/model-manifest.md.
 _FIELDS = {
@@ -31,6 +31,7 @@ _FIELDS = {
     "input_width": (int, None),
     "input_height": (int, None),
     "layout": (str, "nchw"),
+    "channel_order": (str, "rgb"),
     "pixel_scale": ((int, float), 1.0 / 255.0),
     "mean": (list, [0.0, 0.0, 0.0]),
     "std": (list, [1.0, 1.0, 1.0]),
@@ -43,6 +44,9 @@ _FIELDS = {
     "person_class": (int, 0),
     "conf_threshold": ((int, float), 0.5),
     "iou_threshold": ((int, float), 0.7),
+    "strides": (list, None),
+    "reg_bins": (int, None),
+    "box_margin": ((int, float), 0.1),
     "weights_dtype": (str, "float32"),
     "is_test_model": (bool, False),
     "source": (str, ""),
@@ -52,6 +56,7 @@ _REQUIRED = ("name", "kind", "input_width", "input_height")
 _ENUMS = {
     "kind": MANIFEST_KINDS,
     "layout": ("nchw", "nhwc"),
+    "channel_order": ("rgb", "bgr"),
     "resize": ("stretch", "letterbox"),
     "output_activation": ("none", "sigmoid"),
     "weights_dtype": ("float16", "float32"),
@@ -88,6 +93,12 @@ def validate_manifest(manifest):
         raise ManifestError("input size must be positive")
     if manifest["kind"] == "yolo_seg" and "num_classes" not in manifest:
         raise ManifestError("yolo_seg manifests need num_classes")
+    if manifest["kind"] == "person_detector":
+        for key in ("num_classes", "strides", "reg_bins"):
+            if key not in manifest:
+                raise ManifestError(f"person_detector manifests need {key}")
+        if not manifest["strides"] or not all(isinstance(v, int) and v > 0 for v in manifest["strides"]):
+            raise ManifestError("manifest field 'strides' must hold positive integers")
     return manifest
 
 

@@ -15,6 +15,7 @@
 #include "bench/bench_report.h"
 #include "bench/bench_runner.h"
 #include "bench/soak_runner.h"
+#include "models/manifest.h"
 #include "models/model_ceiling.h"
 #include "models/model_loader.h"
 #include "runtime/runtime.h"
@@ -85,7 +86,17 @@ Result<std::vector<ModelCeiling>> measure_ceiling(const Config& config, const st
   options.batch_sizes = flags.ceiling_batches;
   std::vector<ModelCeiling> models;
   std::vector<std::string> names = {config.foreground_model};
-  if (config.people_model != "none") names.push_back(config.people_model);
+  if (config.people_model != "none") {
+    names.push_back(config.people_model);
+    // The person detector runs beside a person-mask model (Note [People are decided by a
+    // detector]); a YOLO-seg people model has none.
+    SEGMENTOR_ASSIGN_OR_RETURN(auto people_path,
+                               resolve_model(config.people_model, config.model_cache));
+    SEGMENTOR_ASSIGN_OR_RETURN(ModelManifest people, read_manifest(manifest_path_for(people_path)));
+    if (config.people_detector_model != "none" && people.kind != ModelKind::kYoloSeg) {
+      names.push_back(config.people_detector_model);
+    }
+  }
   for (const std::string& name : names) {
     SEGMENTOR_ASSIGN_OR_RETURN(auto path, resolve_model(name, config.model_cache));
     SEGMENTOR_ASSIGN_OR_RETURN(ModelCeiling ceiling, measure_model_ceiling(path, options));

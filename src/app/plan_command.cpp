@@ -88,6 +88,7 @@ int run_plan_command(const PlanFlags& flags, Config config) {
   plan->date = utc_now_iso8601();
   plan->models.push_back(lane.foreground->info().name);
   if (lane.people) plan->models.push_back(lane.people->info().name);
+  if (lane.person_detector) plan->models.push_back(lane.person_detector->info().name);
   const std::string text = flags.json       ? plan_to_json(*plan)
                            : flags.markdown ? plan_to_markdown(*plan)
                                             : plan_to_text(*plan);

@@ -28,6 +28,7 @@ using Clock = std::chrono::steady_clock;
 struct Tally {
   std::mutex mutex;
   std::size_t done = 0;
+  std::size_t with_people = 0;  // images whose people mask is not empty
   std::vector<std::pair<std::string, std::string>> failed;
   std::map<std::string, std::size_t> by_lane;
   double decode = 0, wait = 0, segment = 0, write = 0;
@@ -45,7 +46,13 @@ void print_summary(const Tally& tally, double elapsed, const Runtime& runtime,
         "write %.3f)",
         elapsed / n, tally.decode / n, tally.wait / n, tally.segment / n, tally.write / n);
   }
-  std::printf("\ndevice: %s\n", runtime.describe().c_str());
+  std::printf("\n");
+  if (tally.done > 0) {
+    std::printf("people found in %zu of %zu image%s (their pixels are left out of the product "
+                "mask)\n",
+                tally.with_people, tally.done, tally.done == 1 ? "" : "s");
+  }
+  std::printf("device: %s\n", runtime.describe().c_str());
   for (const auto& [lane, count] : tally.by_lane) {
     std::printf("  %zu image%s on %s\n", count, count == 1 ? "" : "s", lane.c_str());
   }
@@ -113,6 +120,7 @@ int run_images(const RunOptions& options, const Config& config) {
         if (outcome.status.ok()) {
           ++tally.done;
           ++tally.by_lane[outcome.lane];
+          if (outcome.people_found) ++tally.with_people;
           tally.decode += outcome.decode_seconds;
           tally.wait += outcome.wait_seconds;
           tally.segment += outcome.segment_seconds;

@@ -20,12 +20,13 @@ struct Subcommand {
   std::function<int(Config&)> run;
 };
 
-// --device, --foreground-model and --people-model: the same three options on every command that
-// loads models, overriding DEVICE and the *_SEG_MODEL_NAME settings.
+// --device, --foreground-model, --people-model and --person-detector: the same options on every
+// command that loads models, overriding DEVICE and the *_MODEL_NAME settings.
 struct ModelFlags {
   std::string device;  // empty = DEVICE
   std::string foreground_model;
   std::string people_model;
+  std::string person_detector;
 
   void add_to(CLI::App* cli) {
     cli->add_option("--device", device, "auto, cpu, cuda or cuda:N (default: DEVICE)");
@@ -34,11 +35,14 @@ struct ModelFlags {
         "Model name in MODEL_CACHE or path to a .pt (default: FOREGROUND_SEG_MODEL_NAME)");
     cli->add_option("--people-model", people_model,
                     "Model name, path, or 'none' (default: PEOPLE_SEG_MODEL_NAME)");
+    cli->add_option("--person-detector", person_detector,
+                    "Model name, path, or 'none' (default: PEOPLE_DETECTOR_MODEL_NAME)");
   }
   // Applies the model overrides; the device goes to RuntimeOptions::device.
   void apply_models(Config& config) const {
     if (!foreground_model.empty()) config.foreground_model = foreground_model;
     if (!people_model.empty()) config.people_model = people_model;
+    if (!person_detector.empty()) config.people_detector_model = person_detector;
   }
 };
 

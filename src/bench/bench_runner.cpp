@@ -285,6 +285,9 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   report.injected_oom_rate = config.inject_oom_rate;
   report.models.push_back(first.lane->foreground->info().name);
   if (first.lane->people) report.models.push_back(first.lane->people->info().name);
+  if (first.lane->person_detector) {
+    report.models.push_back(first.lane->person_detector->info().name);
+  }
   report.test_models = runtime.uses_test_models;
   report.cuda_streams = config.cuda_streams;
   report.gpu_cleanup_every_n = config.gpu_cleanup_every_n;

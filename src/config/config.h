@@ -22,6 +22,8 @@ struct Config {
   // --- models (CONTRACT §7) ---
   std::string foreground_model = "isnet-medium";       // FOREGROUND_SEG_MODEL_NAME (name or path)
   std::string people_model = "mediapipe-selfie";       // PEOPLE_SEG_MODEL_NAME (name or path)
+  std::string people_detector_model = "nanodet-g";     // PEOPLE_DETECTOR_MODEL_NAME; none = off
+  double person_min_score = 0.5;                       // PERSON_MIN_SCORE, in [0, 1]
   std::filesystem::path model_cache = "models/cache";  // MODEL_CACHE
   bool use_fp16 = true;                                // USE_FP16 (CUDA only)
   std::string device = "auto";                         // DEVICE: auto | cpu | cuda | cuda:N

@@ -66,6 +66,17 @@ constexpr VariableSpec kVariables[] = {
     {"PEOPLE_SEG_MODEL_NAME", D::kPlain,
      [](std::string_view v, Config& c) { return assign(parse_required_string(v), c.people_model); },
      [](const Config& c) { return c.people_model; }},
+    {"PEOPLE_DETECTOR_MODEL_NAME", D::kPlain,
+     [](std::string_view v, Config& c) {
+       return assign(parse_required_string(v), c.people_detector_model);
+     },
+     [](const Config& c) { return c.people_detector_model; }},
+    {"PERSON_MIN_SCORE", D::kPlain,
+     [](std::string_view v, Config& c) {
+       return assign_number(
+           v, c.person_min_score, [](double x) { return x >= 0.0 && x <= 1.0; }, "between 0 and 1");
+     },
+     [](const Config& c) { return format_number(c.person_min_score); }},
     {"MODEL_CACHE", D::kPlain,
      [](std::string_view v, Config& c) { return assign(parse_required_string(v), c.model_cache); },
      [](const Config& c) { return c.model_cache.string(); }},

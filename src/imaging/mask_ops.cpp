@@ -36,6 +36,21 @@ Result<Mask> subtract_mask(const Mask& foreground, const Mask& people) {
   return product;
 }
 
+Result<Mask> intersect_mask(const Mask& a, const Mask& b) {
+  if (!well_formed(a) || !well_formed(b) || a.width != b.width || a.height != b.height) {
+    return invalid_argument("intersect_mask: masks are " + size_text(a) + " and " + size_text(b));
+  }
+  Mask both{a.width, a.height, std::vector<std::uint8_t>(a.values.size())};
+  const std::uint8_t* pa = a.values.data();
+  const std::uint8_t* pb = b.values.data();
+  std::uint8_t* out = both.values.data();
+  const std::size_t n = both.values.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    out[i] = static_cast<std::uint8_t>(-static_cast<int>((pa[i] != 0) & (pb[i] != 0)));
+  }
+  return both;
+}
+
 double mask_iou(const Mask& a, const Mask& b) {
   if (!well_formed(a) || !well_formed(b) || a.width != b.width || a.height != b.height) {
     return 0.0;

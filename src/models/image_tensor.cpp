@@ -61,6 +61,7 @@ at::Tensor make_input(const RgbImage& image, const ModelManifest& manifest,
     x = canvas;
   }
 
+  if (manifest.channel_order == ChannelOrder::kBgr) x = x.flip({1});
   const auto options = x.options();
   at::Tensor mean = at::tensor(std::vector<float>(manifest.mean.begin(), manifest.mean.end()),
                                at::TensorOptions().dtype(at::kFloat))

@@ -30,7 +30,7 @@ LetterboxGeometry geometry_for(const ModelManifest& manifest, int source_width, 
 
 // The network input for `image`: [1,3,H,W] (nchw) or [1,H,W,3] (nhwc), contiguous, on `device`,
 // in `dtype`. Upload as uint8, then resize (bilinear, align_corners=false) and pad in byte units,
-// then scale and normalise in float32, then cast.
+// then reorder channels (channel_order), scale and normalise in float32, then cast.
 at::Tensor make_input(const RgbImage& image, const ModelManifest& manifest,
                          const LetterboxGeometry& geometry, const c10::Device& device,
                          at::ScalarType dtype);

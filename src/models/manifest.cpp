@@ -24,6 +24,10 @@ std::string_view to_string(WeightsDtype dtype) {
   return dtype == WeightsDtype::kFloat16 ? "float16" : "float32";
 }
 
+std::string_view to_string(ChannelOrder order) {
+  return order == ChannelOrder::kBgr ? "bgr" : "rgb";
+}
+
 std::filesystem::path manifest_path_for(const std::filesystem::path& model_file) {
   std::filesystem::path out = model_file;
   out.replace_extension(".json");
@@ -108,6 +112,20 @@ class FieldReader {
     return Status::Ok();
   }
 
+  Status read_int_list(const char* field, bool required, std::vector<int>& out) {
+    SEGMENTOR_ASSIGN_OR_RETURN(const Json* value, find(field, required));
+    if (value == nullptr) return Status::Ok();
+    if (!value->is_array()) return error(field, "expected an array of integers");
+    out.clear();
+    for (const Json& item : *value) {
+      if (!item.is_number_integer()) return error(field, "expected an array of integers");
+      const auto wide = item.get<std::int64_t>();
+      if (wide < 1 || wide > 4096) return error(field, "every value must be in [1, 4096]");
+      out.push_back(static_cast<int>(wide));
+    }
+    return Status::Ok();
+  }
+
   // A string that must be one of `choices`; `out` gets the matching enum value.
   template <typename Enum>
   Status read_enum(const char* field, bool required,
@@ -163,11 +181,18 @@ Status validate(const ModelManifest& m, const FieldReader& reader) {
   if (m.iou_threshold < 0.0 || m.iou_threshold > 1.0) {
     return reader.error("iou_threshold", "must be in [0, 1]");
   }
-  if (m.kind == ModelKind::kYoloSeg) {
-    if (m.num_classes <= 0) return reader.error("num_classes", "required for yolo_seg, > 0");
+  if (m.kind == ModelKind::kYoloSeg || m.kind == ModelKind::kPersonDetector) {
+    if (m.num_classes <= 0) return reader.error("num_classes", "required for this kind, > 0");
     if (m.person_class < 0 || m.person_class >= m.num_classes) {
       return reader.error("person_class", "must be in [0, num_classes)");
     }
+  }
+  if (m.kind == ModelKind::kPersonDetector) {
+    if (m.strides.empty()) return reader.error("strides", "required for person_detector");
+    if (m.reg_bins <= 0) return reader.error("reg_bins", "required for person_detector, > 0");
+  }
+  if (m.box_margin < 0.0 || m.box_margin > 1.0) {
+    return reader.error("box_margin", "must be in [0, 1]");
   }
   return Status::Ok();
 }
@@ -190,12 +215,16 @@ Result<ModelManifest> parse_manifest(std::string_view json_text, std::string_vie
       "kind", true,
       {{"foreground_probability", ModelKind::kForegroundProbability},
        {"person_probability", ModelKind::kPersonProbability},
-       {"yolo_seg", ModelKind::kYoloSeg}},
+       {"yolo_seg", ModelKind::kYoloSeg},
+       {"person_detector", ModelKind::kPersonDetector}},
       m.kind));
   SEGMENTOR_RETURN_IF_ERROR(r.read_int("input_width", true, m.input_width));
   SEGMENTOR_RETURN_IF_ERROR(r.read_int("input_height", true, m.input_height));
   SEGMENTOR_RETURN_IF_ERROR(r.read_enum<InputLayout>(
       "layout", false, {{"nchw", InputLayout::kNchw}, {"nhwc", InputLayout::kNhwc}}, m.layout));
+  SEGMENTOR_RETURN_IF_ERROR(r.read_enum<ChannelOrder>(
+      "channel_order", false, {{"rgb", ChannelOrder::kRgb}, {"bgr", ChannelOrder::kBgr}},
+      m.channel_order));
   SEGMENTOR_RETURN_IF_ERROR(r.read_number("pixel_scale", m.pixel_scale));
   SEGMENTOR_RETURN_IF_ERROR(r.read_triple("mean", m.mean));
   SEGMENTOR_RETURN_IF_ERROR(r.read_triple("std", m.std_dev));
@@ -210,10 +239,14 @@ Result<ModelManifest> parse_manifest(std::string_view json_text, std::string_vie
       m.output_activation));
   SEGMENTOR_RETURN_IF_ERROR(r.read_number("mask_threshold", m.mask_threshold));
   const bool is_yolo = m.kind == ModelKind::kYoloSeg;
-  SEGMENTOR_RETURN_IF_ERROR(r.read_int("num_classes", is_yolo, m.num_classes));
+  const bool is_detector = m.kind == ModelKind::kPersonDetector;
+  SEGMENTOR_RETURN_IF_ERROR(r.read_int("num_classes", is_yolo || is_detector, m.num_classes));
   SEGMENTOR_RETURN_IF_ERROR(r.read_int("person_class", false, m.person_class));
   SEGMENTOR_RETURN_IF_ERROR(r.read_number("conf_threshold", m.conf_threshold));
   SEGMENTOR_RETURN_IF_ERROR(r.read_number("iou_threshold", m.iou_threshold));
+  SEGMENTOR_RETURN_IF_ERROR(r.read_int_list("strides", is_detector, m.strides));
+  SEGMENTOR_RETURN_IF_ERROR(r.read_int("reg_bins", is_detector, m.reg_bins));
+  SEGMENTOR_RETURN_IF_ERROR(r.read_number("box_margin", m.box_margin));
   SEGMENTOR_RETURN_IF_ERROR(r.read_enum<WeightsDtype>(
       "weights_dtype", false,
       {{"float32", WeightsDtype::kFloat32}, {"float16", WeightsDtype::kFloat16}},

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 #include "models/mask_model.h"
@@ -17,11 +18,13 @@ enum class InputLayout { kNchw, kNhwc };
 enum class ResizeMode { kStretch, kLetterbox };
 enum class OutputActivation { kNone, kSigmoid };
 enum class WeightsDtype { kFloat32, kFloat16 };
+enum class ChannelOrder { kRgb, kBgr };
 
 std::string_view to_string(InputLayout layout);
 std::string_view to_string(ResizeMode mode);
 std::string_view to_string(OutputActivation activation);
 std::string_view to_string(WeightsDtype dtype);
+std::string_view to_string(ChannelOrder order);
 
 // Every field of docs/model-manifest.md with its documented default. A plain value; copy freely.
 struct ModelManifest {
@@ -30,6 +33,7 @@ struct ModelManifest {
   int input_width = 0;                               // required, > 0
   int input_height = 0;                              // required, > 0
   InputLayout layout = InputLayout::kNchw;
+  ChannelOrder channel_order = ChannelOrder::kRgb;  // of the network input; mean/std follow it
   double pixel_scale = 1.0 / 255.0;
   std::array<double, 3> mean = {0.0, 0.0, 0.0};
   std::array<double, 3> std_dev = {1.0, 1.0, 1.0};  // JSON "std"; each > 0
@@ -38,10 +42,13 @@ struct ModelManifest {
   int output_index = -1;                             // -1 = last element of a tuple/list
   OutputActivation output_activation = OutputActivation::kNone;
   double mask_threshold = 0.5;                       // [0, 1]
-  int num_classes = 0;                               // yolo_seg only, required there, > 0
-  int person_class = 0;                              // yolo_seg: [0, num_classes)
-  double conf_threshold = 0.5;                       // yolo_seg: [0, 1]
-  double iou_threshold = 0.7;                        // yolo_seg: [0, 1]
+  int num_classes = 0;                  // yolo_seg, person_detector: required there, > 0
+  int person_class = 0;                 // yolo_seg, person_detector: [0, num_classes)
+  double conf_threshold = 0.5;          // yolo_seg, person_detector (PERSON_MIN_SCORE wins): [0, 1]
+  double iou_threshold = 0.7;           // yolo_seg, person_detector: [0, 1]
+  std::vector<int> strides;             // person_detector only, required there, each > 0
+  int reg_bins = 0;                     // person_detector only, required there, > 0
+  double box_margin = 0.1;              // person_detector: each side grows by this x box size
   WeightsDtype weights_dtype = WeightsDtype::kFloat32;
   bool is_test_model = false;
   std::string source;

@@ -15,6 +15,8 @@ enum class ModelKind {
   kForegroundProbability,  // [1,1,H,W] (or a tuple whose last element is) P(foreground)
   kPersonProbability,      // [1,1,H,W] P(person), thresholded like foreground
   kYoloSeg,                // ([1,4+nc+32,N] predictions, [1,32,h,w] prototypes)
+  kPersonDetector,         // per stride: scores [1,N,nc], box bins [1,N,4*bins] (NanoDet);
+                           // its "mask" is the union of its confident person boxes
 };
 
 // Inline so that code linking only segmentor_model_api (no LibTorch) can log a kind.
@@ -23,6 +25,7 @@ inline std::string_view to_string(ModelKind kind) {
     case ModelKind::kForegroundProbability: return "foreground_probability";
     case ModelKind::kPersonProbability: return "person_probability";
     case ModelKind::kYoloSeg: return "yolo_seg";
+    case ModelKind::kPersonDetector: return "person_detector";
   }
   return "unknown";
 }

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ struct ModelOptions {
   // Freeze the TorchScript module (torch::jit::freeze) when that gives the same output on a probe
   // input; see Note [Freezing TorchScript modules] in torch_mask_model.cpp.
   bool freeze = true;
+  // person_detector models: the score a person box needs (PERSON_MIN_SCORE); unset = the
+  // manifest's conf_threshold.
+  std::optional<double> person_min_score;
 };
 
 // Where a model named by FOREGROUND_SEG_MODEL_NAME / PEOPLE_SEG_MODEL_NAME lives. A name ending in

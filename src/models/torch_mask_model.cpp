@@ -7,6 +7,7 @@
 
 #include "models/image_tensor.h"
 #include "models/oom_classify.h"
+#include "models/person_detector_decode.h"
 #include "models/yolo_seg_decode.h"
 
 #ifdef SEGMENTOR_WITH_CUDA
@@ -173,7 +174,8 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     info.frozen = frozen;
     return std::unique_ptr<TorchMaskModel>(new TorchMaskModel(
         std::move(module), std::move(manifest), std::move(info), torch_device, dtype,
-        options.inject_oom_rate, parse_stream_mode(options.cuda_streams)));
+        options.inject_oom_rate, parse_stream_mode(options.cuda_streams),
+        options.person_min_score));
   } catch (const c10::OutOfMemoryError& e) {
     return out_of_memory("loading model " + file + ": " + message_of(e));
   } catch (const c10::Error& e) {
@@ -190,7 +192,7 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
 
 TorchMaskModel::TorchMaskModel(torch::jit::Module module, ModelManifest manifest, ModelInfo info,
                                c10::Device device, at::ScalarType dtype, double inject_oom_rate,
-                               StreamMode stream_mode)
+                               StreamMode stream_mode, std::optional<double> person_min_score)
     : module_(std::move(module)),
       manifest_(std::move(manifest)),
       info_(std::move(info)),
@@ -198,7 +200,15 @@ TorchMaskModel::TorchMaskModel(torch::jit::Module module, ModelManifest manifest
       dtype_(dtype),
       inject_oom_rate_(inject_oom_rate),
       stream_mode_(stream_mode),
-      random_(std::random_device{}()) {}
+      random_(std::random_device{}()) {
+  detector_options_.num_classes = manifest_.num_classes;
+  detector_options_.person_class = manifest_.person_class;
+  detector_options_.strides = manifest_.strides;
+  detector_options_.reg_bins = manifest_.reg_bins;
+  detector_options_.min_score = person_min_score.value_or(manifest_.conf_threshold);
+  detector_options_.iou_threshold = manifest_.iou_threshold;
+  detector_options_.box_margin = manifest_.box_margin;
+}
 
 bool TorchMaskModel::should_inject_oom() {
   if (inject_oom_rate_ <= 0.0) return false;
@@ -257,11 +267,18 @@ Result<Mask> TorchMaskModel::run(const RgbImage& image) {
   const at::Tensor input = make_input(image, manifest_, geometry, device_, dtype_);
   const c10::IValue output = forward(module_, input);
 
-  if (manifest_.kind != ModelKind::kYoloSeg) {
+  if (manifest_.kind == ModelKind::kForegroundProbability ||
+      manifest_.kind == ModelKind::kPersonProbability) {
     return probability_to_mask(output, geometry, image.width, image.height);
   }
   std::vector<at::Tensor> tensors;
   collect_tensors(output, tensors);
+  if (manifest_.kind == ModelKind::kPersonDetector) {
+    Result<std::vector<YoloDetection>> boxes = decode_person_detections(
+        tensors, manifest_.input_width, manifest_.input_height, detector_options_);
+    if (!boxes.ok()) return boxes.status().with_context("model " + info_.name);
+    return person_box_mask(*boxes, geometry, image.width, image.height, manifest_.box_margin);
+  }
   if (tensors.size() < 2) {
     return internal_error("model " + info_.name +
                           ": a yolo_seg model must return (predictions, prototypes)");

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -14,6 +15,7 @@
 #include "models/manifest.h"
 #include "models/mask_model.h"
 #include "models/model_loader.h"
+#include "models/person_detector_decode.h"
 
 namespace segmentor {
 
@@ -44,7 +46,7 @@ class TorchMaskModel final : public MaskModel {
  private:
   TorchMaskModel(torch::jit::Module module, ModelManifest manifest, ModelInfo info,
                  c10::Device device, at::ScalarType dtype, double inject_oom_rate,
-                 StreamMode stream_mode);
+                 StreamMode stream_mode, std::optional<double> person_min_score);
 
   // The work of segment(); LibTorch exceptions escape to segment()'s handlers.
   Result<Mask> run(const RgbImage& image);
@@ -59,6 +61,7 @@ class TorchMaskModel final : public MaskModel {
   at::ScalarType dtype_;  // of the network input: kHalf on CUDA with fp16, else kFloat
   double inject_oom_rate_;
   StreamMode stream_mode_;
+  DetectorDecodeOptions detector_options_;  // person_detector models only
   std::mutex random_mutex_;  // guards random_
   std::mt19937_64 random_;
 };

@@ -61,6 +61,12 @@ void record_resident(CalibrationTable& table, const std::string& name,
 
 Status calibrate_segmenter(Segmenter& segmenter, DeviceMemory& device, CalibrationTable& table,
                            const std::string& task_name) {
+  // The reference images hold no person: without this the people model would not run.
+  segmenter.set_always_run_people(true);
+  struct Restore {
+    Segmenter& segmenter;
+    ~Restore() { segmenter.set_always_run_people(false); }
+  } restore{segmenter};
   for (const ReferenceSize& size : reference_sizes()) {
     const RgbImage image = reference_image(size.width, size.height);
     auto warm = segmenter.segment(image);

@@ -92,7 +92,7 @@ void Engine::worker_loop() {
 }
 
 Result<AssetMasks> Engine::segment_on(Lane& lane, std::mutex* lane_mutex, const RgbImage& image) {
-  Segmenter segmenter(*lane.foreground, lane.people.get());
+  Segmenter segmenter(*lane.foreground, lane.people.get(), lane.person_detector.get());
   if (lane_mutex != nullptr) {
     std::lock_guard lock(*lane_mutex);
     return segmenter.segment(image);

@@ -37,6 +37,8 @@ struct Lane {
   std::unique_ptr<MaskModel> foreground;
   std::unique_ptr<MaskModel> people;  // may be null: no people masks
   bool serialize = false;
+  // May be null: the people model alone decides (Note [People are decided by a detector]).
+  std::unique_ptr<MaskModel> person_detector{};
 };
 
 // A lane with the memory manager that guards it: its device's gate, recovery ladder, calibration

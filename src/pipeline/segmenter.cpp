@@ -26,9 +26,22 @@ Result<AssetMasks> Segmenter::segment(const RgbImage& image) {
   SEGMENTOR_ASSIGN_OR_RETURN(masks.foreground, foreground_.segment(image));
   SEGMENTOR_RETURN_IF_ERROR(check_size(masks.foreground, image, foreground_));
   if (people_ != nullptr) {
-    SEGMENTOR_ASSIGN_OR_RETURN(masks.people, people_->segment(image));
-    SEGMENTOR_RETURN_IF_ERROR(check_size(masks.people, image, *people_));
-    masks.people_found = masks.people.any();
+    // Note [People are decided by a detector]
+    Mask boxes;
+    bool run_people = true;
+    if (detector_ != nullptr) {
+      SEGMENTOR_ASSIGN_OR_RETURN(boxes, detector_->segment(image));
+      SEGMENTOR_RETURN_IF_ERROR(check_size(boxes, image, *detector_));
+      run_people = always_run_people_ || boxes.any();
+    }
+    if (run_people) {
+      SEGMENTOR_ASSIGN_OR_RETURN(masks.people, people_->segment(image));
+      SEGMENTOR_RETURN_IF_ERROR(check_size(masks.people, image, *people_));
+      if (detector_ != nullptr) {
+        SEGMENTOR_ASSIGN_OR_RETURN(masks.people, intersect_mask(masks.people, boxes));
+      }
+      masks.people_found = masks.people.any();
+    }
   }
   if (masks.people_found) {
     SEGMENTOR_ASSIGN_OR_RETURN(masks.product, subtract_mask(masks.foreground, masks.people));

@@ -26,6 +26,7 @@ ModelOptions model_options(const Config& config, const std::string& device,
   options.cpu_threads = config.cpu_threads;
   options.inject_oom_rate = inject_oom_rate;
   options.cuda_streams = config.cuda_streams;
+  options.person_min_score = config.person_min_score;
   return options;
 }
 
@@ -35,6 +36,7 @@ struct LoadedLane {
   std::unique_ptr<Lane> lane;
   std::filesystem::path foreground_path;
   std::filesystem::path people_path;                   // empty without a people model
+  std::filesystem::path detector_path;                 // empty without a person detector
   std::map<std::string, std::int64_t> resident_bytes;  // model name -> bytes
 };
 
@@ -61,6 +63,19 @@ Result<LoadedLane> load_lane(const Config& config, const std::string& device,
     SEGMENTOR_ASSIGN_OR_RETURN(loaded.people_path,
                                resolve_model(config.people_model, config.model_cache));
     SEGMENTOR_ASSIGN_OR_RETURN(loaded.lane->people, load(loaded.people_path));
+    // Note [People are decided by a detector] (segmenter.h); a YOLO-seg model needs none.
+    if (config.people_detector_model != "none" &&
+        loaded.lane->people->info().kind != ModelKind::kYoloSeg) {
+      SEGMENTOR_ASSIGN_OR_RETURN(loaded.detector_path,
+                                 resolve_model(config.people_detector_model, config.model_cache));
+      SEGMENTOR_ASSIGN_OR_RETURN(loaded.lane->person_detector, load(loaded.detector_path));
+      if (loaded.lane->person_detector->info().kind != ModelKind::kPersonDetector) {
+        return invalid_argument("PEOPLE_DETECTOR_MODEL_NAME=" + config.people_detector_model +
+                                " is a " +
+                                std::string(to_string(loaded.lane->person_detector->info().kind)) +
+                                " model, not a person_detector");
+      }
+    }
   }
   return loaded;
 }
@@ -97,6 +112,7 @@ void enable_idle_unload(DeviceLane& lane, const Config& config, const LoadedLane
   };
   wrap(lane.lane->foreground, loaded.foreground_path);
   if (lane.lane->people) wrap(lane.lane->people, loaded.people_path);
+  if (lane.lane->person_detector) wrap(lane.lane->person_detector, loaded.detector_path);
 }
 
 Result<std::unique_ptr<DeviceMemory>> make_device_memory(const std::string& device) {
@@ -171,7 +187,8 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   }
 
   if (options.calibrate && gpu) {
-    Segmenter segmenter(*lane->lane->foreground, lane->lane->people.get());
+    Segmenter segmenter(*lane->lane->foreground, lane->lane->people.get(),
+                        lane->lane->person_detector.get());
     SEGMENTOR_RETURN_IF_ERROR(calibrate_segmenter(segmenter, *lane->device, lane->calibration)
                                   .with_context("calibrating on " + device));
     spdlog::info("calibration on {}:\n{}", device, lane->calibration.describe());

@@ -33,6 +33,7 @@ std::string Runtime::describe() const {
   if (primary.foreground && primary.foreground->info().fp16) text += " (fp16)";
   text += ", models " + primary.foreground->info().name;
   text += primary.people ? " + " + primary.people->info().name : " (no people model)";
+  if (primary.person_detector) text += " + " + primary.person_detector->info().name;
   text += cpu_lane ? ", CPU fallback on" : ", no CPU fallback";
   return text;
 }
@@ -58,7 +59,9 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
   }
   const Lane& primary = *runtime->first().lane;
   runtime->uses_test_models = primary.foreground->info().is_test_model ||
-                              (primary.people && primary.people->info().is_test_model);
+                              (primary.people && primary.people->info().is_test_model) ||
+                              (primary.person_detector &&
+                               primary.person_detector->info().is_test_model);
   if (options.cpu_fallback && devices.front() != "cpu") {
     SEGMENTOR_ASSIGN_OR_RETURN(runtime->cpu_lane, load_models_lane(config, "cpu"));
   }

@@ -24,11 +24,14 @@ struct Outcome {
   std::string output;
 };
 
-Outcome run_segmentor(const std::string& args, const std::string& people_model) {
+// `detector` is PEOPLE_DETECTOR_MODEL_NAME: none, or the toy test-detector.
+Outcome run_segmentor(const std::string& args, const std::string& people_model,
+                      const std::string& detector = "none") {
   const std::string command =
       std::string("env MODEL_CACHE=") + SEGMENTOR_TEST_MODELS_DIR +
       " FOREGROUND_SEG_MODEL_NAME=test-bright PEOPLE_SEG_MODEL_NAME=" + people_model +
-      " DEVICE=cpu " + SEGMENTOR_BINARY + " run " + args + " 2>&1";
+      " PEOPLE_DETECTOR_MODEL_NAME=" + detector + " DEVICE=cpu " + SEGMENTOR_BINARY + " run " +
+      args + " 2>&1";
   Outcome outcome;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return outcome;
@@ -123,6 +126,38 @@ TEST_F(RunCommandE2eTest, PeopleAreCutOutOfTheProduct) {
   ASSERT_TRUE(people.ok()) << people.status().to_string();
   expect_rectangle(*people, kW, kH, 64, 16, 112, 112, "people");
   EXPECT_TRUE(fs::exists(out_ / "cutouts" / "holding.png"));
+}
+
+TEST_F(RunCommandE2eTest, PeopleCountOnlyInsideThePersonDetectorBoxes) {
+  constexpr int kW = 128, kH = 128;
+  // As above: the person-mask model marks the yellow block x 64..112, y 16..112. The toy detector
+  // (tools/make_test_models.py, DETECTOR_CELLS) has boxes x 24..44, y 12..52 and x 40..56,
+  // y 8..24 of its 64x64 input, i.e. x 48..88, y 24..104 and x 80..112, y 16..48 here.
+  RgbImage image = fixtures::red_rectangle_on_black(kW, kH, 16, 16, 112, 112);
+  fixtures::fill_rect(image, 64, 16, 112, 112, 255, 255, 0);
+  ASSERT_TRUE(fixtures::write_png(in_ / "boxed.png", image).ok());
+  const Outcome run =
+      run_segmentor((in_ / "boxed.png").string() + " --out " + out_.string() + " --no-progress",
+                    "test-person-prob", "test-detector");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("people found in 1 of 1 image"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("test-detector"), std::string::npos) << run.output;
+  auto people = read_mask_png(out_ / "masks_people" / "product_images" / "boxed.png");
+  ASSERT_TRUE(people.ok()) << people.status().to_string();
+  const Mask product = product_mask("boxed");
+  int wrong = 0;
+  for (int y = 0; y < kH; ++y) {
+    for (int x = 0; x < kW; ++x) {
+      const bool yellow = x >= 64 && x < 112 && y >= 16 && y < 112;
+      const bool boxed = (x >= 48 && x < 88 && y >= 24 && y < 104) ||
+                         (x >= 80 && x < 112 && y >= 16 && y < 48);
+      const bool foreground = x >= 16 && x < 112 && y >= 16 && y < 112;
+      const auto i = static_cast<std::size_t>(y) * kW + x;
+      wrong += (people->values[i] == 255) != (yellow && boxed);
+      wrong += (product.values[i] == 255) != (foreground && !(yellow && boxed));
+    }
+  }
+  EXPECT_EQ(wrong, 0);
 }
 
 TEST_F(RunCommandE2eTest, MissingModelIsAStartupErrorThatSaysHowToFetchIt) {

@@ -42,6 +42,16 @@ TEST(SubtractMaskTest, SizeMismatchIsAnError) {
   EXPECT_FALSE(subtract_mask(short_buffer, Mask::zeros(4, 3)).ok());
 }
 
+TEST(IntersectMaskTest, BothSetAndBinary) {
+  const Mask a{2, 2, {1, 128, 0, 255}};
+  const Mask b{2, 2, {0, 7, 9, 3}};
+  const Result<Mask> both = intersect_mask(a, b);
+  ASSERT_TRUE(both.ok());
+  EXPECT_EQ(both->values, (std::vector<std::uint8_t>{0, 255, 0, 255}));
+  EXPECT_EQ(intersect_mask(Mask::zeros(4, 3), Mask::zeros(3, 4)).status().code(),
+            ErrorCode::kInvalidArgument);
+}
+
 TEST(MaskIouTest, Values) {
   EXPECT_DOUBLE_EQ(mask_iou(Mask::zeros(5, 5), Mask::zeros(5, 5)), 1.0);
   const Mask a = fixtures::rectangle_mask(10, 1, 0, 0, 10, 1);  // 10 pixels

@@ -3,10 +3,11 @@
 
     /usr/bin/python3 tests/models_real/parity_test.py --cache models/cache
 
-IS-Net (isnet-medium) runs in onnxruntime-node, MediaPipe selfie (mediapipe-selfie) in
-@tensorflow/tfjs (CPU backend), both on real photos at the model's native size with identical
-preprocessed inputs. Passes when the largest absolute difference is <= 1e-3 and at most 0.01 %
-of pixels change side of 0.5. The reference for IS-Net is the same ONNX graph widened to float32
+IS-Net (isnet-medium) runs in onnxruntime-node, MediaPipe selfie (mediapipe-selfie) and the
+NanoDet-g person detector (nanodet-g) in @tensorflow/tfjs (CPU backend), all on real photos at
+the model's native size with identical preprocessed inputs. Passes when the largest absolute
+difference is <= 1e-3 and at most 0.01 % of pixels change side of 0.5 (for NanoDet: every raw
+output, class scores and box bins, within 1e-3, and the same cells above the person score 0.5). The reference for IS-Net is the same ONNX graph widened to float32
 (support.float32_onnx); the float16 original, which onnxruntime partly computes in float16, is
 compared too with a looser bound on the difference (MAX_ABS_DIFF_FP16_ONNX). Needs: node + npm, apt-get (python3-skimage .deb), the converted
 models (scripts/fetch-models.sh). Takes about a minute on 2 cores.
@@ -90,6 +91,41 @@ class ParityTest(unittest.TestCase):
         theirs = support.run_reference(ARGS.work, "tfjs", json_path, nhwc,
                                        [1, 256, 256, 3]).reshape(ours.shape)
         self.check("mediapipe-selfie", ours, theirs)
+
+    def test_nanodet_matches_tfjs(self):
+        import torch
+        module, manifest = support.load_model(ARGS.cache, "nanodet-g")
+        json_path = bundled_sources.nanodet_model(os.path.join(ARGS.work, "npm"))
+        # Raw outputs on identical inputs: stretched photos will do (the pipeline letterboxes).
+        stretched = dict(manifest, resize="stretch")
+        batch = np.concatenate([support.preprocess(support.load_rgb(self.photos[p]), stretched)
+                                for p in PHOTOS])
+        names = bundled_sources.NANODET_OUTPUTS
+        ours = []
+        with torch.no_grad():
+            for i in range(batch.shape[0]):
+                ours.append([t.numpy() for t in module(torch.from_numpy(batch[i:i + 1]))])
+        flat = support.run_reference(ARGS.work, "tfjs", json_path, batch, [1, 3, 416, 416], "-",
+                                     ",".join(names))
+        offset, worst, person_cells = 0, 0.0, 0
+        for i, photo in enumerate(PHOTOS):
+            for k, name in enumerate(names):
+                mine = ours[i][k]
+                theirs = flat[offset:offset + mine.size].reshape(mine.shape)
+                offset += mine.size
+                diff = float(np.abs(mine.astype(np.float64) - theirs).max())
+                worst = max(worst, diff)
+                with self.subTest(photo=photo, output=name):
+                    self.assertLessEqual(diff, MAX_ABS_DIFF)
+                    if k % 2 == 0:  # class scores: the same cells are confident persons
+                        np.testing.assert_array_equal(mine[0, :, 0] >= 0.5, theirs[0, :, 0] >= 0.5)
+                        person_cells += int((theirs[0, :, 0] >= 0.5).sum())
+        self.assertEqual(offset, flat.size)
+        # Not vacuous: the astronaut photo has a person the detector is sure of.
+        self.assertGreater(person_cells, 0)
+        REPORT["nanodet-g"] = {"max_abs_diff": worst, "person_cells": person_cells}
+        print(f"nanodet-g: max |diff| {worst:.2e} over {len(PHOTOS)} photos, "
+              f"{person_cells} confident person cells", flush=True)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,21 @@ SKIMAGE_IMAGES = {
     "brick.png": "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf",
     "grass.png": "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89",
     "gravel.png": "c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12",
+    # For the people stage (people_stage_test.py): the cameraman, and photos without people.
+    "camera.png": "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a",
+    "motorcycle_right.png": "5fc913ae870e42a4b662314bc904d1786bcad8e2f0b9b67dba5a229406357797",
+    "hubble_deep_field.jpg": "3a19c5dd8a927a9334bb1229a6d63711b1c0c767fb27e2286e7c84a3e2c2f5f4",
+    "retina.jpg": "38a07f36f27f095e818aea7b96d34202c05176d30253c66733f2e00379e9e0e6",
+    "coins.png": "f8d773fc9cfa6f4d8e5942dc34d0a0788fcaed2a4fefbbed0aef5398d7ef4cba",
+    "moon.png": "78739619d11f7eb9c165bb5d2efd4772cee557812ec847532dbb1d92ef71f577",
+    "clock_motion.png": "f029226b28b642e80113d86622e9b215ee067a0966feaf5e60604a1e05733955",
+    "ihc.png": "f8dd1aa387ddd1f49d8ad13b50921b237df8e9b262606d258770687b0ef93cef",
+    "color.png": "7d2df993de2b4fa2a78e04e5df8050f49a9c511aa75e59ab3bd56ac9c98aef7e",
+    "page.png": "341a6f0a61557662b02734a9b6e56ec33a915b2c41886b97509dedf2a43b47a3",
+    "text.png": "bd84aa3a6e3c9887850d45d606c96b2e59433fbef50338570b63c319e668e6d1",
+    "cell.png": "8d23a7fb81f7cc877cd09f330357fc7f595651306e84e17252f6e0a1b3f61515",
+    "chessboard_RGB.png": "1ac01eff2d4e50f4eda55a2ddecdc28a6576623a58d7a7ef84513c5cc19a0331",
+    "phantom.png": "552ff698167aa402cceb17981130607a228a0a0aa7c519299eaa4d5f301ba36c",
 }
 
 
@@ -101,13 +116,15 @@ def resize_rgb(rgb, width, height):
 
 def preprocess(rgb, manifest):
     """HWC uint8 RGB -> float32 [1, 3, H, W] (or NHWC per manifest) as docs/model-manifest.md
-    describes: stretch to the model size, scale, normalise."""
+    describes: stretch to the model size, reorder channels, scale, normalise."""
     if manifest.get("resize", "stretch") != "stretch":
         raise ValueError("these tests only use stretch models")
     rgb = resize_rgb(rgb, manifest["input_width"], manifest["input_height"])
     scale = manifest.get("pixel_scale", 1.0 / 255.0)
     mean = np.asarray(manifest.get("mean", [0, 0, 0]), np.float32)
     std = np.asarray(manifest.get("std", [1, 1, 1]), np.float32)
+    if manifest.get("channel_order", "rgb") == "bgr":
+        rgb = rgb[:, :, ::-1]
     x = (rgb.astype(np.float32) * np.float32(scale) - mean) / std
     if manifest.get("layout", "nchw") == "nchw":
         x = x.transpose(2, 0, 1)

@@ -69,6 +69,42 @@ TEST(CalibrateTest, RecordsReservedGrowthFromAnEmptyCacheAtEveryReferenceSize) {
   EXPECT_GE(device.release_calls(), static_cast<int>(reference_sizes().size()));
 }
 
+// A person detector that finds nobody, at any image size.
+class NobodyDetector : public MaskModel {
+ public:
+  NobodyDetector() { info_.kind = ModelKind::kPersonDetector; }
+  const ModelInfo& info() const override { return info_; }
+  Result<Mask> segment(const RgbImage& image) override {
+    ++calls;
+    return Mask::zeros(image.width, image.height);
+  }
+  int calls = 0;
+
+ private:
+  ModelInfo info_;
+};
+
+TEST(CalibrateTest, CountsThePeopleModelEvenThoughTheDetectorFindsNobody) {
+  FakeDevice device(64 * kMiB * 1024);
+  AllocatingModel foreground(device, 100 * kMiB, 150 * kMiB);
+  AllocatingModel people(device, 400 * kMiB, 400 * kMiB);
+  NobodyDetector detector;
+  Segmenter segmenter(foreground, &people, &detector);
+  CalibrationTable table;
+  ASSERT_TRUE(calibrate_segmenter(segmenter, device, table).ok());
+  for (const CalibrationRow& row : table.rows()) {
+    // More than the foreground's 250 MiB alone: the people model ran and was measured.
+    EXPECT_GE(row.peak_bytes, 400 * kMiB) << row.width << "x" << row.height;
+  }
+  EXPECT_GT(detector.calls, 0);
+  // Afterwards the segmenter gates again: nobody found, the people model is skipped.
+  device.reset_peak();
+  auto masks = segmenter.segment(testing::gray_image(8, 8));
+  ASSERT_TRUE(masks.ok());
+  EXPECT_FALSE(masks->people_found);
+  EXPECT_LT(device.snapshot().peak_allocated_bytes, 400 * kMiB);
+}
+
 TEST(CalibrateTest, OutOfMemoryDuringCalibrationNamesTheSize) {
   FakeDevice device(64 * kMiB * 1024);
   AllocatingModel foreground(device, kMiB, kMiB);

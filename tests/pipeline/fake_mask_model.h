@@ -15,6 +15,7 @@ class FakeMaskModel : public MaskModel {
     info_.device = "cpu";
   }
   const ModelInfo& info() const override { return info_; }
+  void set_kind(ModelKind kind) { info_.kind = kind; }
   Result<Mask> segment(const RgbImage& /*image*/) override {
     ++calls;
     return answer_;

@@ -50,6 +50,7 @@ class ServeTest : public ::testing::Test {
                 {"MODEL_CACHE", SEGMENTOR_TEST_MODELS_DIR},
                 {"FOREGROUND_SEG_MODEL_NAME", "test-bright"},
                 {"PEOPLE_SEG_MODEL_NAME", "test-person-prob"},
+                {"PEOPLE_DETECTOR_MODEL_NAME", "none"},
                 {"DEVICE", "cpu"},
                 {"CPU_THREADS", "1"},
                 {"MAX_CONCURRENT_BATCHES", "4"},

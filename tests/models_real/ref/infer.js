@@ -1,6 +1,9 @@
 // Reference inference for the parity tests: runs the upstream model in its own runtime.
 // Usage: node infer.js onnx  MODEL.onnx  INPUT.f32 D0,D1,... INPUT_NAME OUTPUT_NAME OUT.f32
 //        node infer.js tfjs  MODEL.json  INPUT.f32 D0,D1,... -          -           OUT.f32
+//        node infer.js tfjs  MODEL.json  INPUT.f32 D0,D1,... -          NAME,NAME,… OUT.f32
+// With output names (a graph with several outputs), each input's outputs are written in that
+// order, one input after another.
 // Inputs and outputs are raw little-endian float32; several inputs of the same shape may be
 // given as INPUT.f32 holding them back to back (batch of 1 each), outputs are written the same way.
 'use strict';
@@ -46,10 +49,13 @@ async function main() {
     const model = await tf.loadGraphModel(handler);
     for (let i = 0; i < count; i++) {
       const input = tf.tensor(all.slice(i * per, (i + 1) * per), dims, 'float32');
-      const output = model.predict(input);
-      const data = await output.data();
-      outputs.push(Buffer.from(new Float32Array(data).buffer));
-      tf.dispose([input, output]);
+      const names = outputName === '-' ? null : outputName.split(',');
+      const result = names ? model.execute(input, names) : [model.predict(input)];
+      for (const output of result) {
+        const data = await output.data();
+        outputs.push(Buffer.from(new Float32Array(data).buffer));
+      }
+      tf.dispose([input, ...result]);
     }
   } else {
     throw new Error(`unknown kind ${kind}`);
