@@ -85,10 +85,15 @@ TEST_F(FleetTest, ThreeReplicasOneKilledMidJobEveryAssetCountedOnce) {
   ASSERT_TRUE(wait_for(t(kProductImagesMaskedBatch), job, 1)) << logs();
   ASSERT_TRUE(wait_for(t(kVideoKeyframesMaskedBatch), job, 1)) << logs();
   // Restart every replica after completion: none may publish the completion again with a new
-  // event_id (republishing with the same one is allowed), and nothing is reprocessed.
+  // event_id (republishing with the same one is allowed), and nothing is reprocessed. The image
+  // side is made to look like a crash between publishing and recording the publication, so the
+  // restarted replicas do find an unacknowledged completion: before the claims every replica
+  // republished it at start-up, each with a fresh event_id.
   for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(replicas_[i]->terminate(), 0) << logs();
+  sql("UPDATE segmentor_job_progress SET completion_published = FALSE WHERE job_id = " +
+      sql_literal(job) + " AND asset_type = 'image'");
   for (std::size_t i = 0; i < 3; ++i) start_replica(i);
-  settle(3s);  // longer than --republish-after-seconds (2 s in the harness)
+  settle(4s);  // longer than --republish-after-seconds (2 s in the harness) and a poll
 
   EXPECT_EQ(progress_field(job, "image", "done"), std::to_string(kImages));
   EXPECT_EQ(progress_field(job, "image", "failed"), "0");
@@ -102,6 +107,8 @@ TEST_F(FleetTest, ThreeReplicasOneKilledMidJobEveryAssetCountedOnce) {
   const auto image_done = events_->of(t(kImageSegmentationCompleted), job);
   const auto video_done = events_->of(t(kVideoSegmentationCompleted), job);
   expect_one_event_id(image_done, "image.segmentation.completed");
+  EXPECT_EQ(image_done.size(), 2u) << "published, then republished by exactly one replica";
+  EXPECT_EQ(video_done.size(), 1u) << "acknowledged: never published again";
   expect_one_event_id(video_done, "video.segmentation.completed");
   expect_one_event_id(events_->of(t(kProductImagesMaskedBatch), job),
                       "products.images.masked.batch");
