@@ -14,9 +14,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
 parallel=${SEGMENTOR_BUILD_JOBS:-2}
-asan_targets=(common_test config_test imaging_test jobs_test memory_test messaging_test
-              pipeline_test service_unit_test)
-tsan_targets=(memory_test pipeline_test jobs_test)
+# SEGMENTOR_ASAN_TARGETS / SEGMENTOR_TSAN_TARGETS (space-separated) narrow a run.
+default_asan="common_test config_test imaging_test jobs_test memory_test messaging_test"
+default_asan+=" pipeline_test service_unit_test"
+read -r -a asan_targets <<<"${SEGMENTOR_ASAN_TARGETS:-$default_asan}"
+read -r -a tsan_targets <<<"${SEGMENTOR_TSAN_TARGETS:-memory_test pipeline_test jobs_test}"
 
 run() {  # run <dir> <cmake flag> <env> <targets...>
   local dir=$1 flag=$2 env=$3
