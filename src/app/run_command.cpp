@@ -102,7 +102,7 @@ int run_images(const RunOptions& options, const Config& config) {
   EngineOptions engine_options;
   engine_options.layout = MaskLayout{options.out_dir, config.foreground_mask_rel_path,
                                      config.people_mask_rel_path, config.product_mask_rel_path};
-  engine_options.decode = DecodeOptions{config.max_image_pixels};
+  engine_options.decode = DecodeOptions{config.max_image_pixels, {}};
   engine_options.max_concurrent = config.max_concurrent_images;
   if (options.cutout) engine_options.cutout_dir = options.out_dir / "cutouts";
 
@@ -113,7 +113,7 @@ int run_images(const RunOptions& options, const Config& config) {
   {
     Engine engine(engine_options, rt.guarded_lanes(), rt.cpu_lane.get());
     for (const auto& input : *inputs) {
-      EngineTask task{options.kind, input.id, input.path, std::nullopt};
+      EngineTask task{options.kind, input.id, input.path, std::nullopt, {}};
       engine.submit(std::move(task), [&](const EngineTask& t, const TaskOutcome& outcome) {
         std::lock_guard lock(tally.mutex);
         const std::string name = t.source.string();

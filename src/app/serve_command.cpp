@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -23,6 +24,8 @@
 #include "runtime/runtime.h"
 #include "service/input_guard.h"
 #include "service/worker.h"
+#include "storage/database_clock.h"
+#include "storage/delivery_log.h"
 #include "storage/mask_path_store.h"
 #include "storage/pg_job_store.h"
 #include "storage/postgres.h"
@@ -189,8 +192,14 @@ int serve(Config& config, const ServeFlags& flags) {
     spdlog::critical("worker tables: {}", job_store.status().to_string());
     return kExitUsage;
   }
+  auto deliveries = DeliveryLog::Create(db->get());
+  if (!deliveries.ok()) {
+    spdlog::critical("worker tables: {}", deliveries.status().to_string());
+    return kExitUsage;
+  }
   MaskPathStore mask_paths(db->get());
-  SystemClock clock;
+  // Note [Completion claims] (jobs/job_tracker.h): replicas share the database's clock.
+  DatabaseClock clock(db->get());
   JobTrackerOptions tracker_options;
   tracker_options.completion_threshold_percentage = config.completion_threshold_percentage;
   tracker_options.batch_timeout = std::chrono::seconds(config.batch_timeout_seconds);
@@ -214,27 +223,34 @@ int serve(Config& config, const ServeFlags& flags) {
   EngineOptions engine_options;
   engine_options.layout = MaskLayout{config.data_root, config.foreground_mask_rel_path,
                                      config.people_mask_rel_path, config.product_mask_rel_path};
-  engine_options.decode = DecodeOptions{config.max_image_pixels};
+  engine_options.decode = DecodeOptions{config.max_image_pixels, {}};
+  // InputGuard resolved every link already: a link found at open time was swapped in since.
+  engine_options.decode.read.follow_symlinks = false;
   engine_options.max_concurrent = config.max_concurrent_images;
-  Engine engine(engine_options, rt.guarded_lanes(), rt.cpu_lane.get());
+  // The worker is declared before the engine so that it is destroyed last —
+  // the engine's destructor finishes running tasks, whose callbacks reach into the worker.
+  std::unique_ptr<service::Worker> worker;
+  auto engine = std::make_unique<Engine>(engine_options, rt.guarded_lanes(), rt.cpu_lane.get());
 
   service::WorkerOptions worker_options;
   worker_options.shutdown_grace = std::chrono::seconds(config.shutdown_grace_seconds);
   worker_options.poll_interval = std::chrono::milliseconds(flags.poll_interval_ms);
   worker_options.max_tasks_in_engine =
       static_cast<int>(rt.lanes.size()) * config.max_concurrent_images + 2;
-  service::WorkerServices services{broker->get(), &mask_paths, tracker->get(), &engine, &metrics};
-  auto worker = service::Worker::Create(worker_options, services, std::move(guard).value());
-  if (!worker.ok()) {
-    spdlog::critical("worker: {}", worker.status().to_string());
+  service::WorkerServices services{broker->get(), &mask_paths, tracker->get(),
+                                   engine.get(),  &metrics,    deliveries->get()};
+  auto created = service::Worker::Create(worker_options, services, std::move(guard).value());
+  if (!created.ok()) {
+    spdlog::critical("worker: {}", created.status().to_string());
     return kExitUsage;
   }
-  state.worker.store(worker->get());
+  worker = std::move(created).value();
+  state.worker.store(worker.get());
   for (const auto& lane : rt.lanes) metrics.set_calibration(lane->name(), lane->calibration);
   state.runtime.store(&rt);
-  if (state.stop.load()) (*worker)->request_stop();  // a signal during start-up
+  if (state.stop.load()) worker->request_stop();  // a signal during start-up
 
-  Status ran = (*worker)->run();
+  Status ran = worker->run();
   state.worker.store(nullptr);
   // Closing the connection hands every unacked message back to the broker.
   (*broker)->stop();
@@ -243,6 +259,13 @@ int serve(Config& config, const ServeFlags& flags) {
   if (!ran.ok()) {
     spdlog::critical("broker {}: {}", mask_url_password(config.bus_broker), ran.to_string());
     return kExitUsage;
+  }
+  if (!worker->stopped_cleanly()) {
+    // Note [Hard shutdown deadline] (service/worker.h): threads still reference the engine and
+    // the worker, so neither may be destroyed; the broker already has its messages back.
+    spdlog::warn("exiting with work still running");
+    spdlog::shutdown();
+    std::_Exit(kExitOk);
   }
   return kExitOk;
 }

@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
+
+#include "common/text.h"
 
 namespace segmentor {
 
@@ -231,12 +234,7 @@ std::string result_stem(const BenchRunReport& report) {
 }
 
 std::string utc_now_iso8601() {
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char buffer[32];
-  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buffer;
+  return utc_iso8601(std::chrono::system_clock::now(), IsoPrecision::kSeconds);
 }
 
 }  // namespace segmentor

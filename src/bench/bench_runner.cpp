@@ -352,7 +352,7 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   engine_options.max_concurrent = guard_options.gate.max_concurrent;
   engine_options.worker_threads =
       static_cast<int>(lanes.size()) * guard_options.gate.max_concurrent + 2;
-  engine_options.decode = DecodeOptions{config.max_image_pixels};
+  engine_options.decode = DecodeOptions{config.max_image_pixels, {}};
   {
     Engine engine(engine_options, guarded, cpu_fallback);
     // Builds frame `f` of `job`; requires tally.mutex (it picks the next image of its size).

@@ -98,7 +98,9 @@ constexpr VariableSpec kVariables[] = {
 
     // --- memory management ---
     {"MAX_CONCURRENT_IMAGES", D::kPlain,
-     [](std::string_view v, Config& c) { return assign_int(v, c.max_concurrent_images, 1); },
+     // Bounded so that lanes × MAX_CONCURRENT_IMAGES (worker threads, tasks in the engine) can
+     // never overflow an int.
+     [](std::string_view v, Config& c) { return assign_int(v, c.max_concurrent_images, 1, 1024); },
      [](const Config& c) { return std::to_string(c.max_concurrent_images); }},
     {"MIN_CONCURRENT_IMAGES", D::kPlain,
      [](std::string_view v, Config& c) { return assign_int(v, c.min_concurrent_images, 1); },
@@ -112,7 +114,8 @@ constexpr VariableSpec kVariables[] = {
      [](const Config& c) { return format_number(c.gpu_memory_threshold); }},
     {"GPU_MEMORY_LIMIT_MB", D::kPlain,
      [](std::string_view v, Config& c) {
-       return assign(parse_integer(v, 0, kInt64Max), c.gpu_memory_limit_mb);
+       // ≤ 2^24 MiB (16 TiB): × 2^20 bytes stays far inside int64.
+       return assign(parse_integer(v, 0, std::int64_t{1} << 24), c.gpu_memory_limit_mb);
      },
      [](const Config& c) { return std::to_string(c.gpu_memory_limit_mb); }},
     {"RETRY_ON_OOM", D::kPlain,

@@ -51,13 +51,75 @@ Status write_all(int fd, std::span<const std::uint8_t> bytes, const std::filesys
   return Status::Ok();
 }
 
-Status fsync_directory(const std::filesystem::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return io_error(errno_text(dir, "cannot open directory to fsync", errno));
-  Status status;
-  if (::fsync(fd) != 0) status = io_error(errno_text(dir, "directory fsync failed", errno));
-  ::close(fd);
-  return status;
+// Closes a directory descriptor on scope exit.
+class DirFd {
+ public:
+  explicit DirFd(int fd) : fd_(fd) {}
+  ~DirFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  DirFd(const DirFd&) = delete;
+  DirFd& operator=(const DirFd&) = delete;
+  int get() const { return fd_; }
+  void reset(int fd) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// Note [Writing beneath a root]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// With a trusted root (the data root for masks), every directory below it is created and entered
+// one at a time from the root's descriptor with O_NOFOLLOW, and the file is created and renamed
+// relative to the final directory's descriptor: a directory below the root replaced by a symbolic
+// link (to /etc, say) makes the write fail instead of landing there. The root itself may be a
+// link: it comes from the configuration, not from anyone who can write below it.
+Status open_directory(const std::filesystem::path& target, const std::filesystem::path& root,
+                      DirFd& out) {
+  const std::filesystem::path dir =
+      target.parent_path().empty() ? std::filesystem::path(".") : target.parent_path();
+  if (root.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      return io_error(target.string() + ": cannot create directory " + dir.string() + ": " +
+                      ec.message());
+    }
+    out.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (out.get() < 0) return io_error(errno_text(dir, "cannot open directory", errno));
+    return Status::Ok();
+  }
+  const std::filesystem::path relative =
+      dir.lexically_normal().lexically_relative(root.lexically_normal());
+  if (relative.empty() || *relative.begin() == "..") {
+    return invalid_argument(target.string() + ": not below " + root.string());
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(root, ec);  // the root itself is trusted
+  out.reset(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (out.get() < 0) return io_error(errno_text(root, "cannot open directory", errno));
+  std::filesystem::path walked = root;
+  for (const auto& part : relative) {
+    if (part.empty() || part == ".") continue;
+    walked /= part;
+    if (::mkdirat(out.get(), part.c_str(), 0755) != 0 && errno != EEXIST) {
+      return io_error(errno_text(walked, "cannot create directory", errno));
+    }
+    const int next =
+        ::openat(out.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) {
+      const int err = errno;
+      if (err == ELOOP || err == ENOTDIR) {
+        return io_error(walked.string() + ": not a directory (a symbolic link is not followed)");
+      }
+      return io_error(errno_text(walked, "cannot open directory", err));
+    }
+    out.reset(next);
+  }
+  return Status::Ok();
 }
 
 // Writes, syncs and closes the already-open temp file; closes fd in every case.
@@ -76,37 +138,43 @@ Status fill_temp_file(int fd, std::span<const std::uint8_t> bytes,
 }  // namespace
 
 Status write_file_atomically(const std::filesystem::path& target,
-                             std::span<const std::uint8_t> bytes) {
+                             std::span<const std::uint8_t> bytes,
+                             const std::filesystem::path& beneath) {
   if (target.filename().empty()) return invalid_argument(target.string() + ": not a file path");
-  const std::filesystem::path dir =
-      target.parent_path().empty() ? std::filesystem::path(".") : target.parent_path();
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec)
-    return io_error(target.string() + ": cannot create directory " + dir.string() + ": " +
-                    ec.message());
+  DirFd dir(-1);
+  SEGMENTOR_RETURN_IF_ERROR(open_directory(target, beneath, dir));
+  const std::string name = target.filename().string();
 
-  std::filesystem::path temp;
+  std::string temp;
   int fd = -1;
   for (int attempt = 0; attempt < kMaxNameAttempts && fd < 0; ++attempt) {
-    temp = temp_path_for(dir / target.filename());
-    fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kAtomicFileMode);
+    temp = temp_path_for(target).filename().string();
+    fd = ::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  kAtomicFileMode);
     if (fd < 0 && errno != EEXIST) {
-      return io_error(errno_text(target, "cannot create temp file in " + dir.string(), errno));
+      return io_error(
+          errno_text(target, "cannot create temp file in " + target.parent_path().string(), errno));
     }
   }
-  if (fd < 0) return io_error(target.string() + ": no unused temp file name in " + dir.string());
+  if (fd < 0) {
+    return io_error(target.string() + ": no unused temp file name in " +
+                    target.parent_path().string());
+  }
 
-  Status status = fill_temp_file(fd, bytes, temp);
-  if (status.ok() && ::rename(temp.c_str(), target.c_str()) != 0) {
+  const std::filesystem::path temp_path = target.parent_path() / temp;
+  Status status = fill_temp_file(fd, bytes, temp_path);
+  if (status.ok() && ::renameat(dir.get(), temp.c_str(), dir.get(), name.c_str()) != 0) {
     status = io_error(errno_text(target, "rename failed", errno));
   }
   if (!status.ok()) {
-    ::unlink(temp.c_str());
+    ::unlinkat(dir.get(), temp.c_str(), 0);
     return status;
   }
   // Makes the rename itself durable: without it a crash can bring back the old file.
-  return fsync_directory(dir);
+  if (::fsync(dir.get()) != 0) {
+    return io_error(errno_text(target.parent_path(), "directory fsync failed", errno));
+  }
+  return Status::Ok();
 }
 
 }  // namespace segmentor

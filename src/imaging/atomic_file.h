@@ -23,7 +23,12 @@ inline constexpr unsigned kAtomicFileMode = 0644;
 // untouched. kIo on any filesystem error, with the path and errno text in the message. If only
 // the final directory fsync fails, the new content is in place but kIo is still returned: its
 // durability is not guaranteed, so callers must not report the write as committed.
+//
+// With `beneath` (a trusted root containing `target`), no symbolic link below that root is
+// followed: the directories on the way are created and entered without following links, and a
+// link where a directory should be is kIo (Note [Writing beneath a root] in atomic_file.cpp).
 Status write_file_atomically(const std::filesystem::path& target,
-                             std::span<const std::uint8_t> bytes);
+                             std::span<const std::uint8_t> bytes,
+                             const std::filesystem::path& beneath = {});
 
 }  // namespace segmentor

@@ -75,13 +75,13 @@ Result<RgbImage> decode_image_bytes(std::span<const std::uint8_t> bytes,
     const int orientation = exif_orientation(decoded->exif);
     return apply_exif_orientation(std::move(decoded->image), orientation);
   } catch (const std::bad_alloc&) {
-    return out_of_memory(prefixed(source_name, "out of memory while decoding"));
+    return too_large(prefixed(source_name, "out of host memory while decoding"));
   }
 }
 
 Result<RgbImage> decode_image_file(const std::filesystem::path& path,
                                    const DecodeOptions& options) {
-  SEGMENTOR_ASSIGN_OR_RETURN(std::vector<std::uint8_t> bytes, read_file_bytes(path));
+  SEGMENTOR_ASSIGN_OR_RETURN(std::vector<std::uint8_t> bytes, read_file_bytes(path, options.read));
   return decode_image_bytes(bytes, path.string(), options);
 }
 

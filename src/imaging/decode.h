@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "imaging/file_io.h"
 #include "imaging/image.h"
 
 namespace segmentor {
@@ -22,15 +23,19 @@ struct DecodeOptions {
   // Largest width * height accepted, checked against the file header before any pixel buffer is
   // allocated (decompression bombs). 100 M pixels is ~300 MB of RGB. Must be positive.
   std::int64_t max_pixels = 100'000'000;
+  // How decode_image_file opens the file (size cap, links).
+  ReadOptions read;
 };
 
 // Reads and decodes `path`. Errors (message "<path>: ..."):
 //   kNotFound        the file does not exist
-//   kIo              it exists but cannot be read (permissions, a directory, I/O error)
-//   kInvalidArgument not a JPEG, PNG or WebP image
+//   kIo              it exists but cannot be read (permissions, I/O error)
+//   kInvalidArgument not a JPEG, PNG or WebP image; not a regular file (a directory, a FIFO);
+//                    a symbolic link when options.read.follow_symlinks is false
 //   kCorruptData     empty, truncated or otherwise undecodable
-//   kTooLarge        the header claims more than options.max_pixels pixels
-//   kOutOfMemory     the pixel buffer could not be allocated
+//   kTooLarge        the header claims more than options.max_pixels pixels, the file is larger
+//                    than options.read.max_bytes, or its buffers could not be allocated (host
+//                    memory: the same file would not fit on the next try either)
 Result<RgbImage> decode_image_file(const std::filesystem::path& path,
                                    const DecodeOptions& options = {});
 

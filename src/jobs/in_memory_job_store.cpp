@@ -68,16 +68,18 @@ Result<std::vector<std::pair<JobKey, JobProgress>>> InMemoryJobStore::list_open_
   return open;
 }
 
-Result<std::vector<std::pair<JobKey, JobProgress>>>
-InMemoryJobStore::list_unpublished_completions() {
+Result<std::vector<std::pair<JobKey, JobProgress>>> InMemoryJobStore::claim_unpublished_completions(
+    JobTime now, JobClock::duration lease) {
   std::lock_guard lock(mutex_);
-  std::vector<std::pair<JobKey, JobProgress>> unpublished;
-  for (const auto& [key, job] : jobs_) {
-    if (job.progress.completed() && !job.progress.completion_published) {
-      unpublished.emplace_back(key, job.progress);
-    }
+  std::vector<std::pair<JobKey, JobProgress>> claimed;
+  for (auto& [key, job] : jobs_) {
+    JobProgress& p = job.progress;
+    if (!p.completed() || p.completion_published) continue;
+    if (p.publish_claimed_until.has_value() && *p.publish_claimed_until > now) continue;
+    p.publish_claimed_until = now + lease;
+    claimed.emplace_back(key, p);
   }
-  return unpublished;
+  return claimed;
 }
 
 std::map<std::string, StoredAsset> InMemoryJobStore::assets(const JobKey& key) const {

@@ -31,7 +31,8 @@ class InMemoryJobStore final : public JobStore {
   Status transact(const JobKey& key, const Body& body) override;
   Result<std::optional<JobProgress>> load(const JobKey& key) override;
   Result<std::vector<std::pair<JobKey, JobProgress>>> list_open_jobs() override;
-  Result<std::vector<std::pair<JobKey, JobProgress>>> list_unpublished_completions() override;
+  Result<std::vector<std::pair<JobKey, JobProgress>>> claim_unpublished_completions(
+      JobTime now, JobClock::duration lease) override;
 
   // The assets recorded under `key`, by id (tests).
   std::map<std::string, StoredAsset> assets(const JobKey& key) const;

@@ -47,8 +47,11 @@ class JobStore {
 
   // Jobs with a known `expected` that have not completed (watermark candidates).
   virtual Result<std::vector<std::pair<JobKey, JobProgress>>> list_open_jobs() = 0;
-  // Jobs that completed but whose completion the caller has not acknowledged as published.
-  virtual Result<std::vector<std::pair<JobKey, JobProgress>>> list_unpublished_completions() = 0;
+  // Completed jobs whose completion is not acknowledged as published and whose publish claim has
+  // expired at `now` (or was never taken): each is claimed until `now + lease` and returned, in
+  // one atomic step, so of several workers asking at once exactly one gets each job.
+  virtual Result<std::vector<std::pair<JobKey, JobProgress>>> claim_unpublished_completions(
+      JobTime now, JobClock::duration lease) = 0;
 };
 
 }  // namespace segmentor

@@ -52,6 +52,8 @@ std::optional<CompletionDecision> JobTracker::maybe_complete(const JobKey& key,
   progress.completed_at = now;
   progress.completion_reason = reason;
   progress.completion_published = false;
+  // Note [Completion claims]: the decider publishes; nobody else until this runs out.
+  progress.publish_claimed_until = now + options_.republish_after;
   return decision_for(key, progress);
 }
 
@@ -144,13 +146,9 @@ Result<std::vector<CompletionDecision>> JobTracker::poll() {
   std::vector<CompletionDecision> decisions;
 
   // Stale decisions first, so a watermark decided below is not offered twice in one poll.
-  SEGMENTOR_ASSIGN_OR_RETURN(auto unpublished, store_->list_unpublished_completions());
-  for (const auto& [key, progress] : unpublished) {
-    if (progress.completed_at.has_value() &&
-        now >= *progress.completed_at + options_.republish_after) {
-      decisions.push_back(decision_for(key, progress));
-    }
-  }
+  SEGMENTOR_ASSIGN_OR_RETURN(auto unpublished,
+                             store_->claim_unpublished_completions(now, options_.republish_after));
+  for (const auto& [key, progress] : unpublished) decisions.push_back(decision_for(key, progress));
 
   SEGMENTOR_ASSIGN_OR_RETURN(auto open, store_->list_open_jobs());
   for (const auto& entry : open) {
@@ -172,7 +170,8 @@ Result<std::vector<CompletionDecision>> JobTracker::poll() {
 }
 
 Result<std::vector<CompletionDecision>> JobTracker::unpublished_completions() {
-  SEGMENTOR_ASSIGN_OR_RETURN(auto unpublished, store_->list_unpublished_completions());
+  SEGMENTOR_ASSIGN_OR_RETURN(auto unpublished, store_->claim_unpublished_completions(
+                                                   clock_->now(), options_.republish_after));
   std::vector<CompletionDecision> decisions;
   decisions.reserve(unpublished.size());
   for (const auto& [key, progress] : unpublished) decisions.push_back(decision_for(key, progress));

@@ -41,11 +41,21 @@ namespace segmentor {
 // redelivery stays idempotent), and the frozen counters are the published figures. The caller
 // publishes segmentation.completed (unless the zero-asset path), then the *.masked.batch, then
 // calls acknowledge_completion(). If it crashes or the publish fails in between, the decision is
-// still in the store: unpublished_completions() returns all of them (call it at start-up), and
-// poll() returns those older than `republish_after`. The same covers a database commit whose
-// outcome was unknown: the store retries, finds the job already completed, and the decision
-// surfaces through poll(). That makes publishing at-least-once across crashes (the events say
-// idempotent: true) and exactly-once otherwise.
+// still in the store, and is offered again per Note [Completion claims]. The same covers a
+// database commit whose outcome was unknown: the store retries, finds the job already completed,
+// and the decision surfaces once its claim expires. That makes publishing at-least-once across
+// crashes (the events say idempotent: true, and carry the same event_id every time: see
+// completion_event_id in messaging/events.h) and exactly-once otherwise.
+//
+// Note [Completion claims]
+// ~~~~~~~~~~~~~~~~~~~~~~~~
+// Several workers share one store. The transaction that decides a completion also claims its
+// publication for `republish_after` (publish_claimed_until). Anyone else — a replica starting up
+// (unpublished_completions()), or any replica's poll() — only gets a completion whose claim has
+// expired, and takes the claim in the same atomic step (UPDATE … RETURNING in PostgreSQL), so
+// one worker republishes it, not all of them. Times come from the injected Clock; in `serve` it
+// follows the database's clock (storage/database_clock.h), so replicas with skewed clocks agree
+// on when a lease or a watermark ends.
 
 struct JobTrackerOptions {
   // COMPLETION_THRESHOLD_PERCENTAGE, in (0, 100].
@@ -99,11 +109,13 @@ class JobTracker {
     return record_assets(key, std::vector<AssetRecord>{asset});
   }
 
-  // Completions due now: watermarks that fired, and decided completions not acknowledged within
-  // `republish_after`. Call it periodically (e.g. every few seconds).
+  // Completions due now: watermarks that fired, and decided completions whose publisher did not
+  // acknowledge them within `republish_after` (claimed for this caller: Note [Completion
+  // claims]). Call it periodically (e.g. every few seconds).
   Result<std::vector<CompletionDecision>> poll();
 
-  // Every decided completion not yet acknowledged (at start-up, before consuming).
+  // Decided completions not yet acknowledged and not claimed by a live publisher, claimed for
+  // this caller (at start-up, before consuming).
   Result<std::vector<CompletionDecision>> unpublished_completions();
 
   // The caller published the completion's events; it will not be offered again.

@@ -70,6 +70,8 @@ struct JobProgress {
   std::optional<JobTime> completed_at;        // when completion was decided
   CompletionReason completion_reason = CompletionReason::kNone;
   bool completion_published = false;  // the caller confirmed both completion events
+  // Until then one worker holds the right to publish the completion (Note [Completion claims]).
+  std::optional<JobTime> publish_claimed_until;
 
   bool completed() const { return completed_at.has_value(); }
   friend bool operator==(const JobProgress&, const JobProgress&) = default;

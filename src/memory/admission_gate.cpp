@@ -84,8 +84,17 @@ void AdmissionGate::refresh_budget_if_due() {
     if (last_read_ && now() - *last_read_ < options_.budget_refresh_interval) return;
     read_in_progress_ = true;
   }
-  // Outside the lock: a device read must not hold up releases and other decisions.
-  const MemorySnapshot snapshot = device_->snapshot();
+  // Outside the lock: a device read must not hold up releases and other decisions. If it throws,
+  // the read is over all the same: left marked in progress, no reader would ever refresh the
+  // budget again (the gate would decide on a stale figure forever).
+  MemorySnapshot snapshot;
+  try {
+    snapshot = device_->snapshot();
+  } catch (...) {
+    std::lock_guard lock(state_mutex_);
+    read_in_progress_ = false;
+    throw;
+  }
   std::lock_guard lock(state_mutex_);
   read_in_progress_ = false;
   apply_snapshot(snapshot);
@@ -191,15 +200,23 @@ Result<AdmissionGate::Ticket> AdmissionGate::admit_impl(
   if (queue_.empty() && fits_locked(predicted_bytes)) return admit_locked(predicted_bytes);
 
   const std::uint64_t id = next_waiter_id_++;
-  if (place == QueuePlace::kFront) {
-    queue_.push_front(id);
-    changed_locked();  // the old head is no longer the head
+  const bool readmitted = place == QueuePlace::kFront;
+  if (readmitted) {
+    // Ahead of every new arrival, behind the tasks that came back before it: readmitted waiters
+    // form a block at the head of the queue, in the order they came back (FIFO among them).
+    queue_.insert(queue_.begin() + readmit_waiters_, id);
+    ++readmit_waiters_;
+    changed_locked();  // the old head may no longer be the head
   } else {
     queue_.push_back(id);
   }
   const auto started = now();
+  auto left = [&] {
+    if (readmitted) --readmit_waiters_;
+  };
   auto leave_queue = [&] {
     queue_.erase(std::find(queue_.begin(), queue_.end(), id));
+    left();
     changed_locked();  // the next waiter may now be at the head
   };
   while (true) {
@@ -219,6 +236,7 @@ Result<AdmissionGate::Ticket> AdmissionGate::admit_impl(
     }
     if (queue_.front() == id && fits_locked(predicted_bytes)) {
       queue_.pop_front();
+      left();
       const auto waited = now() - started;
       ++counters_.waits_total;
       counters_.wait_time_total += waited;
@@ -235,7 +253,13 @@ Result<AdmissionGate::Ticket> AdmissionGate::admit_impl(
     if (!changed && !stop.stop_requested()) {
       // Nothing happened here for a while: the device's free memory may have grown anyway.
       lock.unlock();
-      refresh_budget_if_due();
+      try {
+        refresh_budget_if_due();
+      } catch (...) {
+        lock.lock();
+        leave_queue();  // a waiter left at the head would block everyone behind it
+        throw;
+      }
       lock.lock();
     }
   }

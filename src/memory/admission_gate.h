@@ -53,8 +53,9 @@ namespace segmentor {
 // and only the head of the queue may be admitted. A big task at the head is therefore never
 // overtaken by a stream of small ones; the cost is some idle room while the head waits for enough
 // bytes to free up, which is the price of no starvation. readmit() is for a task that was admitted
-// before, gave its ticket back to back off after an OOM, and returns: it queues at the head,
-// since it arrived before everyone now waiting (FIFO by first arrival).
+// before, gave its ticket back to back off after an OOM, and returns: it queues ahead of every task
+// that has not been admitted yet, since it arrived before them, and behind the tasks that came
+// back from a back-off before it (FIFO among the returning ones, in the order they return).
 //
 // AIMD (the limit adapts to what predictions miss):
 //   on_out_of_memory():  aimd_cap = max(floor, min(aimd_cap or task_room, in_flight_bytes) ×
@@ -236,7 +237,8 @@ class AdmissionGate {
   std::int64_t resident_ = 0;
   int in_flight_ = 0;
   std::int64_t in_flight_bytes_ = 0;
-  std::deque<std::uint64_t> queue_;  // waiter ids, FIFO
+  std::deque<std::uint64_t> queue_;     // waiter ids, FIFO (readmitted ones first, FIFO among them)
+  std::ptrdiff_t readmit_waiters_ = 0;  // the readmitted block at the head of queue_
   std::vector<int> free_slots_;      // a stack: the back is handed out next
   std::uint64_t next_waiter_id_ = 1;
   std::int64_t largest_task_bytes_ = 0;

@@ -32,7 +32,6 @@ ConcurrencyTuner::ConcurrencyTuner(ConcurrencyTunerOptions options, std::functio
 
 void ConcurrencyTuner::on_task_done(int level, double lane_seconds) {
   if (level < 1 || !(lane_seconds > 0.0)) return;
-  int changed_to = 0;
   {
     std::lock_guard lock(mutex_);
     Level& l = levels_[static_cast<std::size_t>(std::min(level, options_.max_concurrent))];
@@ -50,10 +49,12 @@ void ConcurrencyTuner::on_task_done(int level, double lane_seconds) {
     const int next = decide_locked();
     if (next != cap_) {
       cap_ = next;
-      changed_to = next;
+      // Under the lock: two decisions applied outside it could reach the gate in the opposite
+      // order, leaving the gate at a cap the tuner no longer holds. (apply_ takes only the
+      // gate's lock, which never calls back here.)
+      if (apply_) apply_(next);
     }
   }
-  if (changed_to != 0 && apply_) apply_(changed_to);
 }
 
 bool ConcurrencyTuner::measured_locked(int level) const {

@@ -56,7 +56,8 @@ struct LevelEstimate {
 };
 
 // Thread-safe (one mutex). `apply` is called with each new cap (first from the constructor, with
-// MAX), outside the tuner's lock; it must not call back into the tuner.
+// MAX), under the tuner's lock, so caps reach the gate in the order they were decided; it must not
+// call back into the tuner.
 class ConcurrencyTuner {
  public:
   static Result<std::unique_ptr<ConcurrencyTuner>> create(ConcurrencyTunerOptions options,

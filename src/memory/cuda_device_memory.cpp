@@ -113,7 +113,9 @@ MemorySnapshot CudaDeviceMemory::snapshot() {
       s.device_free_bytes = static_cast<std::int64_t>(free_bytes);
       s.device_total_bytes = static_cast<std::int64_t>(total_bytes);
     } else {
-      // Unknown free memory: report none free, so the budget is 0 and only MIN tasks run.
+      // Unknown free memory: report none free, so the budget is 0. Tasks with a calibrated size
+      // then run only MIN at a time; tasks predicted at 0 bytes (no calibration) are admitted by
+      // count alone, up to MAX, whatever the budget.
       s.device_free_bytes = 0;
     }
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
@@ -124,7 +126,7 @@ MemorySnapshot CudaDeviceMemory::snapshot() {
     s.num_ooms = stats.num_ooms;
     s.num_alloc_retries = stats.num_alloc_retries;
   } catch (const std::exception&) {
-    // Leave what we have: a zero budget throttles to MIN, which is the safe direction.
+    // Leave what we have: a zero budget throttles calibrated tasks to MIN, the safe direction.
   }
 #ifdef SEGMENTOR_HAVE_NVML
   if (nvml_) {

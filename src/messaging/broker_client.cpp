@@ -401,7 +401,8 @@ void BrokerClient::run_due_retries() {
     message.body = delivery.body;
     message.correlation_id = delivery.correlation_id;
     message.headers = retry_headers(delivery.headers, delivery.retry_count + 1);
-    // Default exchange, routing key = our own queue: only this worker sees the retry.
+    // Default exchange, routing key = our own queue: the retry goes to this service's queue only,
+    // not to other subscribers of the topic; any replica consuming that queue may take it.
     Status published = publish_confirmed("", delivery.queue, /*mandatory=*/true, message);
     Status settled = settle_after_publish(delivery, published);
     if (settled.ok()) {

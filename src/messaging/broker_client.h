@@ -124,6 +124,8 @@ class BrokerClient {
   void stop();
 
   bool connected() const { return connected_.load(); }
+  // The retry schedule retry_later() follows (callers decide exhaustion with it up front).
+  const RetryPolicy& retry_policy() const { return options_.retry; }
   BrokerStats stats() const;
 
  private:

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "messaging/name_uuid.h"
 #include "messaging/wire_format.h"
 
 namespace segmentor::messaging {
@@ -27,6 +28,14 @@ Result<std::string> read_string(const json& object, const char* key, const std::
   if (it == object.end() || it->is_null()) return field_error(path, "missing");
   if (!it->is_string()) return field_error(path, "expected a string");
   return it->get<std::string>();
+}
+
+// An identifier (job_id, event_id): a string with at least one character. An empty one names no
+// job, so the message is malformed rather than a job the tracker would refuse later.
+Result<std::string> read_id(const json& object, const char* key, const std::string& path) {
+  SEGMENTOR_ASSIGN_OR_RETURN(std::string value, read_string(object, key, path));
+  if (value.empty()) return field_error(path, "must not be empty");
+  return value;
 }
 
 Result<double> read_number(const json& object, const char* key, const std::string& path) {
@@ -97,7 +106,9 @@ Result<json> parse_json_body(std::string_view body) {
     try {
       json reparsed = json::parse(body);
       (void)reparsed;
-    } catch (const json::parse_error& error) {
+    } catch (const json::exception& error) {
+      // Not only parse_error: a number too large for a double ("1E400") is out_of_range, and
+      // letting it escape killed the worker on a malformed message (found by fuzzing).
       return invalid_argument(std::string("invalid JSON: ") + error.what());
     }
     return invalid_argument("invalid JSON");
@@ -111,7 +122,7 @@ Result<ProductImageReady> parse_product_image_ready(const json& event) {
   SEGMENTOR_ASSIGN_OR_RETURN(out.product_id, read_string(event, "product_id", "product_id"));
   SEGMENTOR_ASSIGN_OR_RETURN(out.image_id, read_string(event, "image_id", "image_id"));
   SEGMENTOR_ASSIGN_OR_RETURN(out.local_path, read_string(event, "local_path", "local_path"));
-  SEGMENTOR_ASSIGN_OR_RETURN(out.job_id, read_string(event, "job_id", "job_id"));
+  SEGMENTOR_ASSIGN_OR_RETURN(out.job_id, read_id(event, "job_id", "job_id"));
   SEGMENTOR_ASSIGN_OR_RETURN(out.metadata, read_metadata(event));
   return out;
 }
@@ -119,8 +130,8 @@ Result<ProductImageReady> parse_product_image_ready(const json& event) {
 Result<ProductImagesBatch> parse_product_images_batch(const json& event) {
   SEGMENTOR_RETURN_IF_ERROR(require_object(event, kProductImagesReadyBatch).status());
   ProductImagesBatch out;
-  SEGMENTOR_ASSIGN_OR_RETURN(out.job_id, read_string(event, "job_id", "job_id"));
-  SEGMENTOR_ASSIGN_OR_RETURN(out.event_id, read_string(event, "event_id", "event_id"));
+  SEGMENTOR_ASSIGN_OR_RETURN(out.job_id, read_id(event, "job_id", "job_id"));
+  SEGMENTOR_ASSIGN_OR_RETURN(out.event_id, read_id(event, "event_id", "event_id"));
   SEGMENTOR_ASSIGN_OR_RETURN(out.total_images, read_count(event, "total_images", "total_images"));
   return out;
 }
@@ -129,7 +140,7 @@ Result<VideoKeyframesReady> parse_video_keyframes_ready(const json& event) {
   SEGMENTOR_RETURN_IF_ERROR(require_object(event, kVideoKeyframesReady).status());
   VideoKeyframesReady out;
   SEGMENTOR_ASSIGN_OR_RETURN(out.video_id, read_string(event, "video_id", "video_id"));
-  SEGMENTOR_ASSIGN_OR_RETURN(out.job_id, read_string(event, "job_id", "job_id"));
+  SEGMENTOR_ASSIGN_OR_RETURN(out.job_id, read_id(event, "job_id", "job_id"));
   auto frames = event.find("frames");
   if (frames == event.end() || frames->is_null()) return field_error("frames", "missing");
   if (!frames->is_array()) return field_error("frames", "expected an array");
@@ -151,8 +162,8 @@ Result<VideoKeyframesReady> parse_video_keyframes_ready(const json& event) {
 Result<VideoKeyframesBatch> parse_video_keyframes_batch(const json& event) {
   SEGMENTOR_RETURN_IF_ERROR(require_object(event, kVideoKeyframesReadyBatch).status());
   VideoKeyframesBatch out;
-  SEGMENTOR_ASSIGN_OR_RETURN(out.job_id, read_string(event, "job_id", "job_id"));
-  SEGMENTOR_ASSIGN_OR_RETURN(out.event_id, read_string(event, "event_id", "event_id"));
+  SEGMENTOR_ASSIGN_OR_RETURN(out.job_id, read_id(event, "job_id", "job_id"));
+  SEGMENTOR_ASSIGN_OR_RETURN(out.event_id, read_id(event, "event_id", "event_id"));
   SEGMENTOR_ASSIGN_OR_RETURN(out.total_keyframes,
                              read_count(event, "total_keyframes", "total_keyframes"));
   return out;
@@ -183,15 +194,24 @@ OutgoingEvent build_video_keyframes_masked(std::string_view job_id, std::string_
 OutgoingEvent build_product_images_masked_batch(std::string_view job_id,
                                                 std::int64_t total_images) {
   return {std::string(kProductImagesMaskedBatch),
-          {{"event_id", uuid4()}, {"job_id", std::string(job_id)}, {"total_images", total_images}}};
+          {{"event_id", completion_event_id(kProductImagesMaskedBatch, job_id)},
+           {"job_id", std::string(job_id)},
+           {"total_images", total_images}}};
 }
 
 OutgoingEvent build_video_keyframes_masked_batch(std::string_view job_id,
                                                  std::int64_t total_keyframes) {
   return {std::string(kVideoKeyframesMaskedBatch),
-          {{"event_id", uuid4()},
+          {{"event_id", completion_event_id(kVideoKeyframesMaskedBatch, job_id)},
            {"job_id", std::string(job_id)},
            {"total_keyframes", total_keyframes}}};
+}
+
+std::string completion_event_id(std::string_view topic, std::string_view job_id) {
+  std::string name(topic);
+  name.push_back('\n');
+  name.append(job_id);
+  return uuid5(kSegmentorEventNamespace, name);
 }
 
 OutgoingEvent build_segmentation_completed(const SegmentationCompletion& completion) {
@@ -199,7 +219,7 @@ OutgoingEvent build_segmentation_completed(const SegmentationCompletion& complet
                                                                 : kVideoSegmentationCompleted;
   return {std::string(topic),
           {{"job_id", completion.job_id},
-           {"event_id", uuid4()},
+           {"event_id", completion_event_id(topic, completion.job_id)},
            {"total_assets", completion.total_assets},
            {"processed_assets", completion.processed_assets},
            {"failed_assets", completion.failed_assets},

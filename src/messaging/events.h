@@ -105,7 +105,10 @@ struct SegmentationCompletion {
   std::int64_t watermark_ttl = 0;  // seconds (BATCH_TIMEOUT_SECONDS)
 };
 
-// Each builder mints a new uuid4 `event_id`.
+// The per-asset builders mint a new uuid4 `event_id`. The job-level ones (*.masked.batch and
+// *.segmentation.completed) use completion_event_id(): a job's completion is one fact, so every
+// publication of it — a republish after a crash, or by another replica — carries the same
+// event_id and downstream deduplicates on it (they say "idempotent": true).
 OutgoingEvent build_product_image_masked(std::string_view job_id, std::string_view image_id,
                                          std::string_view mask_path);
 // Frames in input order; the caller passes successful frames only and sends nothing when none.
@@ -117,5 +120,10 @@ OutgoingEvent build_video_keyframes_masked_batch(std::string_view job_id,
                                                  std::int64_t total_keyframes);
 // image.segmentation.completed or video.segmentation.completed, with "idempotent": true.
 OutgoingEvent build_segmentation_completed(const SegmentationCompletion& completion);
+
+// The event_id of `topic`'s job-level event for `job_id`: uuid5(kSegmentorEventNamespace,
+// topic + "\n" + job_id). The topic names the asset type, so each of a job's four completion
+// events has its own id.
+std::string completion_event_id(std::string_view topic, std::string_view job_id);
 
 }  // namespace segmentor::messaging

@@ -50,25 +50,6 @@ std::string uuid4() {
   return out;
 }
 
-std::string utc_iso8601(std::chrono::system_clock::time_point when) {
-  using namespace std::chrono;
-  auto micros = duration_cast<microseconds>(when.time_since_epoch()).count();
-  auto seconds = micros / 1'000'000;
-  auto fraction = micros % 1'000'000;
-  if (fraction < 0) {  // before 1970: floor, not truncate
-    fraction += 1'000'000;
-    seconds -= 1;
-  }
-  std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buffer[96];  // generous: the compiler cannot bound tm_year
-  std::snprintf(buffer, sizeof(buffer), "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(fraction));
-  return buffer;
-}
-
 Result<nlohmann::json> with_metadata(nlohmann::json payload, std::string_view topic,
                                      std::string_view correlation_id,
                                      std::chrono::system_clock::time_point now) {
@@ -130,18 +111,6 @@ void set_header(Headers& headers, std::string_view key, HeaderValue value) {
     }
   }
   headers.push_back(Header{std::string(key), std::move(value)});
-}
-
-std::string truncate_utf8(std::string_view text, std::size_t max_chars) {
-  std::size_t chars = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    // A code point starts at every byte that is not a continuation byte (10xxxxxx).
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
-      if (chars == max_chars) return std::string(text.substr(0, i));
-      ++chars;
-    }
-  }
-  return std::string(text);
 }
 
 std::chrono::milliseconds retry_delay(const RetryPolicy& policy, std::int64_t retry_count) {

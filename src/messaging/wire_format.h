@@ -5,15 +5,15 @@
 
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "common/status.h"
+#include "common/text.h"
 
 namespace segmentor::messaging {
 
@@ -36,8 +36,7 @@ int prefetch_for(std::string_view topic, int max_concurrent_batches);
 
 // A random (version 4) UUID in canonical lowercase form. Thread-safe.
 std::string uuid4();
-// "2024-05-01T12:34:56.789012Z": UTC, microseconds, 'Z' suffix.
-std::string utc_iso8601(std::chrono::system_clock::time_point when);
+// Timestamps: segmentor::utc_iso8601 (common/text.h), microseconds.
 
 // The body to publish: `payload` (which must be a JSON object) plus
 // "_metadata": {"timestamp", "correlation_id", "topic"}. A `_metadata` already in the payload is
@@ -67,8 +66,7 @@ std::optional<std::int64_t> header_int(const Headers& headers, std::string_view 
 // Sets `key`, replacing an existing entry (keeps its position) or appending.
 void set_header(Headers& headers, std::string_view key, HeaderValue value);
 
-// At most `max_chars` UTF-8 code points of `text`, never cutting a multi-byte sequence.
-std::string truncate_utf8(std::string_view text, std::size_t max_chars);
+// Failure reasons are cut with segmentor::truncate_utf8 (common/text.h).
 
 // Note [Retry schedule]
 // A transient failure is republished to the worker's own queue after 1 s, 2 s, 4 s: the delay

@@ -1,7 +1,12 @@
 #include "pipeline/engine.h"
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
+#include <exception>
+#include <new>
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "pipeline/lane_picker.h"
@@ -81,8 +86,16 @@ void Engine::worker_loop() {
       queue_.pop_front();
       ++running_;
     }
-    const TaskOutcome outcome = process(job.task);
-    if (job.done) job.done(job.task, outcome);
+    const TaskOutcome outcome = process_guarded(job.task);
+    if (job.done) {
+      try {
+        job.done(job.task, outcome);
+      } catch (const std::exception& e) {
+        spdlog::error("task {}: its completion callback threw: {}", job.task.id, e.what());
+      } catch (...) {
+        spdlog::error("task {}: its completion callback threw", job.task.id);
+      }
+    }
     {
       std::lock_guard lock(queue_mutex_);
       --running_;
@@ -128,6 +141,37 @@ Result<Engine::Admission> Engine::admit(const RgbImage& image) {
   return Admission{lanes_[chosen].get(), std::move(ticket), loads[chosen].task_bytes};
 }
 
+// Note [Exceptions stop at the engine]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// The models' adapters turn LibTorch's exceptions into Status, but a bug, a library we did not
+// wrap or an allocation deep in the decoders can still throw. Uncaught on a worker or slot
+// thread that is std::terminate — and with several replicas on one queue, the message that
+// caused it is redelivered to the next replica, which dies in turn. So nothing thrown by a task
+// leaves the engine: it becomes a failed TaskOutcome with `threw` set (the service treats it as
+// permanent: the same input throws again), the task's ticket and cache accounting are released
+// on the way out, and the callback runs as for any other failure.
+TaskOutcome Engine::process_guarded(const EngineTask& task) {
+  const auto start = Clock::now();
+  auto failed = [&](const std::string& what) {
+    TaskOutcome outcome;
+    outcome.threw = true;
+    outcome.status = Status(ErrorCode::kInternal, "task " + task.id + " threw: " + what);
+    outcome.total_seconds = seconds_since(start);
+    spdlog::error("{}", outcome.status.message());
+    return outcome;
+  };
+  try {
+    return process(task);
+  } catch (const std::bad_alloc&) {
+    // Host memory: the ladder handles the device; on the host this is the input's size.
+    return failed("out of host memory");
+  } catch (const std::exception& e) {
+    return failed(e.what());
+  } catch (...) {
+    return failed("an unknown exception");
+  }
+}
+
 TaskOutcome Engine::process(const EngineTask& task) {
   TaskOutcome outcome;
   const auto start = Clock::now();
@@ -143,8 +187,16 @@ TaskOutcome Engine::process(const EngineTask& task) {
 
   // Decode with no GPU memory held, so decoding overlaps other tasks' inference.
   auto t0 = Clock::now();
-  Result<RgbImage> decoded =
-      task.image ? Result<RgbImage>(*task.image) : decode_image_file(task.source, options_.decode);
+  Result<RgbImage> decoded = Status(ErrorCode::kInternal, "not decoded");
+  if (task.image) {
+    decoded = *task.image;
+  } else if (task.read) {
+    auto bytes = task.read(options_.decode.read);
+    decoded = bytes.ok() ? decode_image_bytes(*bytes, task.source.string(), options_.decode)
+                         : Result<RgbImage>(bytes.status());
+  } else {
+    decoded = decode_image_file(task.source, options_.decode);
+  }
   outcome.decode_seconds = seconds_since(t0);
   if (!decoded.ok()) return finish(decoded.status());
   const RgbImage& image = *decoded;
@@ -197,8 +249,16 @@ TaskOutcome Engine::process(const EngineTask& task) {
     return std::move(*masks);
   };
   const int level = ticket->level();
-  auto masks =
-      lane_state.guarded.recovery->run_for<AssetMasks>(on_gpu, on_cpu, &outcome.recovery, hooks);
+  Result<AssetMasks> masks = Status(ErrorCode::kInternal, "not run");
+  try {
+    masks =
+        lane_state.guarded.recovery->run_for<AssetMasks>(on_gpu, on_cpu, &outcome.recovery, hooks);
+  } catch (...) {
+    // Note [Exceptions stop at the engine]: settle the lane's accounting, then report it.
+    if (cache != nullptr) cache->on_task_finished();
+    ticket->release();
+    throw;
+  }
   if (cache != nullptr) cache->on_task_finished();
   ticket->release();
   outcome.segment_seconds = seconds_since(t0) - readmit_wait_seconds;
@@ -214,7 +274,7 @@ TaskOutcome Engine::process(const EngineTask& task) {
 
   t0 = Clock::now();
   if (options_.write_masks) {
-    Status written = write_masks(outcome.paths, *masks);
+    Status written = write_masks(outcome.paths, *masks, options_.layout.data_root);
     if (written.ok() && options_.cutout_dir) {
       written = write_cutout(*options_.cutout_dir / (task.id + ".png"), image, masks->product);
     }

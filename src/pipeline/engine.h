@@ -59,6 +59,9 @@ struct EngineTask {
   std::string id;                 // mask file stem; validated (CONTRACT §4)
   std::filesystem::path source;   // the image file
   std::optional<RgbImage> image;  // already decoded (bench): `source` is then only a name
+  // Reads the file's bytes instead of opening `source` by name (serve: beneath its input root,
+  // following no link). May be empty.
+  std::function<Result<std::vector<std::uint8_t>>(const ReadOptions&)> read;
 };
 
 struct TaskOutcome {
@@ -67,6 +70,7 @@ struct TaskOutcome {
   bool people_found = false;
   std::string lane;         // where the masks were made
   RecoveryReport recovery;  // what the out-of-memory ladder did, if anything
+  bool threw = false;       // the task threw (a bug or an unwrapped library): do not retry it
   int width = 0;
   int height = 0;
   std::int64_t predicted_bytes = 0;
@@ -126,6 +130,9 @@ class Engine {
     std::int64_t predicted_bytes = 0;
   };
   void worker_loop();
+  // process() with every exception turned into a failed outcome (Note [Exceptions stop at the
+  // engine] in engine.cpp).
+  TaskOutcome process_guarded(const EngineTask& task);
   TaskOutcome process(const EngineTask& task);
   std::int64_t predict_bytes(const LaneState& lane, const RgbImage& image) const;
   Result<Admission> admit(const RgbImage& image);

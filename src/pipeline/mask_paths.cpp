@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "common/text.h"
+
 namespace segmentor {
 
 std::string_view asset_subdir(AssetKind kind) {
@@ -35,10 +37,10 @@ Result<MaskPaths> mask_paths_for(const MaskLayout& layout, AssetKind kind, std::
       (root / layout.people_rel / sub / file).lexically_normal(),
       (root / layout.product_rel / sub / file).lexically_normal(),
   };
-  if (paths.product.string().size() > kMaxMaskPathLength) {
-    return too_large("mask path for '" + std::string(id) + "' is " +
-                     std::to_string(paths.product.string().size()) +
-                     " characters; the database column holds 500");
+  if (const std::size_t length = utf8_length(paths.product.string()); length > kMaxMaskPathLength) {
+    return too_large("mask path for '" + std::string(id) + "' is " + std::to_string(length) +
+                     " characters; the database column holds " +
+                     std::to_string(kMaxMaskPathLength));
   }
   return paths;
 }

@@ -29,7 +29,8 @@ struct MaskPaths {
   std::filesystem::path product;  // the one that goes to the database and into events
 };
 
-// The database column that receives the product path is VARCHAR(500).
+// The database column that receives the product path is VARCHAR(500): characters (UTF-8 code
+// points), not bytes. The one check of it is mask_paths_for's, before any mask is written.
 inline constexpr std::size_t kMaxMaskPathLength = 500;
 
 // Ok when `id` is a plain file name: non-empty, at most 255 bytes, no '/', '\\' or NUL, not "."

@@ -59,4 +59,14 @@ Result<std::filesystem::path> InputGuard::resolve(std::string_view local_path) c
   return invalid_argument(std::move(message));
 }
 
+Result<std::vector<std::uint8_t>> InputGuard::read(const std::filesystem::path& resolved,
+                                                   const ReadOptions& options) const {
+  for (const auto& root : roots_) {
+    if (is_within(resolved, root)) {
+      return read_file_bytes_beneath(root, resolved.lexically_relative(root), options);
+    }
+  }
+  return invalid_argument(resolved.string() + " is outside the input roots");
+}
+
 }  // namespace segmentor::service

@@ -42,6 +42,15 @@ Worker::~Worker() {
   }
   state_changed_.notify_all();
   if (finisher_.joinable()) finisher_.join();
+  // Messages still referenced here unlock in_flight_mutex_ as they go: release them while every
+  // member is alive, not in member destruction order.
+  std::deque<Work> queued;
+  std::deque<std::pair<EngineTask, Engine::Done>> pending;
+  {
+    std::lock_guard lock(state_mutex_);
+    queued.swap(finisher_queue_);
+    pending.swap(pending_tasks_);
+  }
 }
 
 void Worker::request_stop() {
@@ -85,6 +94,49 @@ Status Worker::run() {
 
 void Worker::dispatch(messaging::Delivery delivery) {
   auto message = std::make_shared<Message>(this, std::move(delivery));
+  if (message->delivery.redelivered && services_.deliveries != nullptr) {
+    // Counted on the finisher: the consume loop never waits on the database.
+    post([this, message] { start_redelivered(message); });
+    return;
+  }
+  start(std::move(message));
+}
+
+// Note [Counting redeliveries] (storage/delivery_log.h).
+void Worker::start_redelivered(const std::shared_ptr<Message>& message) {
+  const messaging::Delivery& delivery = message->delivery;
+  auto count = with_database("count a redelivery", [&] {
+    return services_.deliveries->note_redelivery(delivery.queue, delivery.body);
+  });
+  if (!count.ok()) {
+    if (count.status().code() == ErrorCode::kUnavailable) {
+      settle(*message, Outcome::Failed(count.status(), kDatabaseError));  // shutting down
+      return;
+    }
+    // Counting is a safety net; a failure of it must not stop the message.
+    spdlog::error("counting a redelivery: {}", count.status().to_string());
+  } else if (*count > options_.max_redeliveries) {
+    Outcome outcome;
+    outcome.status = Status(ErrorCode::kInvalidArgument,
+                            "redelivered " + std::to_string(*count) +
+                                " times without being settled: a worker died or hung on it");
+    outcome.error_type = kRedeliveredTooOften;
+    if (auto named = assets_named(delivery)) {
+      outcome.key = named->first;
+      for (const std::string& id : named->second) {
+        outcome.failed.push_back({id, AssetOutcome::kFailed, ""});
+      }
+    }
+    settle(*message, outcome);
+    return;
+  } else {
+    spdlog::info("{} message redelivered ({} of at most {} times)", delivery.topic, *count,
+                 options_.max_redeliveries);
+  }
+  start(message);
+}
+
+void Worker::start(std::shared_ptr<Message> message) {
   const std::string& topic = message->delivery.topic;
   if (topic == messaging::kProductImageReady) {
     start_product_image(std::move(message));
@@ -92,10 +144,11 @@ void Worker::dispatch(messaging::Delivery delivery) {
     start_video(std::move(message));
   } else if (topic == messaging::kProductImagesReadyBatch ||
              topic == messaging::kVideoKeyframesReadyBatch) {
-    post([this, message] { handle_batch(message); });
+    post([this, message] { settle(*message, handle_batch(*message)); });
   } else {
     post([this, message] {
-      malformed(*message, invalid_argument("no handler for topic " + message->delivery.topic));
+      settle(*message, Outcome::Malformed(
+                           invalid_argument("no handler for topic " + message->delivery.topic)));
     });
   }
 }
@@ -109,6 +162,16 @@ void Worker::post(Work work) {
 }
 
 void Worker::finisher_loop() {
+  struct ExitMark {
+    Worker* worker;
+    ~ExitMark() {
+      {
+        std::lock_guard lock(worker->state_mutex_);
+        worker->finisher_exited_ = true;
+      }
+      worker->state_changed_.notify_all();
+    }
+  } mark{this};
   while (true) {
     Work work;
     {
@@ -126,7 +189,15 @@ void Worker::finisher_loop() {
       work = std::move(finisher_queue_.front());
       finisher_queue_.pop_front();
     }
-    work();
+    try {
+      work();
+    } catch (const std::exception& e) {
+      // Note [Exceptions stop at the engine]: the same holds for the finisher. The message it
+      // held stays unacked; its redelivery is counted (Note [Counting redeliveries]).
+      spdlog::error("finisher: a work item threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("finisher: a work item threw");
+    }
   }
 }
 
@@ -180,19 +251,44 @@ void Worker::shutdown() {
       spdlog::warn("grace period over: {} messages left unacked for redelivery", in_flight());
     }
   }
-  abandoning_.store(true);
+  {
+    // Under pause_mutex_: a waiter between its predicate check and its wait would otherwise
+    // miss this notification and sleep out its whole back-off.
+    std::lock_guard pause_lock(pause_mutex_);
+    abandoning_.store(true);
+  }
   pause_cv_.notify_all();
   std::deque<std::pair<EngineTask, Engine::Done>> dropped;
   {
     std::unique_lock lock(state_mutex_);
     dropped.swap(pending_tasks_);
-    // Tasks already in the engine finish (their callbacks reference this worker).
-    state_changed_.wait(lock, [this] { return tasks_in_engine_ == 0; });
+    // Tasks already in the engine finish (their callbacks reference this worker), unless one is
+    // stuck (Note [Hard shutdown deadline]).
+    const bool drained = state_changed_.wait_for(lock, options_.abandon_wait,
+                                                 [this] { return tasks_in_engine_ == 0; });
+    if (!drained) {
+      spdlog::error(
+          "{} task(s) still running {} ms after the grace period; leaving them (their "
+          "messages stay unacked)",
+          tasks_in_engine_, options_.abandon_wait.count());
+    }
     finisher_stop_ = true;
   }
   dropped.clear();
   state_changed_.notify_all();
-  if (finisher_.joinable()) finisher_.join();
+  // The finisher ends its current work item promptly: database waits stop when abandoning.
+  std::unique_lock lock(state_mutex_);
+  const bool finished =
+      state_changed_.wait_for(lock, options_.abandon_wait, [this] { return finisher_exited_; });
+  const bool engine_idle = tasks_in_engine_ == 0;
+  lock.unlock();
+  if (finished) {
+    if (finisher_.joinable()) finisher_.join();
+  } else {
+    spdlog::error("the finisher is still busy {} ms after the grace period",
+                  options_.abandon_wait.count());
+  }
+  stopped_cleanly_ = finished && engine_idle;
   spdlog::info("worker stopped");
 }
 
@@ -239,23 +335,66 @@ bool Worker::dead_letter(const Message& message, const Status& why, std::string_
   return true;
 }
 
-bool Worker::retry_later(const Message& message, const Status& why, std::string_view error_type) {
-  if (abandoning()) return false;  // shutting down: leave it to the broker
-  auto decision = services_.broker->retry_later(message.delivery, why.message(), error_type);
+void Worker::retry_later(const Message& message, const Status& why, std::string_view error_type,
+                         const std::optional<std::string>& body) {
+  messaging::Delivery copy;
+  const messaging::Delivery* delivery = &message.delivery;
+  if (body.has_value()) {
+    copy = message.delivery;  // same tag: settling the copy settles the delivery
+    copy.body = *body;
+    delivery = &copy;
+  }
+  auto decision = services_.broker->retry_later(*delivery, why.message(), error_type);
   if (!decision.ok()) {
     spdlog::warn("scheduling a retry failed ({}); the broker will redeliver it",
                  decision.status().to_string());
-    return false;
+    return;
   }
   if (*decision == messaging::RetryDecision::kDeadLettered) {
+    // Only when the broker's policy and ours disagree; settle() decides exhaustion first.
     count(message, "dead_lettered");
     spdlog::warn("{} message dead-lettered after its retries: {}", message.delivery.topic,
                  why.message());
-    return true;
+    return;
   }
   count(message, "retried");
   spdlog::info("{} message scheduled for retry: {}", message.delivery.topic, why.message());
-  return false;
+}
+
+// Note [One settle point] (settlement.h).
+void Worker::settle(const Message& message, const Outcome& outcome) {
+  const Settlement settlement =
+      decide(outcome, message.delivery.retry_count, services_.broker->retry_policy(), abandoning());
+  switch (settlement) {
+    case Settlement::kAck:
+      ack(message);
+      return;
+    case Settlement::kLeave:
+      spdlog::info("{} message left unacked for redelivery: {}", message.delivery.topic,
+                   outcome.status.message());
+      return;
+    case Settlement::kRetry:
+      retry_later(message, outcome.status, outcome.error_type, outcome.retry_body);
+      return;
+    case Settlement::kDeadLetter:
+      if (outcome.key.has_value() && !outcome.failed.empty()) {
+        // Progress first, then the dead-letter: an acked message is always counted.
+        Status recorded = record(message, *outcome.key, outcome.failed);
+        if (!recorded.ok() && recorded.code() == ErrorCode::kUnavailable && abandoning()) {
+          spdlog::info(
+              "{} message left unacked: its failure could not be recorded before "
+              "shutdown",
+              message.delivery.topic);
+          return;
+        }
+        if (!recorded.ok()) {
+          spdlog::error("dead-lettering a {} message whose failure could not be recorded: {}",
+                        message.delivery.topic, recorded.to_string());
+        }
+      }
+      (void)dead_letter(message, outcome.status, outcome.error_type);
+      return;
+  }
 }
 
 Status Worker::publish(const messaging::OutgoingEvent& event, std::string_view correlation_id) {

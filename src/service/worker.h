@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -25,6 +26,8 @@
 #include "observability/metrics.h"
 #include "pipeline/engine.h"
 #include "service/input_guard.h"
+#include "service/settlement.h"
+#include "storage/delivery_log.h"
 #include "storage/mask_path_store.h"
 
 namespace segmentor::service {
@@ -43,22 +46,35 @@ namespace segmentor::service {
 // and every step is idempotent on redelivery (same files, same row value, the tracker counts by
 // asset id; a repeated masked event is allowed, at-least-once).
 //
-// Failures: a message that cannot be parsed, or names an unsafe id or path, is dead-lettered with
-// the reason; an asset that fails permanently (missing or corrupt file) is dead-lettered and then
-// recorded as failed; a transient one (out of memory after the ladder, I/O) goes to the broker's
-// retry schedule. A database outage (kUnavailable) is not a failure of the message: the finisher
-// waits for the database with back-off, holding the message unacked, until it is back or the
-// worker shuts down (then the message is left to the broker), so an outage loses nothing and
-// fills no dead-letter queue. A failed publish or ack is answered the same way: the message is
-// dropped unacked and the broker redelivers it.
+// Failures (each message is settled once, in Worker::settle: Note [One settle point] in
+// settlement.h): a message that cannot be parsed, or names an unsafe id or path, is dead-lettered
+// with the reason; an asset that fails permanently (missing or corrupt file) is recorded as
+// failed and then dead-lettered; a transient one (out of memory after the ladder, I/O, a database
+// error that is not an outage) goes to the broker's retry schedule, and is dead-lettered (and
+// recorded as failed) once its retries run out. A database outage (kUnavailable) is not a failure
+// of the message: the finisher waits for the database with back-off, holding the message unacked,
+// until it is back or the worker shuts down (then the message is left to the broker), so an
+// outage loses nothing and fills no dead-letter queue. A failed publish is retried through the
+// schedule; a failed ack or dead-letter leaves the message unacked, and the broker redelivers it
+// once the connection is replaced.
 //
 // Shutdown: request_stop() → cancel the consumers → wait up to `shutdown_grace` for every message
 // in flight to settle → then give up on the rest (tasks not started are dropped, running ones
-// finish, their messages stay unacked) → return. The caller then closes the broker connection,
-// which hands every unacked message back.
+// get `abandon_wait` to finish, their messages stay unacked) → return. The caller then closes the
+// broker connection, which hands every unacked message back.
+//
+// Note [Hard shutdown deadline]
+// A task stuck in the engine (a model that never returns, a read that blocks) must not keep the
+// process alive after SIGTERM: an orchestrator would SIGKILL it anyway, later. So run() returns
+// within shutdown_grace + 2 × abandon_wait whatever the engine does; when a task or the finisher
+// was still busy, stopped_cleanly() is false and the caller must end the process without
+// destroying the engine or the worker (their threads still reference both), after closing the
+// broker connection. Unacked messages are safe to leave: the broker redelivers them.
 
 struct WorkerOptions {
   std::chrono::milliseconds shutdown_grace{30000};  // SHUTDOWN_GRACE_SECONDS
+  // After the grace period: how long running tasks, then the finisher, may take to stop.
+  std::chrono::milliseconds abandon_wait{3000};
   // How often the watermark timer (JobTracker::poll) runs.
   std::chrono::milliseconds poll_interval{2000};
   // Waiting for the database during an outage: doubles from initial to max.
@@ -66,6 +82,9 @@ struct WorkerOptions {
   std::chrono::milliseconds db_max_backoff{5000};
   // Tasks handed to the engine at once; the rest wait here, so a shutdown can drop them.
   int max_tasks_in_engine = 6;
+  // A message the broker redelivered more often than this (a worker died or hung on it each
+  // time) is dead-lettered unread: Note [Counting redeliveries] in storage/delivery_log.h.
+  int max_redeliveries = 2;
 };
 
 // What the worker uses; none is owned, all must outlive the worker. `metrics` may be null.
@@ -75,6 +94,7 @@ struct WorkerServices {
   JobTracker* tracker = nullptr;
   Engine* engine = nullptr;
   Metrics* metrics = nullptr;
+  DeliveryLog* deliveries = nullptr;  // may be null: redeliveries are then not counted
 };
 
 // Runs the consume loop on the thread that calls run(). request_stop(), database_healthy() and
@@ -96,6 +116,9 @@ class Worker {
 
   // False while the last database operation found the database unreachable.
   bool database_healthy() const { return db_healthy_.load(); }
+  // After run(): false when a task or the finisher was still busy at the deadline (Note [Hard
+  // shutdown deadline]); the process must then exit without destroying the worker or the engine.
+  bool stopped_cleanly() const { return stopped_cleanly_.load(); }
   // Messages taken from the broker and not settled yet.
   int in_flight() const { return in_flight_.load(); }
 
@@ -108,6 +131,9 @@ class Worker {
 
   // --- worker.cpp: loop, threads, settling ---
   void dispatch(messaging::Delivery delivery);
+  void start(std::shared_ptr<Message> message);
+  // Note [Counting redeliveries]: counts a flagged delivery, then starts or dead-letters it.
+  void start_redelivered(const std::shared_ptr<Message>& message);
   void post(Work work);
   void finisher_loop();
   void submit_task(EngineTask task, Engine::Done done);
@@ -122,8 +148,9 @@ class Worker {
   // Dead-letters; true when done (the message is settled either way as far as we are concerned:
   // a failure leaves it to the broker).
   bool dead_letter(const Message& message, const Status& why, std::string_view error_type);
-  // Broker retry schedule; true when the retries were exhausted and it went to the DLQ.
-  bool retry_later(const Message& message, const Status& why, std::string_view error_type);
+  // Broker retry schedule (republishing `body` instead of the delivery's when given).
+  void retry_later(const Message& message, const Status& why, std::string_view error_type,
+                   const std::optional<std::string>& body);
   // Publishes one event with the message's correlation id.
   Status publish(const messaging::OutgoingEvent& event, std::string_view correlation_id);
   void count(const Message& message, std::string_view outcome);
@@ -140,19 +167,25 @@ class Worker {
   void poll_completions();
 
   // --- message_handlers.cpp ---
+  // The start_* functions run on the consume loop and queue engine tasks; the rest run on the
+  // finisher and return the Outcome that settle() carries out.
   void start_product_image(std::shared_ptr<Message> message);
+  // The engine's reader for a resolved input path.
+  std::function<Result<std::vector<std::uint8_t>>(const ReadOptions&)> reader_for(
+      const std::filesystem::path& resolved) const;
   void start_video(std::shared_ptr<Message> message);
-  void handle_batch(const std::shared_ptr<Message>& message);
-  void finish_product_image(const std::shared_ptr<Message>& message);
-  void finish_video(const std::shared_ptr<Message>& message);
-  // Dead-letters a message whose input is unsafe or unusable and records its assets as failed.
-  void reject_assets(const std::shared_ptr<Message>& message, const JobKey& key,
-                     const std::vector<std::string>& asset_ids, const Status& why,
-                     std::string_view error_type);
-  // Records outcomes (after their events), publishes a completion they caused; false when the
-  // database could not be reached before shutdown (then the message must not be acked).
-  bool record(const Message& message, const JobKey& key, const std::vector<AssetRecord>& assets);
-  void malformed(const Message& message, const Status& why);
+  Outcome handle_batch(const Message& message);
+  Outcome finish_product_image(const Message& message);
+  Outcome finish_video(const Message& message);
+  // Records outcomes (after their events), publishes a completion they caused. kUnavailable
+  // when the database could not be reached before shutdown (then the message must stay unacked).
+  Status record(const Message& message, const JobKey& key, const std::vector<AssetRecord>& assets);
+  // The job and asset ids a per-asset message names, for recording them as failed unread.
+  static std::optional<std::pair<JobKey, std::vector<std::string>>> assets_named(
+      const messaging::Delivery& delivery);
+
+  // The one place a message is acked, retried, dead-lettered or left (Note [One settle point]).
+  void settle(const Message& message, const Outcome& outcome);
 
   const WorkerOptions options_;
   const WorkerServices services_;
@@ -162,12 +195,14 @@ class Worker {
   std::atomic<bool> abandoning_{false};
   std::atomic<bool> db_healthy_{true};
   std::atomic<bool> poll_pending_{false};
+  std::atomic<bool> stopped_cleanly_{true};
   std::atomic<int> in_flight_{0};
 
   std::mutex state_mutex_;  // guards the finisher queue, pending tasks and their counts
   std::condition_variable state_changed_;
   std::deque<Work> finisher_queue_;
   bool finisher_stop_ = false;
+  bool finisher_exited_ = false;
   std::deque<std::pair<EngineTask, Engine::Done>> pending_tasks_;
   int tasks_in_engine_ = 0;
   std::thread finisher_;

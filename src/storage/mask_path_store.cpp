@@ -12,15 +12,6 @@ constexpr const char* kUpdateFrame = "segmentor_update_frame_mask";
 
 }  // namespace
 
-std::size_t utf8_length(const std::string& text) {
-  std::size_t count = 0;
-  for (const char c : text) {
-    // Continuation bytes (10xxxxxx) belong to the character before them.
-    if ((static_cast<unsigned char>(c) & 0xC0U) != 0x80U) ++count;
-  }
-  return count;
-}
-
 MaskPathStore::MaskPathStore(PostgresDatabase* db) : db_(db) {
   db_->prepare(kUpdateImage, "UPDATE product_images SET masked_local_path = $1 WHERE img_id = $2");
   db_->prepare(kUpdateFrame, "UPDATE video_frames SET masked_local_path = $1 WHERE frame_id = $2");
@@ -42,12 +33,6 @@ Result<MaskUpdateResult> MaskPathStore::update(const char* statement, const char
   if (id.empty()) return invalid_argument(std::string(table) + ": mask update without an id");
   if (mask_path.empty()) {
     return invalid_argument(std::string(table) + ": empty mask path for " + id);
-  }
-  const std::size_t length = utf8_length(mask_path);
-  if (length > kMaxMaskPathChars) {
-    return invalid_argument(std::string(table) + ": mask path for " + id + " has " +
-                            std::to_string(length) + " characters, the column holds " +
-                            std::to_string(kMaxMaskPathChars));
   }
   MaskUpdateResult result;
   const std::string what = std::string("update ") + table + " " + id;

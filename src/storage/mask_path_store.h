@@ -9,9 +9,6 @@
 
 namespace segmentor {
 
-// The longest path the upstream VARCHAR(500) columns hold, in characters.
-inline constexpr std::size_t kMaxMaskPathChars = 500;
-
 struct MaskUpdateResult {
   // False when no row has that id. Not an error: upstream may not have inserted the row (or
   // deleted it); the worker still publishes the masked event, as the Python service did. It is
@@ -27,7 +24,7 @@ class MaskPathStore {
   explicit MaskPathStore(PostgresDatabase* db);
 
   // `UPDATE product_images SET masked_local_path = $1 WHERE img_id = $2`.
-  // kInvalidArgument for an empty id or a path over kMaxMaskPathChars characters; kUnavailable
+  // kInvalidArgument for an empty id or path; kUnavailable
   // when the database stayed unreachable through the retries.
   Result<MaskUpdateResult> set_image_mask(const std::string& img_id, const std::string& mask_path);
 
@@ -41,8 +38,5 @@ class MaskPathStore {
 
   PostgresDatabase* const db_;
 };
-
-// Characters (UTF-8 code points) in `text`: what VARCHAR(n) limits.
-std::size_t utf8_length(const std::string& text);
 
 }  // namespace segmentor

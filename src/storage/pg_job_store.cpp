@@ -39,6 +39,12 @@ CREATE TABLE IF NOT EXISTS segmentor_processed_assets (
   at         TIMESTAMPTZ NOT NULL,
   PRIMARY KEY (job_id, asset_type, asset_id)
 );
+ALTER TABLE segmentor_job_progress ADD COLUMN IF NOT EXISTS publish_claimed_until TIMESTAMPTZ NULL;
+DELETE FROM segmentor_processed_assets a USING segmentor_job_progress p
+  WHERE a.job_id = p.job_id AND a.asset_type = p.asset_type
+    AND p.completion_published AND p.completed_at < now() - interval '30 days';
+DELETE FROM segmentor_job_progress
+  WHERE completion_published AND completed_at < now() - interval '30 days';
 )sql";
 
 // Times cross the wire as integer microseconds since the Unix epoch: exact both ways, unlike
@@ -50,7 +56,7 @@ CREATE TABLE IF NOT EXISTS segmentor_processed_assets (
   "job_id, asset_type, expected, done, failed, batch_event_id, "              \
   "(EXTRACT(EPOCH FROM started_at) * 1000000)::bigint, "                      \
   "(EXTRACT(EPOCH FROM completed_at) * 1000000)::bigint, completion_reason, " \
-  "completion_published"
+  "completion_published, (EXTRACT(EPOCH FROM publish_claimed_until) * 1000000)::bigint"
 
 constexpr const char* kEnsureRow = "segmentor_job_ensure";
 constexpr const char* kLockRow = "segmentor_job_lock";
@@ -59,7 +65,7 @@ constexpr const char* kSaveRow = "segmentor_job_save";
 constexpr const char* kFindAsset = "segmentor_asset_find";
 constexpr const char* kPutAsset = "segmentor_asset_put";
 constexpr const char* kListOpen = "segmentor_job_list_open";
-constexpr const char* kListUnpublished = "segmentor_job_list_unpublished";
+constexpr const char* kClaimUnpublished = "segmentor_job_claim_unpublished";
 
 std::int64_t to_micros(JobTime time) {
   return std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch()).count();
@@ -95,6 +101,7 @@ RawProgress read_row(const pqxx::row& row) {
   if (!row[7].is_null()) p.completed_at = from_micros(row[7].as<std::int64_t>());
   raw.completion_reason = row[8].is_null() ? "none" : row[8].as<std::string>();
   p.completion_published = row[9].as<bool>();
+  if (!row[10].is_null()) p.publish_claimed_until = from_micros(row[10].as<std::int64_t>());
   return raw;
 }
 
@@ -163,7 +170,8 @@ Result<std::unique_ptr<PgJobStore>> PgJobStore::Create(PostgresDatabase* db) {
               "UPDATE segmentor_job_progress SET expected = $3, done = $4, failed = $5, "
               "batch_event_id = $6, started_at = " SEGMENTOR_TS_FROM_MICROS("$7") ", "
               "completed_at = " SEGMENTOR_TS_FROM_MICROS("$8") ", completion_reason = $9, "
-              "completion_published = $10, updated_at = now() "
+              "completion_published = $10, "
+              "publish_claimed_until = " SEGMENTOR_TS_FROM_MICROS("$11") ", updated_at = now() "
               "WHERE job_id = $1 AND asset_type = $2");
   db->prepare(kFindAsset,
               "SELECT outcome FROM segmentor_processed_assets "
@@ -177,10 +185,15 @@ Result<std::unique_ptr<PgJobStore>> PgJobStore::Create(PostgresDatabase* db) {
   db->prepare(kListOpen, "SELECT " SEGMENTOR_PROGRESS_COLUMNS
                          " FROM segmentor_job_progress "
                          "WHERE expected IS NOT NULL AND completed_at IS NULL ORDER BY started_at");
-  db->prepare(kListUnpublished, "SELECT " SEGMENTOR_PROGRESS_COLUMNS
-                                " FROM segmentor_job_progress "
-                                "WHERE completed_at IS NOT NULL AND NOT completion_published "
-                                "ORDER BY completed_at");
+  // Note [Completion claims] (jobs/job_tracker.h): one UPDATE both finds and claims, so two
+  // workers polling at once never both get a job (the second waits on the row lock, then sees
+  // the new claim and skips the row under READ COMMITTED's re-check).
+  db->prepare(kClaimUnpublished,
+              "UPDATE segmentor_job_progress SET publish_claimed_until = " SEGMENTOR_TS_FROM_MICROS(
+                  "$2") ", updated_at = now() "
+              "WHERE completed_at IS NOT NULL AND NOT completion_published "
+              "AND (publish_claimed_until IS NULL OR publish_claimed_until <= " SEGMENTOR_TS_FROM_MICROS(
+                  "$1") ") RETURNING " SEGMENTOR_PROGRESS_COLUMNS);
   return std::unique_ptr<PgJobStore>(new PgJobStore(db));
 }
 
@@ -203,7 +216,8 @@ Status PgJobStore::transact(const JobKey& key, const Body& body) {
       work.exec_prepared(kSaveRow, key.job_id, type, progress.expected, progress.done,
                          progress.failed, progress.batch_event_id, to_micros(progress.started_at),
                          to_micros(progress.completed_at),
-                         reason_column(progress.completion_reason), progress.completion_published);
+                         reason_column(progress.completion_reason), progress.completion_published,
+                         to_micros(progress.publish_claimed_until));
     });
   };
   return db_->run(what, run_body);
@@ -225,12 +239,15 @@ Result<std::optional<JobProgress>> PgJobStore::load(const JobKey& key) {
   return std::optional<JobProgress>(std::move(parsed.second));
 }
 
-Result<std::vector<std::pair<JobKey, JobProgress>>> PgJobStore::list(const char* statement) {
+Result<std::vector<std::pair<JobKey, JobProgress>>> PgJobStore::list(
+    const char* statement, std::optional<std::pair<std::int64_t, std::int64_t>> claim) {
   std::vector<RawProgress> raws;
   auto read = [&](PgTxn& txn) {
     return txn.guard("list jobs", [&](pqxx::work& work) {
       raws.clear();
-      for (const auto& row : work.exec_prepared(statement)) raws.push_back(read_row(row));
+      const pqxx::result rows = claim ? work.exec_prepared(statement, claim->first, claim->second)
+                                      : work.exec_prepared(statement);
+      for (const auto& row : rows) raws.push_back(read_row(row));
     });
   };
   SEGMENTOR_RETURN_IF_ERROR(db_->run("list jobs", read));
@@ -247,8 +264,9 @@ Result<std::vector<std::pair<JobKey, JobProgress>>> PgJobStore::list_open_jobs()
   return list(kListOpen);
 }
 
-Result<std::vector<std::pair<JobKey, JobProgress>>> PgJobStore::list_unpublished_completions() {
-  return list(kListUnpublished);
+Result<std::vector<std::pair<JobKey, JobProgress>>> PgJobStore::claim_unpublished_completions(
+    JobTime now, JobClock::duration lease) {
+  return list(kClaimUnpublished, std::make_pair(to_micros(now), to_micros(now + lease)));
 }
 
 Result<std::optional<std::string>> PgJobStore::recorded_mask_path(const JobKey& key,

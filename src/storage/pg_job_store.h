@@ -19,9 +19,13 @@ namespace segmentor {
 // changes, add columns with ADD COLUMN IF NOT EXISTS next to the CREATE, keeping it idempotent.
 //   segmentor_job_progress     (job_id, asset_type) -> expected (NULL until the .batch), done,
 //                              failed, batch_event_id, started_at (watermark start), completed_at,
-//                              completion_reason, completion_published, updated_at
+//                              completion_reason, completion_published,
+//                              publish_claimed_until (Note [Completion claims]), updated_at
 //   segmentor_processed_assets (job_id, asset_type, asset_id) -> outcome done|failed, mask_path,
 //                              at
+// Retention: at start-up, jobs whose completion was published more than 30 days ago are removed
+// with their processed assets (a redelivery that late would start the job afresh; nothing upstream
+// keeps messages that long).
 // transact() inserts the progress row if missing, locks it with SELECT ... FOR UPDATE, lets the
 // body look up and upsert processed rows, writes the counters back and commits: an asset's row
 // and its count land in one transaction (Note [Store transactions] in jobs/job_store.h).
@@ -36,7 +40,8 @@ class PgJobStore final : public JobStore {
   Status transact(const JobKey& key, const Body& body) override;
   Result<std::optional<JobProgress>> load(const JobKey& key) override;
   Result<std::vector<std::pair<JobKey, JobProgress>>> list_open_jobs() override;
-  Result<std::vector<std::pair<JobKey, JobProgress>>> list_unpublished_completions() override;
+  Result<std::vector<std::pair<JobKey, JobProgress>>> claim_unpublished_completions(
+      JobTime now, JobClock::duration lease) override;
 
   // The mask path recorded for an asset, nullopt when the asset is unknown or failed (tests,
   // diagnostics).
@@ -45,7 +50,10 @@ class PgJobStore final : public JobStore {
 
  private:
   explicit PgJobStore(PostgresDatabase* db) : db_(db) {}
-  Result<std::vector<std::pair<JobKey, JobProgress>>> list(const char* statement);
+  // Runs a statement returning progress rows; `claim` = (now, claimed until) in microseconds.
+  Result<std::vector<std::pair<JobKey, JobProgress>>> list(
+      const char* statement,
+      std::optional<std::pair<std::int64_t, std::int64_t>> claim = std::nullopt);
 
   PostgresDatabase* const db_;
 };

@@ -164,6 +164,11 @@ TEST(ParseConfig, RangesAreChecked) {
       {"SEGMENTOR_INJECT_OOM_RATE", "-0.5", false},
       {"GPU_MEMORY_LIMIT_MB", "0", true},
       {"GPU_MEMORY_LIMIT_MB", "-1", false},
+      // Issue 11, item 9: bounded so the arithmetic on them cannot overflow.
+      {"GPU_MEMORY_LIMIT_MB", "16777216", true},
+      {"GPU_MEMORY_LIMIT_MB", "9223372036854775807", false},
+      {"MAX_CONCURRENT_IMAGES", "1024", true},
+      {"MAX_CONCURRENT_IMAGES", "2147483647", false},
       {"MAX_IMAGE_PIXELS", "0", false},
       {"MAX_IMAGE_PIXELS", "1", true},
       {"CPU_THREADS", "-1", false},

@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "support/image_fixtures.h"
 #include "support/temp_dir.h"
@@ -122,6 +124,38 @@ TEST(AtomicFileTest, ReadOnlyDirectoryKeepsOldFile) {
   EXPECT_EQ(status.code(), ErrorCode::kIo);
   EXPECT_EQ(read_text(target), "old");
   EXPECT_EQ(names_in(target.parent_path()), std::vector<std::string>{"a.png"});
+}
+
+// Issue 11, item 8: a directory below the data root replaced by a symbolic link must not carry
+// the write elsewhere.
+TEST(AtomicFileTest, BeneathARootASymlinkedDirectoryIsNotFollowed) {
+  fixtures::TempDir dir;
+  const auto root = dir / "data";
+  const auto elsewhere = dir / "elsewhere";
+  std::filesystem::create_directories(root / "masks_product");
+  std::filesystem::create_directories(elsewhere);
+  std::filesystem::create_directory_symlink(elsewhere, root / "masks_product" / "product_images");
+  const std::vector<std::uint8_t> bytes = {1, 2, 3};
+  const auto target = root / "masks_product" / "product_images" / "a.png";
+  // Without a root the link is followed (the old behaviour, still right for `segmentor run`).
+  ASSERT_TRUE(write_file_atomically(target, bytes).ok());
+  EXPECT_TRUE(std::filesystem::exists(elsewhere / "a.png"));
+  std::filesystem::remove(elsewhere / "a.png");
+  const Status status = write_file_atomically(target, bytes, root);
+  EXPECT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), ErrorCode::kIo);
+  EXPECT_TRUE(std::filesystem::is_empty(elsewhere)) << "written through the link";
+}
+
+TEST(AtomicFileTest, BeneathARootMissingDirectoriesAreCreated) {
+  fixtures::TempDir dir;
+  const auto root = dir / "data";
+  const auto target = root / "masks_foreground" / "video_frames" / "f.png";
+  const std::vector<std::uint8_t> bytes = {7};
+  ASSERT_TRUE(write_file_atomically(target, bytes, root).ok());
+  std::ifstream in(target, std::ios::binary);
+  EXPECT_EQ(in.get(), 7);
+  EXPECT_FALSE(write_file_atomically(dir / "outside.png", bytes, root).ok());
 }
 
 }  // namespace

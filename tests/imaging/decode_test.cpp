@@ -1,11 +1,15 @@
 #include "imaging/decode.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <future>
 #include <string>
 
 #include "support/image_fixtures.h"
@@ -189,10 +193,51 @@ TEST(DecodeErrorTest, MissingFileIsNotFound) {
   expect_error(decode_image_file(path), ErrorCode::kNotFound, path.string(), "no such file");
 }
 
-TEST(DecodeErrorTest, DirectoryIsIoError) {
+TEST(DecodeErrorTest, DirectoryIsNotAnImage) {
   fixtures::TempDir dir;
-  expect_error(decode_image_file(dir.path()), ErrorCode::kIo, dir.path().string(),
+  expect_error(decode_image_file(dir.path()), ErrorCode::kInvalidArgument, dir.path().string(),
                "not a regular file");
+}
+
+// A FIFO with no writer: opening it blocking would wait forever (issue 11, item 4).
+TEST(DecodeErrorTest, FifoIsRefusedWithoutBlocking) {
+  fixtures::TempDir dir;
+  const auto path = dir / "pipe.jpg";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  // Only the Status crosses the thread (GCC 12 warns falsely on a future of Result<RgbImage>).
+  auto decoded =
+      std::async(std::launch::async, [&] { return decode_image_file(path).status(); });
+  if (decoded.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    // Unblock the reader so the test can end, then fail.
+    const int writer = ::open(path.c_str(), O_WRONLY | O_NONBLOCK);
+    if (writer >= 0) ::close(writer);
+    FAIL() << "decoding a FIFO blocked";
+  }
+  const Status status = decoded.get();
+  EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument) << status.to_string();
+  EXPECT_NE(status.message().find("not a regular file"), std::string::npos) << status.to_string();
+}
+
+TEST(DecodeErrorTest, SymlinkRefusedWhenNotFollowing) {
+  fixtures::TempDir dir;
+  const auto target = dir / "real.jpg";
+  ASSERT_TRUE(fixtures::write_jpeg(target, test_pattern()).ok());
+  const auto link = dir / "link.jpg";
+  std::filesystem::create_symlink(target, link);
+  EXPECT_TRUE(decode_image_file(link).ok());
+  DecodeOptions options;
+  options.read.follow_symlinks = false;
+  expect_error(decode_image_file(link, options), ErrorCode::kInvalidArgument, link.string(),
+               "symbolic link");
+}
+
+TEST(DecodeErrorTest, FileOverTheByteCapIsTooLargeBeforeReading) {
+  fixtures::TempDir dir;
+  const auto path = dir / "big.jpg";
+  ASSERT_TRUE(fixtures::write_jpeg(path, test_pattern()).ok());
+  DecodeOptions options;
+  options.read.max_bytes = 16;
+  expect_error(decode_image_file(path, options), ErrorCode::kTooLarge, path.string(), "accepted");
 }
 
 TEST(DecodeErrorTest, UnreadableFileIsIoError) {

@@ -85,10 +85,19 @@ TEST(InMemoryJobStoreTest, ListsOpenAndUnpublishedJobs) {
   ASSERT_EQ(open_jobs->size(), 1u);
   EXPECT_EQ(open_jobs->front().first, open);
 
-  auto unpublished = store.list_unpublished_completions();
+  const JobTime now = JobTime{} + std::chrono::seconds(10);
+  auto unpublished = store.claim_unpublished_completions(now, std::chrono::seconds(60));
   ASSERT_TRUE(unpublished.ok());
   ASSERT_EQ(unpublished->size(), 1u);
   EXPECT_EQ(unpublished->front().first, completed);
+  // Claimed: nobody else gets it until the lease ends.
+  auto again = store.claim_unpublished_completions(now, std::chrono::seconds(60));
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->empty());
+  again =
+      store.claim_unpublished_completions(now + std::chrono::seconds(60), std::chrono::seconds(60));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->size(), 1u);
 }
 
 }  // namespace

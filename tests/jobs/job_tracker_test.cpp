@@ -327,10 +327,10 @@ TEST_F(JobTrackerTest, UnacknowledgedCompletionIsOfferedAgain) {
   const AssetUpdate update = record(kImages, done("img"));
   ASSERT_TRUE(update.completion.has_value());
 
+  // The decider holds the claim: a replica starting now does not publish it too.
   auto pending = tracker_->unpublished_completions();
   ASSERT_TRUE(pending.ok());
-  ASSERT_EQ(pending->size(), 1u);
-  EXPECT_EQ(pending->front(), *update.completion);
+  EXPECT_TRUE(pending->empty());
 
   EXPECT_TRUE(poll().empty()) << "re-offered before republish_after";
   clock_.advance(seconds(60));
@@ -338,12 +338,40 @@ TEST_F(JobTrackerTest, UnacknowledgedCompletionIsOfferedAgain) {
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0], *update.completion);
 
+  EXPECT_TRUE(poll().empty()) << "claimed by the poll above";
+
   ASSERT_TRUE(tracker_->acknowledge_completion(kImages).ok());
   clock_.advance(seconds(600));
   EXPECT_TRUE(poll().empty());
   pending = tracker_->unpublished_completions();
   ASSERT_TRUE(pending.ok());
   EXPECT_TRUE(pending->empty());
+}
+
+// Issue 11, item 1: replicas on one store — every one starting up, or polling once the
+// decider's claim has run out — must not each republish the completion.
+TEST_F(JobTrackerTest, ReplicasClaimAnUnpublishedCompletionOnce) {
+  auto second = JobTracker::Create(JobTrackerOptions{}, &store_, &clock_);
+  auto third = JobTracker::Create(JobTrackerOptions{}, &store_, &clock_);
+  ASSERT_TRUE(second.ok() && third.ok());
+  batch(kImages, "batch-1", 1);
+  ASSERT_TRUE(record(kImages, done("img")).completion.has_value());  // decided, never published
+
+  clock_.advance(seconds(61));  // the decider died: its claim ran out
+  int offered = 0;
+  for (JobTracker* replica : {tracker_.get(), second->get(), third->get()}) {
+    auto at_start = replica->unpublished_completions();
+    ASSERT_TRUE(at_start.ok());
+    offered += static_cast<int>(at_start->size());
+    auto polled = replica->poll();
+    ASSERT_TRUE(polled.ok());
+    offered += static_cast<int>(polled->size());
+  }
+  EXPECT_EQ(offered, 1);
+  clock_.advance(seconds(61));  // the one that claimed it died too
+  auto polled = (*third)->poll();
+  ASSERT_TRUE(polled.ok());
+  EXPECT_EQ(polled->size(), 1u);
 }
 
 TEST_F(JobTrackerTest, AcknowledgingAnUndecidedCompletionFails) {

@@ -40,6 +40,38 @@ void wait_for(Predicate done) {
   ASSERT_TRUE(done());
 }
 
+// A device whose next reading throws once (a driver error surfacing as an exception).
+class ThrowOnceDevice final : public FakeDevice {
+ public:
+  using FakeDevice::FakeDevice;
+  MemorySnapshot snapshot() override {
+    if (throw_next_.exchange(false)) throw std::runtime_error("driver error");
+    return FakeDevice::snapshot();
+  }
+  void throw_next() { throw_next_.store(true); }
+
+ private:
+  std::atomic<bool> throw_next_{false};
+};
+
+// Issue 11, item 9: a throwing read used to leave the read marked in progress, so the budget was
+// never read again.
+TEST(AdmissionGateTest, AThrowingDeviceReadDoesNotFreezeTheBudget) {
+  ThrowOnceDevice device(10'000);
+  FakeClock clock;
+  AdmissionGateOptions o = options(1, 8);
+  o.now = clock.fn();
+  auto gate = make_gate(device, o);
+  ASSERT_EQ(gate->stats().budget_bytes, 10'000);
+  device.set_other_process_bytes(4'000);
+  device.throw_next();
+  clock.advance(std::chrono::seconds(10));
+  EXPECT_THROW((void)gate->try_admit(1), std::runtime_error);
+  clock.advance(std::chrono::seconds(10));
+  { auto ticket = gate->try_admit(1); }
+  EXPECT_EQ(gate->stats().budget_bytes, 6'000) << "the budget is no longer refreshed";
+}
+
 TEST(AdmissionGateTest, RejectsBadOptions) {
   FakeDevice device(1000);
   EXPECT_FALSE(AdmissionGate::create(options(1, 4, 0.0), &device).ok());
@@ -355,6 +387,37 @@ TEST(AdmissionGateTest, ReadmitQueuesAheadOfEveryWaiter) {
   EXPECT_EQ(returner_rank.load(), 0);
   EXPECT_EQ(waiter_rank.load(), 1);
   EXPECT_EQ(gate->stats().readmitted_total, 1u);
+}
+
+// Issue 11, item 9: two tasks back from an OOM back-off are readmitted in the order they came
+// back (the header promised FIFO; push_front made it LIFO).
+TEST(AdmissionGateTest, ReadmissionsAreFifoAmongThemselves) {
+  FakeDevice device(1000);
+  auto gate = make_gate(device, options(1, 20));
+  auto held = gate->try_admit(900);
+  ASSERT_TRUE(held);
+  std::atomic<int> order{0};
+  std::atomic<int> first_rank{-1};
+  std::atomic<int> second_rank{-1};
+  std::jthread first([&] {
+    auto t = gate->readmit(600);
+    ASSERT_TRUE(t.ok());
+    first_rank = order++;
+    t->release();
+  });
+  wait_for([&] { return gate->stats().waiting == 1; });
+  std::jthread second([&] {
+    auto t = gate->readmit(600);
+    ASSERT_TRUE(t.ok());
+    second_rank = order++;
+    t->release();
+  });
+  wait_for([&] { return gate->stats().waiting == 2; });
+  held->release();  // one at a time fits: the first to come back goes first
+  first.join();
+  second.join();
+  EXPECT_EQ(first_rank.load(), 0);
+  EXPECT_EQ(second_rank.load(), 1);
 }
 
 TEST(AdmissionGateTest, AdmitUntilTimesOutAndLeavesTheQueue) {

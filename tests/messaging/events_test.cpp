@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "messaging/name_uuid.h"
+
 namespace segmentor::messaging {
 namespace {
 
@@ -164,6 +166,86 @@ TEST(Events, ConsumedTopicsAreTheFourOfTheContract) {
   ASSERT_EQ(topics.size(), 4u);
   EXPECT_EQ(topics[0], "products.image.ready");
   EXPECT_EQ(topics[3], "videos.keyframes.ready.batch");
+}
+
+}  // namespace
+}  // namespace segmentor::messaging
+
+namespace segmentor::messaging {
+namespace {
+
+// RFC 4122 appendix / Python's documented example: uuid5(NAMESPACE_DNS, "python.org").
+TEST(NameUuid, MatchesTheKnownVersion5Vector) {
+  constexpr UuidBytes kDns = {0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1,
+                              0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8};
+  EXPECT_EQ(uuid5(kDns, "python.org"), "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+}
+
+TEST(NameUuid, Sha1MatchesFips180Vectors) {
+  auto hex = [](const std::array<std::uint8_t, 20>& d) {
+    std::string out;
+    constexpr char kHex[] = "0123456789abcdef";
+    for (auto b : d) {
+      out.push_back(kHex[b >> 4]);
+      out.push_back(kHex[b & 0xF]);
+    }
+    return out;
+  };
+  EXPECT_EQ(hex(sha1("abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(hex(sha1("")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  EXPECT_EQ(hex(sha1("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+}
+
+// Issue 11, item 1: a republished completion must be recognisable downstream.
+TEST(Events, CompletionEventsOfAJobAlwaysCarryTheSameEventId) {
+  SegmentationCompletion completion;
+  completion.kind = AssetKind::kImage;
+  completion.job_id = "job-42";
+  const auto first = build_segmentation_completed(completion);
+  completion.processed_assets = 3;  // a republish carries the same figures; the id is the job's
+  const auto again = build_segmentation_completed(completion);
+  EXPECT_EQ(first.payload["event_id"], again.payload["event_id"]);
+  EXPECT_EQ(first.payload["event_id"].get<std::string>()[14], '5') << "a version-5 UUID";
+  EXPECT_EQ(build_product_images_masked_batch("job-42", 3).payload["event_id"],
+            build_product_images_masked_batch("job-42", 3).payload["event_id"]);
+  // Distinct per event kind and per job.
+  EXPECT_NE(first.payload["event_id"],
+            build_product_images_masked_batch("job-42", 3).payload["event_id"]);
+  completion.kind = AssetKind::kVideo;
+  EXPECT_NE(first.payload["event_id"],
+            build_segmentation_completed(completion).payload["event_id"]);
+  completion.kind = AssetKind::kImage;
+  completion.job_id = "job-43";
+  EXPECT_NE(first.payload["event_id"],
+            build_segmentation_completed(completion).payload["event_id"]);
+}
+
+// Found by tests/fuzz/event_parser_fuzz.cpp: a number overflowing a double made the error path's
+// second parse throw out_of_range, which nothing caught (std::terminate).
+TEST(Events, ANumberTooLargeIsInvalidJsonNotACrash) {
+  auto parsed = parse_json_body("35267E35267");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(parse_json_body("{\"total_images\": 1E400}").ok());
+}
+
+// Issue 11, item 2: an empty job id names no job; the message is malformed.
+TEST(Events, EmptyJobOrEventIdIsMalformed) {
+  using nlohmann::json;
+  EXPECT_FALSE(
+      parse_product_image_ready(
+          json{{"product_id", "p"}, {"image_id", "i"}, {"local_path", "/x.jpg"}, {"job_id", ""}})
+          .ok());
+  EXPECT_FALSE(parse_video_keyframes_ready(
+                   json{{"video_id", "v"}, {"job_id", ""}, {"frames", json::array()}})
+                   .ok());
+  EXPECT_FALSE(
+      parse_product_images_batch(json{{"job_id", "j"}, {"event_id", ""}, {"total_images", 1}})
+          .ok());
+  EXPECT_FALSE(
+      parse_video_keyframes_batch(json{{"job_id", ""}, {"event_id", "e"}, {"total_keyframes", 1}})
+          .ok());
 }
 
 }  // namespace

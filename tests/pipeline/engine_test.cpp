@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "fake_mask_model.h"
@@ -33,6 +34,7 @@ class DeviceModel : public MaskModel {
   }
   const ModelInfo& info() const override { return info_; }
   Result<Mask> segment(const RgbImage& image) override {
+    if (image.width == throw_on_width_.load()) throw std::runtime_error("model bug");
     const int now = ++active_;
     int seen = max_active_.load();
     while (now > seen && !max_active_.compare_exchange_weak(seen, now)) {
@@ -57,6 +59,8 @@ class DeviceModel : public MaskModel {
     return rect_mask(image.width, image.height, 0, 0, image.width / 2, image.height);
   }
   int max_active() const { return max_active_; }
+  // segment() throws for images this wide (a bug in a model or a library we did not wrap).
+  void throw_on_width(int width) { throw_on_width_.store(width); }
   int calls() const { return calls_; }
   std::set<std::thread::id> threads_seen() const {
     std::lock_guard lock(slots_mutex_);
@@ -70,6 +74,7 @@ class DeviceModel : public MaskModel {
   std::atomic<int> active_{0};
   std::atomic<int> max_active_{0};
   std::atomic<int> calls_{0};
+  std::atomic<int> throw_on_width_{-1};
   mutable std::mutex slots_mutex_;
   std::set<std::thread::id> threads_seen_;  // threads segment() was called on
 };
@@ -233,6 +238,37 @@ TEST_F(EngineTest, WithoutACpuLaneExhaustedRetriesFailLoudlyNeverSilently) {
   }
 }
 
+// Issue 11, item 3: an exception in a task (here thrown on a slot thread) used to reach
+// std::terminate. Now it is a failed, non-retryable outcome, and the lane's ticket comes back.
+TEST_F(EngineTest, ATaskThatThrowsFailsAloneAndReleasesItsTicket) {
+  build(1'000'000, 2, false);
+  gpu_model_->throw_on_width(13);
+  std::vector<TaskOutcome> outcomes;
+  std::mutex m;
+  auto collect = [&](const EngineTask&, const TaskOutcome& o) {
+    std::lock_guard lock(m);
+    outcomes.push_back(o);
+  };
+  engine_->submit({AssetKind::kProductImage, "poison", "p.jpg", gray_image(13, 13), {}}, collect);
+  engine_->submit({AssetKind::kProductImage, "good", "g.jpg", gray_image(16, 16), {}}, collect);
+  engine_->wait_idle();
+  ASSERT_EQ(outcomes.size(), 2U);
+  int threw = 0;
+  for (const auto& o : outcomes) {
+    if (o.threw) {
+      ++threw;
+      EXPECT_EQ(o.status.code(), ErrorCode::kInternal);
+      EXPECT_NE(o.status.message().find("model bug"), std::string::npos) << o.status.to_string();
+    } else {
+      EXPECT_TRUE(o.status.ok()) << o.status.to_string();
+    }
+  }
+  EXPECT_EQ(threw, 1);
+  EXPECT_EQ(gate_->stats().in_flight, 0) << "the throwing task kept its ticket";
+  // The engine still works.
+  EXPECT_EQ(run_tasks(2).size(), 2U);
+}
+
 TEST_F(EngineTest, AnUnreadableFileFailsWithItsNameAndOthersCarryOn) {
   build(1'000'000, 2, false);
   std::vector<TaskOutcome> outcomes;
@@ -241,10 +277,12 @@ TEST_F(EngineTest, AnUnreadableFileFailsWithItsNameAndOthersCarryOn) {
     std::lock_guard lock(m);
     outcomes.push_back(o);
   };
-  engine_->submit({AssetKind::kProductImage, "missing", root_ / "missing.jpg", std::nullopt},
+  engine_->submit({AssetKind::kProductImage, "missing", root_ / "missing.jpg", std::nullopt, {}},
                   collect);
-  engine_->submit({AssetKind::kProductImage, "good", "good.jpg", gray_image(8, 8)}, collect);
-  engine_->submit({AssetKind::kProductImage, "../escape", "x.jpg", gray_image(8, 8)}, collect);
+  engine_->submit({AssetKind::kProductImage, "good", "good.jpg", gray_image(8, 8), {}},
+                  collect);
+  engine_->submit({AssetKind::kProductImage, "../escape", "x.jpg", gray_image(8, 8), {}},
+                  collect);
   engine_->wait_idle();
   ASSERT_EQ(outcomes.size(), 3U);
   int ok = 0;
@@ -320,7 +358,7 @@ class MultiLaneEngineTest : public ::testing::Test {
     std::map<std::string, int> by_lane;
     for (int i = 0; i < n; ++i) {
       EngineTask task{AssetKind::kVideoFrame, "frame" + std::to_string(i), "frame.jpg",
-                      gray_image(64, 48)};
+                      gray_image(64, 48), {}};
       engine_->submit(std::move(task), [&](const EngineTask&, const TaskOutcome& outcome) {
         std::lock_guard lock(m);
         EXPECT_TRUE(outcome.status.ok()) << outcome.status.to_string();

@@ -41,6 +41,21 @@ TEST(MaskPathsTest, RejectsIdsThatAreNotPlainFileNames) {
   EXPECT_TRUE(validate_asset_id("plain-name_01.v2").ok());
 }
 
+// The column is VARCHAR(500): characters, not bytes (the one check of it; issue 14).
+TEST(MaskPathsTest, TheColumnLimitCountsCharactersNotBytes) {
+  std::string wide_root = "/";
+  // "/<root>/masks_product/product_images/i.png": the root takes what is left of 500 characters.
+  const std::size_t rest = std::string("/masks_product/product_images/i.png").size();
+  for (std::size_t i = 1; i + rest < 500; ++i) wide_root += "\xC3\xA9";  // é: 2 bytes each
+  const MaskLayout fits{wide_root};
+  auto paths = mask_paths_for(fits, AssetKind::kProductImage, "i");
+  ASSERT_TRUE(paths.ok()) << paths.status().to_string();
+  EXPECT_GT(paths->product.string().size(), 500u) << "more bytes than characters";
+  const MaskLayout too_long{wide_root + "\xC3\xA9"};
+  EXPECT_EQ(mask_paths_for(too_long, AssetKind::kProductImage, "i").status().code(),
+            ErrorCode::kTooLarge);
+}
+
 TEST(MaskPathsTest, RejectsPathsLongerThanTheDatabaseColumn) {
   const MaskLayout layout{"/" + std::string(300, 'd')};
   auto paths = mask_paths_for(layout, AssetKind::kProductImage, std::string(200, 'i'));

@@ -105,7 +105,7 @@ TEST(RuntimeTest, EveryVisibleGpuGetsALaneWithItsOwnGateAndCalibration) {
     Engine engine(engine_options, rt.guarded_lanes(), nullptr);
     for (int i = 0; i < 64; ++i) {
       EngineTask task{AssetKind::kVideoFrame, "frame" + std::to_string(i), "frame.jpg",
-                      grey(640, 480)};
+                      grey(640, 480), {}};
       engine.submit(std::move(task), [&](const EngineTask&, const TaskOutcome& outcome) {
         std::lock_guard lock(mutex);
         if (outcome.status.ok()) {

@@ -85,3 +85,45 @@ TEST(IsWithin, ComparesWholeComponents) {
 
 }  // namespace
 }  // namespace segmentor::service
+
+namespace segmentor::service {
+namespace {
+
+// Issue 11, item 8: the path is checked when the message arrives and read later. A link swapped
+// in between (for the file, or for a directory on the way) must not be followed out of the roots.
+TEST_F(InputGuardTest, ReadsTheCheckedFileBeneathItsRoot) {
+  auto resolved = guard_->resolve((dir_ / "in" / "sub" / "a.jpg").string());
+  ASSERT_TRUE(resolved.ok());
+  auto bytes = guard_->read(*resolved, ReadOptions{});
+  ASSERT_TRUE(bytes.ok()) << bytes.status().to_string();
+  EXPECT_EQ(bytes->size(), 1u);
+}
+
+TEST_F(InputGuardTest, AFileSwappedForALinkAfterTheCheckIsNotFollowed) {
+  auto resolved = guard_->resolve((dir_ / "in" / "sub" / "a.jpg").string());
+  ASSERT_TRUE(resolved.ok());
+  fs::remove(dir_ / "in" / "sub" / "a.jpg");
+  fs::create_symlink(dir_ / "outside" / "secret.jpg", dir_ / "in" / "sub" / "a.jpg");
+  auto bytes = guard_->read(*resolved, ReadOptions{});
+  ASSERT_FALSE(bytes.ok());
+  EXPECT_EQ(bytes.status().code(), ErrorCode::kInvalidArgument) << bytes.status().to_string();
+}
+
+TEST_F(InputGuardTest, ADirectorySwappedForALinkAfterTheCheckIsNotFollowed) {
+  auto resolved = guard_->resolve((dir_ / "in" / "sub" / "a.jpg").string());
+  ASSERT_TRUE(resolved.ok());
+  fs::remove_all(dir_ / "in" / "sub");
+  std::ofstream(dir_ / "outside" / "a.jpg") << "secret";
+  fs::create_directory_symlink(dir_ / "outside", dir_ / "in" / "sub");
+  auto bytes = guard_->read(*resolved, ReadOptions{});
+  ASSERT_FALSE(bytes.ok());
+  EXPECT_EQ(bytes.status().code(), ErrorCode::kInvalidArgument) << bytes.status().to_string();
+}
+
+TEST_F(InputGuardTest, ReadRefusesPathsOutsideTheRoots) {
+  EXPECT_FALSE(guard_->read(dir_ / "outside" / "secret.jpg", ReadOptions{}).ok());
+  EXPECT_FALSE(guard_->read(dir_ / "in" / ".." / "outside" / "secret.jpg", ReadOptions{}).ok());
+}
+
+}  // namespace
+}  // namespace segmentor::service

@@ -115,6 +115,13 @@ bool WorkerProcess::start(std::chrono::seconds timeout) {
   return false;
 }
 
+void WorkerProcess::kill_now() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
 int WorkerProcess::terminate(std::chrono::seconds timeout) {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);

@@ -36,6 +36,8 @@ class WorkerProcess {
   bool start(std::chrono::seconds timeout = std::chrono::seconds(60));
   // SIGTERM, then waits for the exit; the exit status (-1 if it did not exit in `timeout`).
   int terminate(std::chrono::seconds timeout = std::chrono::seconds(60));
+  // SIGKILL (a crash, an OOM kill): nothing is settled, nothing is flushed.
+  void kill_now();
   bool running() const { return pid_ > 0; }
   std::string log() const;
 

@@ -64,6 +64,29 @@ TEST_F(PgJobStoreTest, CreatingTheTablesTwiceIsHarmless) {
             "2");
 }
 
+// Issue 11, item 9: the worker's tables do not grow for ever.
+TEST_F(PgJobStoreTest, PublishedJobsOlderThanTheRetentionAreRemovedAtStartUp) {
+  const std::string old_job = unique_name("old-job");
+  const std::string recent_job = unique_name("recent-job");
+  for (const auto& [job, age] : {std::pair{old_job, "31 days"}, std::pair{recent_job, "1 day"}}) {
+    sql("INSERT INTO segmentor_job_progress (job_id, asset_type, expected, done, completed_at, "
+        "completion_reason, completion_published) VALUES (" +
+        sql_literal(job) + ", 'image', 1, 1, now() - interval '" + age +
+        "', 'all_accounted', TRUE)");
+    sql("INSERT INTO segmentor_processed_assets (job_id, asset_type, asset_id, outcome, at) "
+        "VALUES (" +
+        sql_literal(job) + ", 'image', 'a', 'done', now())");
+  }
+  ASSERT_TRUE(PgJobStore::Create(worker_.db.get()).ok());
+  auto count = [](const std::string& table, const std::string& job) {
+    return sql("SELECT count(*) FROM " + table + " WHERE job_id = " + sql_literal(job));
+  };
+  EXPECT_EQ(count("segmentor_job_progress", old_job), "0");
+  EXPECT_EQ(count("segmentor_processed_assets", old_job), "0");
+  EXPECT_EQ(count("segmentor_job_progress", recent_job), "1");
+  EXPECT_EQ(count("segmentor_processed_assets", recent_job), "1");
+}
+
 TEST_F(PgJobStoreTest, CompletionRulesRunOnPostgres) {
   JobTracker& tracker = *worker_.tracker;
   ASSERT_TRUE(tracker.record_batch(key_, "batch-1", 3).ok());
@@ -143,6 +166,12 @@ TEST_F(PgJobStoreTest, UnpublishedCompletionSurvivesARestartUntilAcknowledged) {
   ASSERT_NE(restarted.tracker, nullptr);
   auto pending = restarted.tracker->unpublished_completions();
   ASSERT_TRUE(pending.ok()) << pending.status().to_string();
+  for (const auto& decision : *pending) {
+    EXPECT_NE(decision.key, key_) << "offered while the decider's claim still held";
+  }
+  clock_.advance(seconds(61));  // Note [Completion claims]: the decider's claim ran out
+  pending = restarted.tracker->unpublished_completions();
+  ASSERT_TRUE(pending.ok()) << pending.status().to_string();
   bool found = false;
   for (const auto& decision : *pending) {
     if (decision.key == key_) {
@@ -155,6 +184,39 @@ TEST_F(PgJobStoreTest, UnpublishedCompletionSurvivesARestartUntilAcknowledged) {
   pending = restarted.tracker->unpublished_completions();
   ASSERT_TRUE(pending.ok());
   for (const auto& decision : *pending) EXPECT_NE(decision.key, key_);
+}
+
+// Issue 11, item 1: replicas restarting together (or polling together) on one database claim
+// a decided, unpublished completion once between them.
+TEST_F(PgJobStoreTest, ConcurrentReplicasClaimACompletionOnce) {
+  ASSERT_TRUE(worker_.tracker->record_batch(key_, "batch-1", 1).ok());
+  auto update = worker_.tracker->record_asset(key_, done("only"));
+  ASSERT_TRUE(update.ok() && update->completion.has_value());
+  worker_ = Worker{};  // the decider died before publishing
+  clock_.advance(seconds(61));
+
+  constexpr int kReplicas = 4;
+  std::vector<Worker> replicas;
+  for (int i = 0; i < kReplicas; ++i) {
+    replicas.push_back(start_worker(&clock_));
+    ASSERT_NE(replicas.back().tracker, nullptr);
+  }
+  std::mutex mutex;
+  int offered = 0;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kReplicas; ++i) {
+    threads.emplace_back([&, i] {
+      JobTracker& tracker = *replicas[static_cast<std::size_t>(i)].tracker;
+      for (int round = 0; round < 3; ++round) {
+        auto got = round == 0 ? tracker.unpublished_completions() : tracker.poll();
+        ASSERT_TRUE(got.ok()) << got.status().to_string();
+        std::lock_guard lock(mutex);
+        for (const auto& decision : *got) offered += decision.key == key_ ? 1 : 0;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(offered, 1);
 }
 
 TEST_F(PgJobStoreTest, AssetIsRecordedOnceWithItsMaskPath) {

@@ -1,6 +1,7 @@
 // Database helpers that need no server.
 #include <gtest/gtest.h>
 
+#include "common/text.h"
 #include "storage/mask_path_store.h"
 #include "storage/postgres.h"
 
