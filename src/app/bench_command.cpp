@@ -86,7 +86,8 @@ Result<std::vector<ModelCeiling>> measure_ceiling(const Config& config, const st
     names.push_back(config.people_model);
     // The person detector runs beside a person-mask model (Note [People are decided by a
     // detector]); a YOLO-seg people model has none.
-    SEGMENTOR_ASSIGN_OR_RETURN(auto people_path, resolve_model(config.people_model, config.model_cache));
+    SEGMENTOR_ASSIGN_OR_RETURN(auto people_path,
+                               resolve_model(config.people_model, config.model_cache));
     SEGMENTOR_ASSIGN_OR_RETURN(ModelManifest people, read_manifest(manifest_path_for(people_path)));
     if (config.people_detector_model != "none" && people.kind != ModelKind::kYoloSeg) {
       names.push_back(config.people_detector_model);
