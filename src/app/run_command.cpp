@@ -48,9 +48,10 @@ void print_summary(const Tally& tally, double elapsed, const Runtime& runtime,
   }
   std::printf("\n");
   if (tally.done > 0) {
-    std::printf("people found in %zu of %zu image%s (their pixels are left out of the product "
-                "mask)\n",
-                tally.with_people, tally.done, tally.done == 1 ? "" : "s");
+    std::printf(
+        "people found in %zu of %zu image%s (their pixels are left out of the product "
+        "mask)\n",
+        tally.with_people, tally.done, tally.done == 1 ? "" : "s");
   }
   std::printf("device: %s\n", runtime.describe().c_str());
   for (const auto& [lane, count] : tally.by_lane) {

@@ -211,13 +211,13 @@ Result<ModelManifest> parse_manifest(std::string_view json_text, std::string_vie
   ModelManifest m;
   FieldReader r(root, origin);
   SEGMENTOR_RETURN_IF_ERROR(r.read_string("name", true, m.name));
-  SEGMENTOR_RETURN_IF_ERROR(r.read_enum<ModelKind>(
-      "kind", true,
-      {{"foreground_probability", ModelKind::kForegroundProbability},
-       {"person_probability", ModelKind::kPersonProbability},
-       {"yolo_seg", ModelKind::kYoloSeg},
-       {"person_detector", ModelKind::kPersonDetector}},
-      m.kind));
+  SEGMENTOR_RETURN_IF_ERROR(
+      r.read_enum<ModelKind>("kind", true,
+                             {{"foreground_probability", ModelKind::kForegroundProbability},
+                              {"person_probability", ModelKind::kPersonProbability},
+                              {"yolo_seg", ModelKind::kYoloSeg},
+                              {"person_detector", ModelKind::kPersonDetector}},
+                             m.kind));
   SEGMENTOR_RETURN_IF_ERROR(r.read_int("input_width", true, m.input_width));
   SEGMENTOR_RETURN_IF_ERROR(r.read_int("input_height", true, m.input_height));
   SEGMENTOR_RETURN_IF_ERROR(r.read_enum<InputLayout>(

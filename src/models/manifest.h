@@ -42,13 +42,13 @@ struct ModelManifest {
   int output_index = -1;                             // -1 = last element of a tuple/list
   OutputActivation output_activation = OutputActivation::kNone;
   double mask_threshold = 0.5;                       // [0, 1]
-  int num_classes = 0;                  // yolo_seg, person_detector: required there, > 0
-  int person_class = 0;                 // yolo_seg, person_detector: [0, num_classes)
-  double conf_threshold = 0.5;          // yolo_seg, person_detector (PERSON_MIN_SCORE wins): [0, 1]
-  double iou_threshold = 0.7;           // yolo_seg, person_detector: [0, 1]
-  std::vector<int> strides;             // person_detector only, required there, each > 0
-  int reg_bins = 0;                     // person_detector only, required there, > 0
-  double box_margin = 0.1;              // person_detector: each side grows by this x box size
+  int num_classes = 0;          // yolo_seg, person_detector: required there, > 0
+  int person_class = 0;         // yolo_seg, person_detector: [0, num_classes)
+  double conf_threshold = 0.5;  // yolo_seg, person_detector (PERSON_MIN_SCORE wins): [0, 1]
+  double iou_threshold = 0.7;   // yolo_seg, person_detector: [0, 1]
+  std::vector<int> strides;     // person_detector only, required there, each > 0
+  int reg_bins = 0;             // person_detector only, required there, > 0
+  double box_margin = 0.1;      // person_detector: each side grows by this x box size
   WeightsDtype weights_dtype = WeightsDtype::kFloat32;
   bool is_test_model = false;
   std::string source;

@@ -79,8 +79,7 @@ Result<std::vector<YoloDetection>> decode_person_detections(const std::vector<at
     }
     anchor_base += cells;
   }
-  return non_max_suppression(std::move(candidates), options.iou_threshold,
-                             options.max_detections);
+  return non_max_suppression(std::move(candidates), options.iou_threshold, options.max_detections);
 }
 
 Mask person_box_mask(const std::vector<YoloDetection>& boxes, const LetterboxGeometry& geometry,

@@ -4,9 +4,9 @@
 // segmentor_models.
 #pragma once
 
-#include <vector>
-
 #include <ATen/ATen.h>
+
+#include <vector>
 
 #include "common/status.h"
 #include "imaging/image.h"
@@ -19,10 +19,10 @@ struct DetectorDecodeOptions {
   int num_classes = 80;
   int person_class = 0;
   std::vector<int> strides = {8, 16, 32};
-  int reg_bins = 11;            // distance bins per side (NanoDet: reg_max + 1)
-  double min_score = 0.5;       // a cell is a person when its person score is >= (PERSON_MIN_SCORE)
-  double iou_threshold = 0.6;   // NMS drops a box whose IoU with a kept, higher one is >
-  double box_margin = 0.1;      // each side of a kept box moves out by this x its width/height
+  int reg_bins = 11;           // distance bins per side (NanoDet: reg_max + 1)
+  double min_score = 0.5;      // a cell is a person when its person score is >= (PERSON_MIN_SCORE)
+  double iou_threshold = 0.6;  // NMS drops a box whose IoU with a kept, higher one is >
+  double box_margin = 0.1;     // each side of a kept box moves out by this x its width/height
   int max_detections = 100;
 };
 

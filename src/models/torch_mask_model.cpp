@@ -172,10 +172,10 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     info.fp16 = fp16;
     info.is_test_model = manifest.is_test_model;
     info.frozen = frozen;
-    return std::unique_ptr<TorchMaskModel>(new TorchMaskModel(
-        std::move(module), std::move(manifest), std::move(info), torch_device, dtype,
-        options.inject_oom_rate, parse_stream_mode(options.cuda_streams),
-        options.person_min_score));
+    return std::unique_ptr<TorchMaskModel>(
+        new TorchMaskModel(std::move(module), std::move(manifest), std::move(info), torch_device,
+                           dtype, options.inject_oom_rate, parse_stream_mode(options.cuda_streams),
+                           options.person_min_score));
   } catch (const c10::OutOfMemoryError& e) {
     return out_of_memory("loading model " + file + ": " + message_of(e));
   } catch (const c10::Error& e) {

@@ -62,7 +62,7 @@ class TorchMaskModel final : public MaskModel {
   double inject_oom_rate_;
   StreamMode stream_mode_;
   DetectorDecodeOptions detector_options_;  // person_detector models only
-  std::mutex random_mutex_;  // guards random_
+  std::mutex random_mutex_;                 // guards random_
   std::mt19937_64 random_;
 };
 

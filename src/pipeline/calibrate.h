@@ -17,10 +17,10 @@ void record_resident(CalibrationTable& table, const std::string& name,
                      std::int64_t allocated_before_load, std::int64_t allocated_after_load);
 
 // For each reference size (calibration.h), with every model of the segmenter running (the people
-// model even where the detector finds nobody: the worst case): one warm-up (so lazy initialisation and cuDNN
-// autotuning are not counted), then the cache released, peak stats reset, one measured task.
-// Records task_bytes() as the whole segmenter's bytes, under `task_name`. Out-of-memory during
-// calibration is an error: the card cannot run one task.
+// model even where the detector finds nobody: the worst case): one warm-up (so lazy initialisation
+// and cuDNN autotuning are not counted), then the cache released, peak stats reset, one measured
+// task. Records task_bytes() as the whole segmenter's bytes, under `task_name`. Out-of-memory
+// during calibration is an error: the card cannot run one task.
 Status calibrate_segmenter(Segmenter& segmenter, DeviceMemory& device, CalibrationTable& table,
                            const std::string& task_name = "task");
 

@@ -35,7 +35,7 @@ class Segmenter {
       : foreground_(foreground),
         people_(people),
         detector_(people != nullptr && people->info().kind != ModelKind::kYoloSeg ? detector
-                                                                                   : nullptr) {}
+                                                                                  : nullptr) {}
 
   // Model errors come back unchanged (an out-of-memory stays kOutOfMemory for the recovery ladder).
   Result<AssetMasks> segment(const RgbImage& image);

@@ -58,10 +58,10 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
                  devices.size());
   }
   const Lane& primary = *runtime->first().lane;
-  runtime->uses_test_models = primary.foreground->info().is_test_model ||
-                              (primary.people && primary.people->info().is_test_model) ||
-                              (primary.person_detector &&
-                               primary.person_detector->info().is_test_model);
+  runtime->uses_test_models =
+      primary.foreground->info().is_test_model ||
+      (primary.people && primary.people->info().is_test_model) ||
+      (primary.person_detector && primary.person_detector->info().is_test_model);
   if (options.cpu_fallback && devices.front() != "cpu") {
     SEGMENTOR_ASSIGN_OR_RETURN(runtime->cpu_lane, load_models_lane(config, "cpu"));
   }

@@ -149,8 +149,8 @@ TEST_F(RunCommandE2eTest, PeopleCountOnlyInsideThePersonDetectorBoxes) {
   for (int y = 0; y < kH; ++y) {
     for (int x = 0; x < kW; ++x) {
       const bool yellow = x >= 64 && x < 112 && y >= 16 && y < 112;
-      const bool boxed = (x >= 48 && x < 88 && y >= 24 && y < 104) ||
-                         (x >= 80 && x < 112 && y >= 16 && y < 48);
+      const bool boxed =
+          (x >= 48 && x < 88 && y >= 24 && y < 104) || (x >= 80 && x < 112 && y >= 16 && y < 48);
       const bool foreground = x >= 16 && x < 112 && y >= 16 && y < 112;
       const auto i = static_cast<std::size_t>(y) * kW + x;
       wrong += (people->values[i] == 255) != (yellow && boxed);

@@ -135,6 +135,38 @@ TEST(ManifestTest, YoloNeedsNumClassesAndAValidPersonClass) {
   EXPECT_TRUE(parse(j).ok());
 }
 
+TEST(ManifestTest, PersonDetectorNeedsClassesStridesAndBins) {
+  Json j = minimal();
+  j["kind"] = "person_detector";
+  j["num_classes"] = 80;
+  auto m = parse(j);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("\"strides\""), std::string::npos) << m.status().message();
+  j["strides"] = Json::array({8, 16, 0});
+  m = parse(j);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("\"strides\""), std::string::npos);
+  j["strides"] = Json::array({8, 16, 32});
+  m = parse(j);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("\"reg_bins\""), std::string::npos);
+  j["reg_bins"] = 11;
+  j["channel_order"] = "bgr";
+  j["box_margin"] = 0.15;
+  m = parse(j);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ(m->kind, ModelKind::kPersonDetector);
+  EXPECT_EQ(m->strides, (std::vector<int>{8, 16, 32}));
+  EXPECT_EQ(m->reg_bins, 11);
+  EXPECT_EQ(m->channel_order, ChannelOrder::kBgr);
+  EXPECT_DOUBLE_EQ(m->box_margin, 0.15);
+  j["box_margin"] = 1.5;
+  EXPECT_FALSE(parse(j).ok());
+  j["box_margin"] = 0.1;
+  j["channel_order"] = "grb";
+  EXPECT_FALSE(parse(j).ok());
+}
+
 TEST(ManifestTest, NotJsonOrNotAnObject) {
   auto m = parse_manifest("{\"name\": ", "broken.json");
   ASSERT_FALSE(m.ok());
@@ -164,7 +196,7 @@ TEST(ManifestTest, ManifestPathIsBesideTheModel) {
 
 TEST(ManifestTest, GeneratedTestModelManifestsParse) {
   for (const char* name : {"test-bright", "test-bright-nhwc", "test-bright-letterbox",
-                           "test-disc", "test-person-prob", "test-yolo"}) {
+                           "test-disc", "test-person-prob", "test-yolo", "test-detector"}) {
     auto m = read_manifest(std::filesystem::path(SEGMENTOR_TEST_MODELS_DIR) /
                            (std::string(name) + ".json"));
     ASSERT_TRUE(m.ok()) << m.status().to_string();

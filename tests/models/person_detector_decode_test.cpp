@@ -1,10 +1,10 @@
 #include "models/person_detector_decode.h"
 
+#include <gtest/gtest.h>
+
 #include <array>
 #include <filesystem>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "models/model_loader.h"
 
@@ -13,7 +13,7 @@ namespace {
 
 constexpr int kClasses = 2;  // 0 = person, 1 = something else
 constexpr int kBins = 4;
-constexpr int kInput = 32;   // strides 8 and 16: grids 4x4 and 2x2
+constexpr int kInput = 32;  // strides 8 and 16: grids 4x4 and 2x2
 
 DetectorDecodeOptions options() {
   DetectorDecodeOptions o;
@@ -32,7 +32,8 @@ struct Outputs {
   Outputs& cell(int level, int index, float person, float other, std::array<int, 4> sides) {
     tensors[2 * level][0][index][0] = person;
     tensors[2 * level][0][index][1] = other;
-    for (int side = 0; side < 4; ++side) tensors[2 * level + 1][0][index][side * kBins + sides[side]] = 40.0f;
+    for (int side = 0; side < 4; ++side)
+      tensors[2 * level + 1][0][index][side * kBins + sides[side]] = 40.0f;
     return *this;
   }
 };
@@ -75,9 +76,9 @@ TEST(PersonDetectorDecodeTest, DistanceIsTheExpectationOverBins) {
 
 TEST(PersonDetectorDecodeTest, ScoreThresholdAndNms) {
   Outputs out;
-  out.cell(0, 5, 0.9f, 0.0f, {1, 1, 1, 1})   // centre (12, 12): box 4..20
-      .cell(0, 6, 0.8f, 0.0f, {2, 1, 0, 1})  // centre (20, 12): box 4..20 too -> suppressed
-      .cell(0, 15, 0.4f, 0.0f, {1, 1, 0, 0})  // below 0.5
+  out.cell(0, 5, 0.9f, 0.0f, {1, 1, 1, 1})     // centre (12, 12): box 4..20
+      .cell(0, 6, 0.8f, 0.0f, {2, 1, 0, 1})    // centre (20, 12): box 4..20 too -> suppressed
+      .cell(0, 15, 0.4f, 0.0f, {1, 1, 0, 0})   // below 0.5
       .cell(1, 3, 0.6f, 0.95f, {0, 0, 0, 0});  // another class scores higher: still a person
   auto boxes = decode_person_detections(out.tensors, kInput, kInput, options());
   ASSERT_TRUE(boxes.ok());
@@ -159,7 +160,9 @@ RgbImage gray(int width, int height) {
           std::vector<std::uint8_t>(static_cast<std::size_t>(width) * height * 3, 128)};
 }
 
-bool in(const Mask& m, int x, int y) { return m.values[static_cast<std::size_t>(y) * m.width + x] != 0; }
+bool in(const Mask& m, int x, int y) {
+  return m.values[static_cast<std::size_t>(y) * m.width + x] != 0;
+}
 
 TEST(PersonDetectorModelTest, ToyDetectorGivesItsKnownBoxes) {
   auto model = load_mask_model(kModels / "test-detector.pt", ModelOptions{});
