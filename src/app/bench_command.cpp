@@ -44,6 +44,8 @@ struct BenchFlags {
   bool no_cpu_fallback = false;
   int sample_ms = 50;
   bool no_plot = false;
+  bool no_stages = false;
+  bool write_masks = false;
 };
 
 Status write_text(const std::filesystem::path& path, const std::string& text) {
@@ -215,6 +217,8 @@ int run_bench_command(const BenchFlags& flags, Config config) {
       options.fhd_fraction = flags.fhd_fraction;
       options.sample_interval = std::chrono::milliseconds(std::max(1, flags.sample_ms));
       options.card = card;
+      options.stage_times = !flags.no_stages;
+      options.write_masks = flags.write_masks;
       auto report = run_bench(rt, config, frames, options);
       if (!report.ok()) {
         std::fprintf(stderr, "segmentor bench: %s\n", report.status().to_string().c_str());
@@ -310,6 +314,10 @@ Subcommand add_bench_command(CLI::App& app) {
   cli->add_option("--sample-ms", flags->sample_ms, "Memory sampling interval")
       ->capture_default_str();
   cli->add_flag("--no-plot", flags->no_plot, "Skip the PNG plots");
+  cli->add_flag("--no-stages", flags->no_stages,
+                "Skip the per-stage times (on a GPU they synchronise each model call's stream)");
+  cli->add_flag("--write-masks", flags->write_masks,
+                "Encode and write the masks (to a temporary folder), so encode and write count");
   return {cli, [flags](Config& config) { return run_bench_command(*flags, config); }};
 }
 

@@ -321,6 +321,7 @@ GateStats AdmissionGate::stats() const {
   s.threshold_budget_bytes = threshold_budget_;
   s.aimd_cap_bytes = aimd_cap_;
   s.concurrency_cap = concurrency_cap_;
+  s.largest_task_bytes = largest_task_bytes_;
   return s;
 }
 

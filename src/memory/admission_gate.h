@@ -99,6 +99,7 @@ struct GateStats {
   std::int64_t threshold_budget_bytes = 0;     // budget × threshold
   std::optional<std::int64_t> aimd_cap_bytes;  // none = the limit follows the budget
   int concurrency_cap = 0;                     // set_concurrency_cap(), MAX until set
+  std::int64_t largest_task_bytes = 0;         // the largest prediction admitted so far
   std::uint64_t admitted_total = 0;
   std::uint64_t readmitted_total = 0;    // readmit() calls (tasks back from an OOM back-off)
   std::uint64_t waits_total = 0;         // admissions that had to queue first
@@ -178,7 +179,8 @@ class AdmissionGate {
   // concurrency by throughput]); MAX until set. Bytes still decide within it.
   void set_concurrency_cap(int cap);
 
-  // AIMD signals from the recovery ladder and the lanes; see Note [Gate arithmetic].
+  // AIMD signals from the recovery ladder and the lanes; see Note [Gate arithmetic]. The ladder
+  // signals only OOMs it judged over-admission (Note [Over-admission or a passing OOM]).
   void on_out_of_memory();
   void on_success();
 
@@ -186,6 +188,7 @@ class AdmissionGate {
   void refresh_budget();
 
   GateStats stats() const;
+  double memory_threshold() const { return options_.memory_threshold; }
 
  private:
   AdmissionGate(AdmissionGateOptions options, DeviceMemory* device);
