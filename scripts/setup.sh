@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   rabbitmq-server postgresql
   python3-pil
+  libtcmalloc-minimal4
 
 )
 missing=()
