@@ -21,9 +21,10 @@ namespace segmentor {
 
 namespace {
 
-ModelOptions model_options(const Config& config, const std::string& device,
-                           double inject_oom_rate) {
+ModelOptions model_options(const Config& config, const std::string& device, double inject_oom_rate,
+                           bool freeze_cpu = true) {
   ModelOptions options;
+  options.freeze = freeze_cpu || device != "cpu";
   options.device = device;
   options.use_fp16 = config.use_fp16;
   options.cpu_threads = config.cpu_threads;
@@ -42,8 +43,9 @@ struct LoadedLane {
 };
 
 Result<LoadedLane> load_lane(const Config& config, const std::string& device,
-                             double inject_oom_rate, DeviceMemory* memory = nullptr) {
-  const ModelOptions options = model_options(config, device, inject_oom_rate);
+                             double inject_oom_rate, DeviceMemory* memory = nullptr,
+                             bool freeze_cpu = true) {
+  const ModelOptions options = model_options(config, device, inject_oom_rate, freeze_cpu);
   LoadedLane loaded;
   loaded.lane = std::make_unique<Lane>();
   loaded.lane->name = device;
@@ -216,7 +218,8 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   }
 
   const std::int64_t before = lane->device->snapshot().allocated_bytes;
-  SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded, load_lane(config, device, 0.0, lane->device.get()));
+  SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded, load_lane(config, device, 0.0, lane->device.get(),
+                                                          options.freeze_cpu_models));
   lane->lane = std::move(loaded.lane);
   const std::int64_t after = lane->device->snapshot().allocated_bytes;
   record_resident(lane->calibration, "models", before, after);
@@ -262,8 +265,9 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   // lane never injects: it is where the ladder ends.
   if (options.inject_oom_rate > 0.0) {
     lane->lane.reset();
-    SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane injected,
-                               load_lane(config, device, options.inject_oom_rate));
+    SEGMENTOR_ASSIGN_OR_RETURN(
+        LoadedLane injected,
+        load_lane(config, device, options.inject_oom_rate, nullptr, options.freeze_cpu_models));
     lane->lane = std::move(injected.lane);
     lane->device->release_cache();
     spdlog::warn("fault injection on: {:.0f} % of model calls on {} fail with out-of-memory",
