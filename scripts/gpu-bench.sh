@@ -22,6 +22,11 @@
 #   soak     leak check with the stand-ins at an 8 GiB cap: `bench --duration` (SOAK_SECONDS,
 #            default 360) in rounds of 200 frames; slopes of host RSS and GPU allocated/reserved
 #            (bench/README.md, "Soak"); exit 1 when a slope passes the leak threshold
+#   faults   issue 13 target 4: 1,000 frames fault-free, then with 10 % injected OOMs (ratio
+#            printed; goal ≥ 0.7, 0 lost), real OOMs at a 4 GiB cap with fixed:4 (they must be
+#            judged over-admission and shrink), and stage times on against --no-stages
+#   warm     issue 13 target 2 (part): `segmentor run` on one frame twice with a fresh
+#            CALIBRATION_CACHE: the second start must reuse the table (start → exit printed)
 #   measure  the memory manager's targets: 1,000 frames adaptive vs legacy with the ceiling, the
 #            same with 10 % injected OOMs, and adaptive against the fixed sweep at 8, 16, 24 GiB
 # Every step has a time limit; results accumulate in /tmp/gpu-bench and are tarred to $OUT after
@@ -182,7 +187,48 @@ time.sleep(150)" > "$res/hog.log" 2>&1 &
       soak=${SOAK_SECONDS:-360}
       TAIL=30 bench soak $((soak + 180)) -- --cap-gib 8 --jobs 4 --frames 200 --gate adaptive \
         --duration "$soak" --warmup-fraction 0.2 --sample-ms 200 ;;
-    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|verify|cleanup|stash-a|bundled|detector ..." >&2
+    faults)
+      bench faults-clean 150 CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 1000 \
+        --gate adaptive
+      bench faults-inject 200 CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 1000 \
+        --gate adaptive --inject-oom-rate 0.1
+      bench faults-real 120 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 4 --jobs 4 \
+        --frames 240 --gate fixed:4
+      bench faults-nostages 150 CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 1000 \
+        --gate adaptive --no-stages
+      python3 - "$res/results" <<'PY' | tee "$res/faults-summary.txt"
+import glob, json, sys
+runs = {}
+for name in ("faults-clean", "faults-inject", "faults-real", "faults-nostages"):
+    for f in sorted(glob.glob(f"{sys.argv[1]}/{name}/*.json")):
+        j = json.load(open(f))
+        if "throughput_fps" in j: runs[name] = j
+for name, j in runs.items():
+    print(name, {k: j.get(k) for k in ("throughput_fps", "frames_lost", "oom_events",
+          "over_admission_ooms", "below_budget_ooms", "immediate_retries", "backoff_ms_total",
+          "gate_shrinks", "cpu_fallbacks", "p95_ms", "p99_ms")})
+    print("  stages ms/frame:", j.get("stage_ms_per_frame"))
+if "faults-clean" in runs and "faults-inject" in runs:
+    print("inject / clean = %.2f (target >= 0.7)" % (runs["faults-inject"]["throughput_fps"] /
+                                                     runs["faults-clean"]["throughput_fps"]))
+if "faults-clean" in runs and "faults-nostages" in runs:
+    print("stages on / off = %.3f" % (runs["faults-clean"]["throughput_fps"] /
+                                      runs["faults-nostages"]["throughput_fps"]))
+PY
+      ;;
+    warm)
+      frame=$res/warm-frame; rm -rf "$frame" /tmp/gpu-bench-calibration; mkdir -p "$frame"
+      python3 -c "
+from PIL import Image; import numpy as np
+Image.fromarray((np.random.default_rng(1).random((1080,1920,3))*255).astype('uint8')).save('$frame/f.jpg')"
+      for n in 1 2; do
+        t0=$EPOCHREALTIME
+        CALIBRATION_CACHE=/tmp/gpu-bench-calibration TAIL=4 timed 120 "warm-run-$n" "$bin" run \
+          --device cuda:0 "$frame" -o "$res/warm-out-$n"
+        echo "warm-run-$n: start to exit $(python3 -c "print(round($EPOCHREALTIME - $t0, 2))") s"
+        grep -h "calibration on cuda:0" "$res/warm-run-$n.log" | head -1
+      done ;;
+    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|faults|warm|verify|cleanup|stash-a|bundled|detector ..." >&2
        exit 2 ;;
   esac
 done

@@ -14,6 +14,7 @@ packages=(
   rabbitmq-server postgresql
   python3-pil
   prometheus python3-yaml
+  libtcmalloc-minimal4
 
 )
 missing=()

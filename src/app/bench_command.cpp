@@ -49,6 +49,8 @@ struct BenchFlags {
   int duration_seconds = 0;  // > 0: soak (rounds of --frames until then)
   double leak_mib_per_hour = 16;
   double warmup_fraction = 0.1;
+  bool no_stages = false;
+  bool write_masks = false;
 };
 
 Status write_text(const std::filesystem::path& path, const std::string& text) {
@@ -282,6 +284,8 @@ int run_bench_command(const BenchFlags& flags, Config config) {
       options.fhd_fraction = flags.fhd_fraction;
       options.sample_interval = std::chrono::milliseconds(std::max(1, flags.sample_ms));
       options.card = card;
+      options.stage_times = !flags.no_stages;
+      options.write_masks = flags.write_masks;
       auto report = run_bench(rt, config, frames, options);
       if (!report.ok()) {
         std::fprintf(stderr, "segmentor bench: %s\n", report.status().to_string().c_str());
@@ -386,6 +390,10 @@ Subcommand add_bench_command(CLI::App& app) {
   cli->add_option("--warmup-fraction", flags->warmup_fraction,
                   "Soak: share of the duration left out of the slopes (warm-up)")
       ->capture_default_str();
+  cli->add_flag("--no-stages", flags->no_stages,
+                "Skip the per-stage times (on a GPU they synchronise each model call's stream)");
+  cli->add_flag("--write-masks", flags->write_masks,
+                "Encode and write the masks (to a temporary folder), so encode and write count");
   return {cli, [flags](Config& config) { return run_bench_command(*flags, config); }};
 }
 

@@ -22,6 +22,9 @@ namespace segmentor {
 
 namespace {
 
+// Note [Freezing pays only for many images on the CPU] (in run_images).
+constexpr std::size_t kFreezeCpuModelsFromImages = 28;
+
 using Clock = std::chrono::steady_clock;
 
 // What the summary needs, gathered from worker threads under one mutex.
@@ -93,6 +96,15 @@ int run_images(const RunOptions& options, const Config& config) {
   }
   RuntimeOptions runtime_options;
   runtime_options.device = options.device;
+  // Note [Freezing pays only for many images on the CPU]
+  // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+  // Freezing (Note [Freezing TorchScript modules]) checks itself with forward passes at load,
+  // and the frozen and optimised graphs each pay their own first runs. On the 2-core dev VM with
+  // Debian's LibTorch 1.13, IS-Net medium on one image took 32.9 s of CPU frozen and 4.9 s not,
+  // while a frozen pass saved ~1 s per further image (bench/RESULTS.md, 2026-11-30): freezing
+  // pays after ~28 images. So a `run` over fewer images than that loads the CPU models as they
+  // are; `serve`, `bench` and long runs still freeze. GPU lanes are not affected.
+  runtime_options.freeze_cpu_models = inputs->size() >= kFreezeCpuModelsFromImages;
   auto runtime = build_runtime(config, runtime_options);
   if (!runtime.ok()) {
     std::fprintf(stderr, "segmentor run: %s\n", runtime.status().to_string().c_str());

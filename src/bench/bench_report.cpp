@@ -111,6 +111,21 @@ std::string to_json(const BenchRunReport& r) {
   j["ceiling_fps"] = r.ceiling_fps ? nlohmann::ordered_json(*r.ceiling_fps) : nullptr;
   j["fraction_of_ceiling"] =
       r.fraction_of_ceiling ? nlohmann::ordered_json(*r.fraction_of_ceiling) : nullptr;
+  j["over_admission_ooms"] = r.over_admission_ooms;
+  j["below_budget_ooms"] = r.below_budget_ooms;
+  j["immediate_retries"] = r.immediate_retries;
+  j["backoff_ms_total"] = r.backoff_ms_total;
+  j["masks_written"] = r.masks_written;
+  if (r.stage_seconds_per_frame) {
+    nlohmann::ordered_json stages;
+    for (std::size_t i = 0; i < kStageCount; ++i) {
+      const auto stage = static_cast<Stage>(i);
+      stages[std::string(to_string(stage))] = 1000.0 * (*r.stage_seconds_per_frame)[stage];
+    }
+    j["stage_ms_per_frame"] = std::move(stages);
+  } else {
+    j["stage_ms_per_frame"] = nullptr;
+  }
   auto samples = nlohmann::ordered_json::array();
   for (const MemorySample& s : r.samples) {
     samples.push_back({{"t", s.t_seconds},
@@ -200,7 +215,34 @@ std::string to_markdown(const std::vector<BenchRunReport>& runs) {
     summary += "\n";
   }
   if (!summary.empty()) out += "\n" + summary;
+  const std::string stages = stages_to_markdown(runs);
+  if (!stages.empty()) out += "\n" + stages;
   return out;
+}
+
+std::string stages_to_markdown(const std::vector<BenchRunReport>& runs) {
+  std::string rows;
+  for (const BenchRunReport& r : runs) {
+    if (!r.stage_seconds_per_frame) continue;
+    const StageTimes& t = *r.stage_seconds_per_frame;
+    rows += "| " + (r.cap_gib > 0 ? fixed(r.cap_gib, 0) : std::string("card")) + " | " + r.gate +
+            (r.injected_oom_rate > 0 ? " inj. " + fixed(r.injected_oom_rate, 2) : "") + " | " +
+            fixed(r.throughput_fps, 1);
+    for (std::size_t i = 0; i < kStageCount; ++i) {
+      rows += " | " + fixed(1000.0 * t[static_cast<Stage>(i)], 1);
+    }
+    rows += " |\n";
+  }
+  if (rows.empty()) return "";
+  std::string header =
+      "Where the time goes (mean ms per frame; upload, model and post-processing "
+      "summed over the models):\n\n| cap GiB | gate | fps";
+  std::string rule = "|---|---|---";
+  for (std::size_t i = 0; i < kStageCount; ++i) {
+    header += " | " + std::string(to_string(static_cast<Stage>(i)));
+    rule += "|---";
+  }
+  return header + " |\n" + rule + "|\n" + rows;
 }
 
 std::string slug(const std::string& text) {

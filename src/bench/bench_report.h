@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/stage_times.h"
 #include "common/status.h"
 #include "memory/concurrency_tuner.h"
 #include "models/model_ceiling.h"
@@ -82,6 +83,14 @@ struct BenchRunReport {
   std::vector<std::string> first_errors;  // up to a few distinct error messages
   std::optional<double> ceiling_fps;      // from --ceiling in the same invocation
   std::optional<double> fraction_of_ceiling;
+  // Note [Over-admission or a passing OOM]: oom_events = over_admission + below_budget.
+  std::uint64_t over_admission_ooms = 0;
+  std::uint64_t below_budget_ooms = 0;
+  std::uint64_t immediate_retries = 0;  // below-budget retries made at once (part of retries)
+  double backoff_ms_total = 0;          // the ladder's back-off sleeps, summed over tasks
+  // Note [Where the time goes]: mean seconds per done frame, by stage; none with --no-stages.
+  std::optional<StageTimes> stage_seconds_per_frame;
+  bool masks_written = false;
   std::vector<MemorySample> samples;
 };
 
@@ -101,6 +110,9 @@ std::string ceiling_to_json(const std::vector<ModelCeiling>& models, const std::
 // A markdown table, one row per run, then (when fixed runs are present) the best fixed
 // concurrency per cap and how the adaptive run at that cap compares.
 std::string to_markdown(const std::vector<BenchRunReport>& runs);
+// "Where the time goes": one row per run with stage times, mean ms per frame (empty when no run
+// has them). Upload, model and post-processing add up over both models.
+std::string stages_to_markdown(const std::vector<BenchRunReport>& runs);
 
 // "2025-11-27T064300Z_nvidia-h100-80gb-hbm3_cap8_adaptive": for one run's files (no extension).
 std::string result_stem(const BenchRunReport& report);

@@ -337,6 +337,7 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
     std::vector<Clock::time_point> submitted;
     std::vector<double> latencies;
     double wait_seconds = 0, segment_seconds = 0;
+    StageTimes stages;  // summed over done frames
     std::set<std::string> errors;
     Clock::time_point last_finish;
   } tally;
@@ -348,7 +349,9 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   engine_options.layout = MaskLayout{std::filesystem::temp_directory_path() / "segmentor-bench",
                                      config.foreground_mask_rel_path, config.people_mask_rel_path,
                                      config.product_mask_rel_path};
-  engine_options.write_masks = false;
+  engine_options.write_masks = options.write_masks;
+  engine_options.stage_times = options.stage_times;
+  report.masks_written = options.write_masks;
   engine_options.max_concurrent = guard_options.gate.max_concurrent;
   engine_options.worker_threads =
       static_cast<int>(lanes.size()) * guard_options.gate.max_concurrent + 2;
@@ -397,6 +400,7 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
                 .count());
         tally.wait_seconds += outcome.wait_seconds;
         tally.segment_seconds += outcome.segment_seconds;
+        tally.stages += outcome.stages;
       } else {
         ++report.frames_lost;
         if (outcome.status.code() == ErrorCode::kOutOfMemory) ++report.failed_by_oom;
@@ -430,6 +434,13 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
     report.mean_gate_wait_ms = 1000.0 * tally.wait_seconds / report.frames_done;
     report.mean_segment_ms = 1000.0 * tally.segment_seconds / report.frames_done;
   }
+  if (options.stage_times) {
+    StageTimes per_frame;
+    for (std::size_t i = 0; i < kStageCount && report.frames_done > 0; ++i) {
+      per_frame.seconds[i] = tally.stages.seconds[i] / report.frames_done;
+    }
+    report.stage_seconds_per_frame = per_frame;
+  }
   report.first_errors.assign(tally.errors.begin(), tally.errors.end());
   // Counts are summed over the lanes; the peaks are the largest on one card (each has the cap).
   for (auto& lane : lanes) {
@@ -437,6 +448,11 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
     report.oom_events += recovery_stats.oom_events;
     report.retries += recovery_stats.retries;
     report.cpu_fallbacks += recovery_stats.cpu_fallbacks;
+    report.over_admission_ooms += recovery_stats.over_admission_ooms;
+    report.below_budget_ooms += recovery_stats.below_budget_ooms;
+    report.immediate_retries += recovery_stats.immediate_retries;
+    report.backoff_ms_total +=
+        std::chrono::duration<double, std::milli>(recovery_stats.backoff_time_total).count();
     const GateStats gate_stats = lane->guards.gate->stats();
     report.peak_in_flight += gate_stats.peak_in_flight;
     report.gate_shrinks += gate_stats.shrinks_total;

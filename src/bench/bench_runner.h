@@ -75,6 +75,10 @@ struct BenchRunOptions {
   std::string card = "unknown";
   // The recovery ladder's back-off; empty = RecoveryOptions' default (0.5 s, 1 s, 2 s).
   std::optional<std::vector<std::chrono::nanoseconds>> backoff;
+  // Per-stage times (Note [Where the time goes]); off = no stream syncs at stage boundaries.
+  bool stage_times = true;
+  // Encode and write the masks (to a temporary folder) so encode and write count too.
+  bool write_masks = false;
 };
 
 // The guards a run builds on each lane (runtime/lane_guards.h): the configuration's, as `run` and

@@ -45,6 +45,9 @@ struct Config {
   // memory/concurrency_tuner.h)
   std::string concurrency_tuning = "off";
   double inject_oom_rate = 0.0;  // SEGMENTOR_INJECT_OOM_RATE: test-only fault injection, [0, 1]
+  // CALIBRATION_CACHE: where calibration tables are kept (Note [Calibration on disk] in
+  // memory/calibration_cache.h); empty = MODEL_CACHE/calibration, "none" = measure every start.
+  std::string calibration_cache;
 
   // --- images ---
   std::int64_t max_image_pixels = 100'000'000;  // MAX_IMAGE_PIXELS: decompression-bomb guard

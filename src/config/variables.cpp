@@ -138,6 +138,12 @@ constexpr VariableSpec kVariables[] = {
        return assign(parse_concurrency_tuning(v), c.concurrency_tuning);
      },
      [](const Config& c) { return c.concurrency_tuning; }},
+    {"CALIBRATION_CACHE", D::kPlain,
+     [](std::string_view v, Config& c) {
+       c.calibration_cache = std::string(trim(v));
+       return Status::Ok();
+     },
+     [](const Config& c) { return c.calibration_cache; }},
     {"SEGMENTOR_INJECT_OOM_RATE", D::kPlain,
      [](std::string_view v, Config& c) {
        return assign_number(

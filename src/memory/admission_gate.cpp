@@ -348,6 +348,7 @@ GateStats AdmissionGate::stats() const {
   s.count_only = options_.count_only;
   s.at_floor = aimd_cap_.has_value() &&
                *aimd_cap_ <= static_cast<std::int64_t>(effective_min_) * largest_task_bytes_;
+  s.largest_task_bytes = largest_task_bytes_;
   return s;
 }
 

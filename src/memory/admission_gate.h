@@ -110,6 +110,7 @@ struct GateStats {
   // The AIMD cap sits at its floor (MIN' × the largest task admitted): OOMs pushed the limit as
   // low as it goes. Long stretches of this mean the predictions are far off (a runbook symptom).
   bool at_floor = false;
+  std::int64_t largest_task_bytes = 0;  // the largest prediction admitted so far
   std::uint64_t admitted_total = 0;
   std::uint64_t readmitted_total = 0;    // readmit() calls (tasks back from an OOM back-off)
   std::uint64_t waits_total = 0;         // admissions that had to queue first
@@ -189,7 +190,8 @@ class AdmissionGate {
   // concurrency by throughput]); MAX until set. Bytes still decide within it.
   void set_concurrency_cap(int cap);
 
-  // AIMD signals from the recovery ladder and the lanes; see Note [Gate arithmetic].
+  // AIMD signals from the recovery ladder and the lanes; see Note [Gate arithmetic]. The ladder
+  // signals only OOMs it judged over-admission (Note [Over-admission or a passing OOM]).
   void on_out_of_memory();
   void on_success();
 
@@ -197,6 +199,7 @@ class AdmissionGate {
   void refresh_budget();
 
   GateStats stats() const;
+  double memory_threshold() const { return options_.memory_threshold; }
 
  private:
   AdmissionGate(AdmissionGateOptions options, DeviceMemory* device);
@@ -239,7 +242,7 @@ class AdmissionGate {
   std::int64_t in_flight_bytes_ = 0;
   std::deque<std::uint64_t> queue_;     // waiter ids, FIFO (readmitted ones first, FIFO among them)
   std::ptrdiff_t readmit_waiters_ = 0;  // the readmitted block at the head of queue_
-  std::vector<int> free_slots_;      // a stack: the back is handed out next
+  std::vector<int> free_slots_;         // a stack: the back is handed out next
   std::uint64_t next_waiter_id_ = 1;
   std::int64_t largest_task_bytes_ = 0;
 

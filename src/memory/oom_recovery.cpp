@@ -15,6 +15,9 @@ RecoveryStats& RecoveryStats::operator+=(const RecoveryStats& other) {
   non_oom_errors += other.non_oom_errors;
   recovered_on_gpu += other.recovered_on_gpu;
   recovered_on_cpu += other.recovered_on_cpu;
+  over_admission_ooms += other.over_admission_ooms;
+  below_budget_ooms += other.below_budget_ooms;
+  immediate_retries += other.immediate_retries;
   backoff_time_total += other.backoff_time_total;
   cache_release_time_total += other.cache_release_time_total;
   return *this;
@@ -46,6 +49,9 @@ Result<std::unique_ptr<OomRecovery>> OomRecovery::create(RecoveryOptions options
     return invalid_argument("oom recovery: MAX_OOM_RETRIES must be >= 0, got " +
                             std::to_string(options.max_oom_retries));
   }
+  if (!(options.memory_threshold > 0.0 && options.memory_threshold <= 1.0)) {
+    return invalid_argument("oom recovery: memory threshold must be in (0, 1]");
+  }
   for (const auto step : options.backoff) {
     if (step.count() < 0) return invalid_argument("oom recovery: negative back-off step");
   }
@@ -63,6 +69,11 @@ std::chrono::nanoseconds OomRecovery::backoff_for(int retry) const {
   return options_.backoff[index];
 }
 
+OomJudgement OomRecovery::judge(const MemorySnapshot& at_oom) const {
+  if (gate_ == nullptr) return judge_out_of_memory(at_oom, 0, options_.memory_threshold);
+  return judge_out_of_memory(at_oom, gate_->stats().largest_task_bytes, gate_->memory_threshold());
+}
+
 // The ladder of Note [Recovery ladder]; each rung's counter is bumped where the rung happens.
 Status OomRecovery::run(const Attempt& gpu, const Attempt& cpu_fallback, RecoveryReport* report,
                         const LadderHooks& hooks) {
@@ -75,6 +86,8 @@ Status OomRecovery::run(const Attempt& gpu, const Attempt& cpu_fallback, Recover
   };
 
   const int max_retries = options_.retry_on_oom ? options_.max_oom_retries : 0;
+  int backoffs = 0;              // back-offs taken: they index the back-off steps
+  bool retried_at_once = false;  // rung 2a is used once per task
   for (int retry = 0;; ++retry) {
     ++r.gpu_attempts;
     const Status status = gpu();  // rung 1
@@ -91,11 +104,27 @@ Status OomRecovery::run(const Attempt& gpu, const Attempt& cpu_fallback, Recover
       return status;
     }
 
-    ++r.oom_events;  // rung 2
+    // Rung 2: read the device before anything is released, and judge the OOM.
+    ++r.oom_events;
     note("gpu attempt " + std::to_string(r.gpu_attempts) + ": " + status.message());
+    const OomJudgement judgement = judge(device_->snapshot());
+    const bool over_admission = judgement.cause == OomCause::kOverAdmission;
+    if (over_admission) ++r.over_admission_ooms;
+    note(std::string(to_string(judgement.cause)) + " (" + judgement.describe() + ")");
+    const bool at_once = !over_admission && !retried_at_once && retry < max_retries;
     {
       std::lock_guard lock(stats_mutex_);
       ++stats_.oom_events;
+      ++(over_admission ? stats_.over_admission_ooms : stats_.below_budget_ooms);
+      if (at_once) {
+        ++stats_.immediate_retries;
+        ++stats_.retries;
+      }
+    }
+    if (at_once) {  // rung 2a
+      retried_at_once = true;
+      note("retried at once");
+      continue;
     }
 
     // Rung 3: give the cached blocks back so the retry (or a neighbour) can have them.
@@ -108,7 +137,7 @@ Status OomRecovery::run(const Attempt& gpu, const Attempt& cpu_fallback, Recover
     }
     note("released cache in " + format_duration(took));
 
-    if (gate_ != nullptr) {  // rung 4
+    if (gate_ != nullptr && over_admission) {  // rung 4
       gate_->on_out_of_memory();
       note("shrank the gate");
     }
@@ -119,7 +148,7 @@ Status OomRecovery::run(const Attempt& gpu, const Attempt& cpu_fallback, Recover
                : std::string("not retried (RETRY_ON_OOM=false)"));
       break;
     }
-    const std::chrono::nanoseconds wait = backoff_for(retry);  // rung 5
+    const std::chrono::nanoseconds wait = backoff_for(backoffs++);  // rung 5
     if (hooks.before_backoff) hooks.before_backoff();
     if (options_.sleep) {
       options_.sleep(wait);

@@ -15,6 +15,7 @@
 #include "memory/admission_gate.h"
 #include "memory/cache_policy.h"
 #include "memory/device_memory.h"
+#include "memory/oom_cause.h"
 
 namespace segmentor {
 
@@ -25,12 +26,19 @@ namespace segmentor {
 //   1. Run the GPU attempt. Success → tell the gate (on_success) and return.
 //      A non-OOM error → return it at once: retrying a corrupt image or a bug as if it were
 //      memory pressure would only hide it (counted as non_oom_errors).
-//   2. ErrorCode::kOutOfMemory → oom_events++.
+//   2. ErrorCode::kOutOfMemory → oom_events++. Read the device and judge the OOM (Note
+//      [Over-admission or a passing OOM], oom_cause.h): over_admission_ooms++ or
+//      below_budget_ooms++.
+//   2a. Below the budget, the task's first such OOM, and a retry left: retry at once →
+//      immediate_retries++, retries++, go to 1. No release, no shrink, no back-off, no hooks
+//      (the task keeps its ticket: it gave nothing back and waits for nothing).
 //   3. Release the allocator's cache (+ synchronize) → cache_releases++. Through the CachePolicy
 //      when there is one, so the release is timed and reported with the others.
-//   4. Shrink the gate (AdmissionGate::on_out_of_memory) so fewer tasks share the card next.
+//   4. Over-admission only: shrink the gate (AdmissionGate::on_out_of_memory) so fewer tasks
+//      share the card next. A below-budget OOM leaves the gate as it is.
 //   5. If RETRY_ON_OOM and fewer than MAX_OOM_RETRIES retries were made: back off (0.5 s, 1 s,
-//      2 s, then the last step again) → retries++, and go to 1. The caller may give up what it
+//      2 s, then the last step again; the steps count back-offs, not retries, so an at-once
+//      retry does not skip a step) → retries++, and go to 1. The caller may give up what it
 //      holds for the back-off and take it again after (LadderHooks): see Note [Ticket across the
 //      ladder] in pipeline/engine.cpp for why the engine does.
 //   6. Retries exhausted or disabled: run the CPU fallback if one was given → cpu_fallbacks++;
@@ -39,7 +47,7 @@ namespace segmentor {
 //      code is kOutOfMemory, or the CPU fallback's own code when that ran and failed otherwise.
 //
 // At most 1 + MAX_OOM_RETRIES GPU attempts and one CPU attempt, whatever the device does: the
-// ladder terminates against a device that always fails.
+// ladder terminates against a device that always fails (at-once retries count as retries).
 
 inline constexpr int kDefaultMaxOomRetries = 3;
 
@@ -51,6 +59,9 @@ struct RecoveryOptions {
       std::chrono::milliseconds(500), std::chrono::seconds(1), std::chrono::seconds(2)};
   // How to wait; empty = std::this_thread::sleep_for. Tests inject a recorder.
   std::function<void(std::chrono::nanoseconds)> sleep;
+  // Without a gate the margin of Note [Over-admission or a passing OOM] is this threshold's
+  // headroom alone; with one, the gate's own threshold and largest task decide.
+  double memory_threshold = 0.85;
 };
 
 struct RecoveryStats {
@@ -63,6 +74,10 @@ struct RecoveryStats {
   std::uint64_t non_oom_errors = 0;    // returned at once, not retried
   std::uint64_t recovered_on_gpu = 0;  // succeeded on a retry
   std::uint64_t recovered_on_cpu = 0;  // succeeded on the CPU fallback
+  // Note [Over-admission or a passing OOM]: oom_events = over_admission + below_budget.
+  std::uint64_t over_admission_ooms = 0;
+  std::uint64_t below_budget_ooms = 0;
+  std::uint64_t immediate_retries = 0;  // below-budget retries made at once (part of `retries`)
   std::chrono::nanoseconds backoff_time_total{0};
   std::chrono::nanoseconds cache_release_time_total{0};
 
@@ -83,6 +98,7 @@ struct LadderHooks {
 struct RecoveryReport {
   int gpu_attempts = 0;
   int oom_events = 0;
+  int over_admission_ooms = 0;
   bool used_cpu_fallback = false;
   bool succeeded = false;
   std::string trail;  // "gpu attempt 1: out of memory (...); released cache in 3 ms; ..."
@@ -130,6 +146,7 @@ class OomRecovery {
   OomRecovery(RecoveryOptions options, DeviceMemory* device, AdmissionGate* gate,
               CachePolicy* cache);
   std::chrono::nanoseconds backoff_for(int retry) const;
+  OomJudgement judge(const MemorySnapshot& at_oom) const;
 
   const RecoveryOptions options_;
   DeviceMemory* const device_;

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <charconv>
@@ -41,6 +42,8 @@ Result<std::filesystem::path> resolve_model(const std::string& name_or_path,
   }
   return model_file;
 }
+
+std::string libtorch_version() { return TORCH_VERSION; }
 
 void configure_torch_threads(int cpu_threads) {
   int threads = cpu_threads;

@@ -45,6 +45,9 @@ Result<std::unique_ptr<MaskModel>> load_mask_model(const std::filesystem::path& 
 // Debian's LibTorch otherwise runs on one thread.
 void configure_torch_threads(int cpu_threads);
 
+// The LibTorch this binary was built against, "2.11.0" (TORCH_VERSION). For calibration keys.
+std::string libtorch_version();
+
 // "auto" -> "cuda:0" when CUDA is usable, else "cpu". "cpu" stays; "cuda" -> "cuda:0"; "cuda:N"
 // is checked against the device count. Asking for CUDA where there is none is kInvalidArgument.
 Result<std::string> resolve_device(const std::string& requested);

@@ -8,6 +8,7 @@
 #include "models/image_tensor.h"
 #include "models/oom_classify.h"
 #include "models/person_detector_decode.h"
+#include "models/stage_clock.h"
 #include "models/yolo_seg_decode.h"
 
 #ifdef SEGMENTOR_WITH_CUDA
@@ -263,9 +264,12 @@ Result<Mask> TorchMaskModel::segment(const RgbImage& image) {
 }
 
 Result<Mask> TorchMaskModel::run(const RgbImage& image) {
+  StageClock clock(device_);  // Note [Where the time goes]; the rest is post-processing
   const LetterboxGeometry geometry = geometry_for(manifest_, image.width, image.height);
   const at::Tensor input = make_input(image, manifest_, geometry, device_, dtype_);
+  clock.lap(Stage::kUpload);
   const c10::IValue output = forward(module_, input);
+  clock.lap(Stage::kModel);
 
   if (manifest_.kind == ModelKind::kForegroundProbability ||
       manifest_.kind == ModelKind::kPersonProbability) {

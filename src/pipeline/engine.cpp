@@ -225,9 +225,15 @@ TaskOutcome Engine::process(const EngineTask& task) {
   t0 = Clock::now();
   if (cache != nullptr) cache->on_task_started();
   std::mutex* lane_mutex = lane.serialize ? &lane_state.serial_mutex : nullptr;
+  // Note [Where the time goes]: each attempt's model stages land here, from whichever thread
+  // runs it (a slot thread, this one for a serial lane or the CPU fallback).
+  StageTimes* model_stages = options_.stage_times ? &outcome.stages : nullptr;
   std::function<Result<AssetMasks>()> on_cpu;
   if (cpu_fallback_ != nullptr) {
-    on_cpu = [&] { return segment_on(*cpu_fallback_, &fallback_mutex_, image); };
+    on_cpu = [&] {
+      StageSink sink(model_stages);
+      return segment_on(*cpu_fallback_, &fallback_mutex_, image);
+    };
   }
   double readmit_wait_seconds = 0;  // counted as gate waiting, not as time on the lane
   LadderHooks hooks;
@@ -241,11 +247,16 @@ TaskOutcome Engine::process(const EngineTask& task) {
     return Status::Ok();
   };
   auto on_gpu = [&]() -> Result<AssetMasks> {
-    if (lane.serialize) return segment_on(lane, lane_mutex, image);
+    if (lane.serialize) {
+      StageSink sink(model_stages);
+      return segment_on(lane, lane_mutex, image);
+    }
     // Note [GPU work runs on slot threads]
     std::optional<Result<AssetMasks>> masks;
-    lane_state.slot_threads.run(ticket->slot(),
-                                [&] { masks.emplace(segment_on(lane, nullptr, image)); });
+    lane_state.slot_threads.run(ticket->slot(), [&] {
+      StageSink sink(model_stages);
+      masks.emplace(segment_on(lane, nullptr, image));
+    });
     return std::move(*masks);
   };
   const int level = ticket->level();
@@ -274,6 +285,7 @@ TaskOutcome Engine::process(const EngineTask& task) {
 
   t0 = Clock::now();
   if (options_.write_masks) {
+    StageSink sink(options_.stage_times ? &outcome.stages : nullptr);
     Status written = write_masks(outcome.paths, *masks, options_.layout.data_root);
     if (written.ok() && options_.cutout_dir) {
       written = write_cutout(*options_.cutout_dir / (task.id + ".png"), image, masks->product);
@@ -281,6 +293,10 @@ TaskOutcome Engine::process(const EngineTask& task) {
     if (!written.ok()) return finish(written);
   }
   outcome.write_seconds = seconds_since(t0);
+  if (options_.stage_times) {
+    outcome.stages[Stage::kDecode] = outcome.decode_seconds;
+    outcome.stages[Stage::kGateWait] = outcome.wait_seconds;
+  }
   return finish(Status::Ok());
 }
 

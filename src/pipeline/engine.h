@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/stage_times.h"
 #include "common/status.h"
 #include "imaging/decode.h"
 #include "memory/admission_gate.h"
@@ -79,6 +80,8 @@ struct TaskOutcome {
   double segment_seconds = 0;  // on the lane, retries and back-off included
   double write_seconds = 0;    // PNG encode + atomic writes (no GPU held)
   double total_seconds = 0;
+  // Per stage, with EngineOptions::stage_times (Note [Where the time goes]); all zero without.
+  StageTimes stages;
 };
 
 struct EngineOptions {
@@ -89,6 +92,9 @@ struct EngineOptions {
   int max_concurrent = 4;                           // per lane; used for the default worker count
   std::optional<std::filesystem::path> cutout_dir;  // also write RGBA cut-outs there
   bool write_masks = true;  // bench may skip the disk to measure the pipeline alone
+  // Fill TaskOutcome::stages. On a GPU this synchronises each model call's stream at its stage
+  // boundaries (models/stage_clock.h), so it is for benchmarks, not the service.
+  bool stage_times = false;
 };
 
 // Thread-safe. Does not own the lanes or their gates, ladders, calibrations and cache policies:

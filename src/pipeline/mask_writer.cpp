@@ -1,7 +1,10 @@
 #include "pipeline/mask_writer.h"
 
+#include <cstdint>
 #include <system_error>
+#include <vector>
 
+#include "common/stage_times.h"
 #include "imaging/atomic_file.h"
 #include "imaging/png_encode.h"
 
@@ -9,10 +12,16 @@ namespace segmentor {
 
 namespace {
 
+// Encoding and writing are timed apart (Note [Where the time goes]).
 Status write_gray(const std::filesystem::path& path, const Mask& mask,
                   const std::filesystem::path& beneath) {
-  SEGMENTOR_ASSIGN_OR_RETURN(auto png, encode_gray_png(mask));
-  return write_file_atomically(path, png, beneath).with_context(path.string());
+  Result<std::vector<std::uint8_t>> png = [&] {
+    ScopedStage encoding(Stage::kEncode);
+    return encode_gray_png(mask);
+  }();
+  if (!png.ok()) return png.status();
+  ScopedStage writing(Stage::kWrite);
+  return write_file_atomically(path, *png, beneath).with_context(path.string());
 }
 
 }  // namespace
@@ -31,8 +40,13 @@ Status write_masks(const MaskPaths& paths, const AssetMasks& masks,
 }
 
 Status write_cutout(const std::filesystem::path& path, const RgbImage& image, const Mask& product) {
-  SEGMENTOR_ASSIGN_OR_RETURN(auto png, encode_rgba_png(image, product));
-  return write_file_atomically(path, png).with_context(path.string());
+  Result<std::vector<std::uint8_t>> png = [&] {
+    ScopedStage encoding(Stage::kEncode);
+    return encode_rgba_png(image, product);
+  }();
+  if (!png.ok()) return png.status();
+  ScopedStage writing(Stage::kWrite);
+  return write_file_atomically(path, *png).with_context(path.string());
 }
 
 }  // namespace segmentor

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "common/stage_times.h"
 #include "imaging/mask_ops.h"
 
 namespace segmentor {
@@ -43,6 +44,7 @@ Result<AssetMasks> Segmenter::segment(const RgbImage& image) {
       masks.people_found = masks.people.any();
     }
   }
+  ScopedStage combining(Stage::kPostprocess);  // Note [Where the time goes]
   if (masks.people_found) {
     SEGMENTOR_ASSIGN_OR_RETURN(masks.product, subtract_mask(masks.foreground, masks.people));
   } else {

@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 
+#include "memory/calibration_cache.h"
 #include "memory/host_memory.h"
 #include "models/model_loader.h"
 #include "pipeline/calibrate.h"
@@ -18,9 +21,10 @@ namespace segmentor {
 
 namespace {
 
-ModelOptions model_options(const Config& config, const std::string& device,
-                           double inject_oom_rate) {
+ModelOptions model_options(const Config& config, const std::string& device, double inject_oom_rate,
+                           bool freeze_cpu = true) {
   ModelOptions options;
+  options.freeze = freeze_cpu || device != "cpu";
   options.device = device;
   options.use_fp16 = config.use_fp16;
   options.cpu_threads = config.cpu_threads;
@@ -41,8 +45,9 @@ struct LoadedLane {
 };
 
 Result<LoadedLane> load_lane(const Config& config, const std::string& device,
-                             double inject_oom_rate, DeviceMemory* memory = nullptr) {
-  const ModelOptions options = model_options(config, device, inject_oom_rate);
+                             double inject_oom_rate, DeviceMemory* memory = nullptr,
+                             bool freeze_cpu = true) {
+  const ModelOptions options = model_options(config, device, inject_oom_rate, freeze_cpu);
   LoadedLane loaded;
   loaded.lane = std::make_unique<Lane>();
   loaded.lane->name = device;
@@ -129,6 +134,75 @@ Result<std::unique_ptr<DeviceMemory>> make_device_memory(const std::string& devi
   return std::unique_ptr<DeviceMemory>(std::make_unique<HostMemory>());
 }
 
+// Note [Calibration on disk] (memory/calibration_cache.h): what the lane's calibration depends on.
+Result<CalibrationKey> calibration_key(const Config& config, const std::string& device,
+                                       const Lane& models, const LoadedLane& loaded) {
+  CalibrationKey key;
+  const auto colon = device.find(':');
+  key.card = nvidia_card_name(colon == std::string::npos ? 0 : std::stoi(device.substr(colon + 1)));
+  key.driver = nvidia_driver_version();
+  key.libtorch = libtorch_version();
+  key.device = device;
+  auto add_model = [&](const std::unique_ptr<MaskModel>& model,
+                       const std::filesystem::path& path) -> Status {
+    if (!model) return Status::Ok();
+    SEGMENTOR_ASSIGN_OR_RETURN(key.models[model->info().name], file_fingerprint(path));
+    return Status::Ok();
+  };
+  SEGMENTOR_RETURN_IF_ERROR(add_model(models.foreground, loaded.foreground_path));
+  SEGMENTOR_RETURN_IF_ERROR(add_model(models.people, loaded.people_path));
+  SEGMENTOR_RETURN_IF_ERROR(add_model(models.person_detector, loaded.detector_path));
+  key.settings["calibration"] = "2";  // bump when calibrate_segmenter measures differently
+  key.settings["fp16"] = config.use_fp16 ? "true" : "false";
+  key.settings["cuda_streams"] = config.cuda_streams;
+  // LibTorch's own variable, read as LibTorch reads it: it changes how the allocator reserves.
+  const char* alloc_conf = std::getenv("PYTORCH_CUDA_ALLOC_CONF");
+  key.settings["alloc_conf"] = alloc_conf != nullptr ? alloc_conf : "";
+  return key;
+}
+
+// Calibrates the lane, or takes the table stored for the same key (Note [Calibration on disk]).
+// `loaded` supplies the model files' paths (its models have moved into `lane`).
+Status calibrate_lane(DeviceLane& lane, const Config& config, const std::string& device,
+                      const LoadedLane& loaded) {
+  std::optional<CalibrationCache> cache;
+  CalibrationKey key;
+  if (config.calibration_cache != "none") {
+    cache.emplace(config.calibration_cache.empty()
+                      ? config.model_cache / "calibration"
+                      : std::filesystem::path(config.calibration_cache));
+    auto made = calibration_key(config, device, *lane.lane, loaded);
+    if (made.ok()) {
+      key = std::move(*made);
+    } else {
+      spdlog::warn("calibration cache off for {}: {}", device, made.status().to_string());
+      cache.reset();
+    }
+  }
+  if (cache) {
+    std::string why_not;
+    if (auto stored = cache->load(key, &why_not)) {
+      for (const CalibrationRow& row : stored->rows()) {
+        lane.calibration.add_measurement(row.model, row.width, row.height, row.peak_bytes);
+      }
+      spdlog::info("calibration on {} from {} (same card, driver, LibTorch, models, settings):\n{}",
+                   device, cache->path_for(key).string(), lane.calibration.describe());
+      return Status::Ok();
+    }
+    if (!why_not.empty()) spdlog::info("calibration cache: {}; measuring again", why_not);
+  }
+  Segmenter segmenter(*lane.lane->foreground, lane.lane->people.get(),
+                      lane.lane->person_detector.get());
+  SEGMENTOR_RETURN_IF_ERROR(calibrate_segmenter(segmenter, *lane.device, lane.calibration)
+                                .with_context("calibrating on " + device));
+  spdlog::info("calibration on {}:\n{}", device, lane.calibration.describe());
+  if (cache) {
+    const Status stored = cache->store(key, lane.calibration);
+    if (!stored.ok()) spdlog::warn("calibration not cached: {}", stored.to_string());
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 GuardedLane DeviceLane::guarded() const {
@@ -153,7 +227,8 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   }
 
   const std::int64_t before = lane->device->snapshot().allocated_bytes;
-  SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded, load_lane(config, device, 0.0, lane->device.get()));
+  SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded, load_lane(config, device, 0.0, lane->device.get(),
+                                                          options.freeze_cpu_models));
   lane->lane = std::move(loaded.lane);
   const std::int64_t after = lane->device->snapshot().allocated_bytes;
   record_resident(lane->calibration, "models", before, after);
@@ -187,11 +262,7 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   }
 
   if (options.calibrate && gpu) {
-    Segmenter segmenter(*lane->lane->foreground, lane->lane->people.get(),
-                        lane->lane->person_detector.get());
-    SEGMENTOR_RETURN_IF_ERROR(calibrate_segmenter(segmenter, *lane->device, lane->calibration)
-                                  .with_context("calibrating on " + device));
-    spdlog::info("calibration on {}:\n{}", device, lane->calibration.describe());
+    SEGMENTOR_RETURN_IF_ERROR(calibrate_lane(*lane, config, device, loaded));
   }
 
   // Note [Calibrate before injecting]: fault injection (a test-only knob) would make calibration
@@ -200,8 +271,9 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   // lane never injects: it is where the ladder ends.
   if (options.inject_oom_rate > 0.0) {
     lane->lane.reset();
-    SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane injected,
-                               load_lane(config, device, options.inject_oom_rate));
+    SEGMENTOR_ASSIGN_OR_RETURN(
+        LoadedLane injected,
+        load_lane(config, device, options.inject_oom_rate, nullptr, options.freeze_cpu_models));
     lane->lane = std::move(injected.lane);
     lane->device->release_cache();
     spdlog::warn("fault injection on: {:.0f} % of model calls on {} fail with out-of-memory",

@@ -26,9 +26,10 @@
 namespace segmentor {
 
 struct DeviceLaneOptions {
-  bool calibrate = true;       // measure per-task bytes (GPU only)
-  bool cache_ticker = true;    // tick the cache policy on a thread of its own (GPU only)
-  double inject_oom_rate = 0;  // test-only; Note [Calibrate before injecting]
+  bool calibrate = true;          // measure per-task bytes (GPU only)
+  bool cache_ticker = true;       // tick the cache policy on a thread of its own (GPU only)
+  double inject_oom_rate = 0;     // test-only; Note [Calibrate before injecting]
+  bool freeze_cpu_models = true;  // ModelOptions::freeze on a CPU lane (GPU lanes always try)
 };
 
 // Members are declared in dependency order so they are destroyed safely. The gate, cache policy,

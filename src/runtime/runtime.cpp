@@ -49,6 +49,7 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
   lane_options.calibrate = options.calibrate;
   lane_options.cache_ticker = options.cache_ticker;
   lane_options.inject_oom_rate = options.inject_oom_rate.value_or(config.inject_oom_rate);
+  lane_options.freeze_cpu_models = options.freeze_cpu_models;
   for (const std::string& device : devices) {
     SEGMENTOR_ASSIGN_OR_RETURN(auto lane, build_device_lane(config, device, lane_options));
     runtime->lanes.push_back(std::move(lane));

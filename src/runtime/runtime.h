@@ -33,6 +33,9 @@ struct RuntimeOptions {
   // Test-only fault injection on the GPU lanes; unset = SEGMENTOR_INJECT_OOM_RATE. Calibration
   // always runs without it (Note [Calibrate before injecting]).
   std::optional<double> inject_oom_rate;
+  // Freeze models loaded on the CPU (Note [Freezing TorchScript modules]). `run` turns it off for
+  // a few images: Note [Freezing pays only for many images on the CPU] (run_command.cpp).
+  bool freeze_cpu_models = true;
 };
 
 // Owns everything; members are declared in dependency order so they are destroyed safely.

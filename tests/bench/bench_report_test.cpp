@@ -83,6 +83,31 @@ TEST(BenchReport, MarkdownComparesAdaptiveWithTheBestLosslessFixedRun) {
       << table;
 }
 
+TEST(BenchReport, StagesGoToJsonAndToTheirOwnTable) {
+  BenchRunReport with = sample_report("adaptive", 50);
+  StageTimes t;
+  t[Stage::kModel] = 0.0125;
+  t[Stage::kGateWait] = 0.002;
+  with.stage_seconds_per_frame = t;
+  with.below_budget_ooms = 3;
+  const auto json = nlohmann::json::parse(to_json(with));
+  EXPECT_DOUBLE_EQ(json["stage_ms_per_frame"]["model"].get<double>(), 12.5);
+  EXPECT_DOUBLE_EQ(json["stage_ms_per_frame"]["gate_wait"].get<double>(), 2.0);
+  EXPECT_EQ(json["stage_ms_per_frame"].size(), kStageCount);
+  EXPECT_EQ(json["below_budget_ooms"], 3);
+  const std::string table = to_markdown({with});
+  EXPECT_NE(table.find("| decode | upload | model | postprocess | encode | write | gate_wait |"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("| 8 | adaptive | 50.0 | 0.0 | 0.0 | 12.5 | 0.0 | 0.0 | 0.0 | 2.0 |"),
+            std::string::npos)
+      << table;
+
+  const BenchRunReport without = sample_report("adaptive", 50);
+  EXPECT_TRUE(nlohmann::json::parse(to_json(without))["stage_ms_per_frame"].is_null());
+  EXPECT_EQ(stages_to_markdown({without}), "");
+}
+
 TEST(BenchReport, ResultStemNamesDateCardCapAndGate) {
   BenchRunReport r = sample_report("fixed:3", 1);
   EXPECT_EQ(result_stem(r), "20251127T064300Z_nvidia-h100-80gb-hbm3_cap8_fixed-3");

@@ -74,6 +74,34 @@ TEST_F(BenchRunnerTest, FramesAreDoneOrLostAndTheReportIsConsistent) {
   EXPECT_EQ(report->oom_events, 0U);
 }
 
+// Note [Where the time goes]: every stage of a written run is measured, and the model's stages
+// (CPU here, so without stream syncs) fit within the time on the lane.
+TEST_F(BenchRunnerTest, ReportsWhereTheTimeGoesStageByStage) {
+  BenchRunOptions options = small_run({GateMode::kAdaptive, 0});
+  options.write_masks = true;
+  auto report = run_bench(*runtime_, config_, frames_, options);
+  ASSERT_TRUE(report.ok()) << report.status().to_string();
+  ASSERT_EQ(report->frames_done, 6);
+  ASSERT_TRUE(report->stage_seconds_per_frame.has_value());
+  const StageTimes& t = *report->stage_seconds_per_frame;
+  for (const Stage stage :
+       {Stage::kUpload, Stage::kModel, Stage::kPostprocess, Stage::kEncode, Stage::kWrite}) {
+    EXPECT_GT(t[stage], 0.0) << to_string(stage);
+  }
+  // Pre-decoded frames skip the decoder; "decode" is then only the copy of the pixels.
+  EXPECT_LT(t[Stage::kDecode], report->mean_ms / 1000.0);
+  const double on_lane = t[Stage::kUpload] + t[Stage::kModel] + t[Stage::kPostprocess];
+  // Within the time on the lane (which also holds the wait for the serial CPU lane's mutex).
+  EXPECT_LE(on_lane, report->mean_segment_ms / 1000.0 * 1.01 + 1e-4);
+  EXPECT_TRUE(report->masks_written);
+
+  options.stage_times = false;
+  options.write_masks = false;
+  auto without = run_bench(*runtime_, config_, frames_, options);
+  ASSERT_TRUE(without.ok());
+  EXPECT_FALSE(without->stage_seconds_per_frame.has_value());
+}
+
 TEST_F(BenchRunnerTest, FixedGateAdmitsByCountUpToN) {
   auto report = run_bench(*runtime_, config_, frames_, small_run({GateMode::kFixed, 1}));
   ASSERT_TRUE(report.ok()) << report.status().to_string();
@@ -120,6 +148,11 @@ TEST_F(BenchRunnerTest, AdaptiveModeRetriesThenFallsBackAndLosesNothing) {
   EXPECT_EQ(report->frames_done, 6);
   EXPECT_EQ(report->cpu_fallbacks, 6U);
   EXPECT_EQ(report->retries, 6U * static_cast<unsigned>(config_.max_oom_retries));
+  // On the CPU lane, injected OOMs strike with the machine's memory to spare: each frame's first
+  // retry is at once, and no OOM counts against admission.
+  EXPECT_EQ(report->immediate_retries, 6U);
+  EXPECT_EQ(report->below_budget_ooms, report->oom_events);
+  EXPECT_EQ(report->over_admission_ooms, 0U);
   EXPECT_EQ(report->oom_events, 6U * (1U + static_cast<unsigned>(config_.max_oom_retries)));
   EXPECT_EQ(report->frames_by_lane.at("cpu-fallback"), 6);
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -31,8 +32,7 @@ Status attempt_on(FakeDevice& device, std::int64_t bytes) {
 }
 
 struct Ladder {
-  explicit Ladder(RecoveryOptions options, std::int64_t capacity = 1000)
-      : device(capacity) {
+  explicit Ladder(RecoveryOptions options, std::int64_t capacity = 1000) : device(capacity) {
     AdmissionGateOptions gate_options;
     gate_options.memory_threshold = 1.0;
     gate_options.max_concurrent = 8;
@@ -40,10 +40,18 @@ struct Ladder {
     options.sleep = sleeps.fn();
     recovery = std::move(OomRecovery::create(std::move(options), &device, gate.get())).value();
   }
+  // Puts the card near the budget, where an OOM means too much was admitted (Note
+  // [Over-admission or a passing OOM]): the gate has admitted a task of `task` bytes, and `used`
+  // bytes stay allocated, so less than one task's room is left.
+  void hold_near_budget(std::int64_t used = 950, std::int64_t task = 100) {
+    { auto ticket = gate->try_admit(task); }
+    held = *device.allocate(used);
+  }
   FakeDevice device;
   SleepRecorder sleeps;
   std::unique_ptr<AdmissionGate> gate;
   std::unique_ptr<OomRecovery> recovery;
+  std::optional<FakeDevice::AllocationId> held;
 };
 
 TEST(OomRecoveryTest, RejectsBadOptions) {
@@ -97,6 +105,7 @@ TEST(OomRecoveryTest, FragmentationOomIsRetriedAfterReleasingTheCacheAndSucceeds
 
 TEST(OomRecoveryTest, RetriesExhaustedThenCpuFallbackSucceeds) {
   Ladder l(RecoveryOptions{});
+  l.hold_near_budget();
   l.device.fail_always(true);
   int cpu_calls = 0;
   RecoveryReport report;
@@ -121,10 +130,14 @@ TEST(OomRecoveryTest, RetriesExhaustedThenCpuFallbackSucceeds) {
   EXPECT_EQ(s.cpu_fallback_failures, 0u);
   EXPECT_EQ(s.failed_tasks, 0u);
   EXPECT_EQ(s.backoff_time_total, milliseconds(3500));
+  EXPECT_EQ(s.over_admission_ooms, 4u);
+  EXPECT_EQ(s.immediate_retries, 0u);
+  EXPECT_EQ(l.gate->stats().oom_signals_total, 4u);  // every OOM near the budget told the gate
 }
 
 TEST(OomRecoveryTest, HooksSurroundEveryBackOffAndNothingElse) {
   Ladder l(RecoveryOptions{});
+  l.hold_near_budget();
   std::vector<std::string> events;
   RecoveryOptions options;
   options.sleep = [&](nanoseconds) { events.push_back("sleep"); };
@@ -144,13 +157,14 @@ TEST(OomRecoveryTest, HooksSurroundEveryBackOffAndNothingElse) {
       },
       {}, nullptr, hooks);
   ASSERT_TRUE(status.ok()) << status.to_string();
-  EXPECT_EQ(events, (std::vector<std::string>{"attempt", "give back", "sleep", "take again",
-                                              "attempt", "give back", "sleep", "take again",
-                                              "attempt"}));
+  EXPECT_EQ(events,
+            (std::vector<std::string>{"attempt", "give back", "sleep", "take again", "attempt",
+                                      "give back", "sleep", "take again", "attempt"}));
 }
 
 TEST(OomRecoveryTest, AFailedResumeEndsTheLadderWithoutTheFallback) {
   Ladder l(RecoveryOptions{});
+  l.hold_near_budget();
   l.device.fail_always(true);
   int cpu_calls = 0;
   LadderHooks hooks;
@@ -227,6 +241,7 @@ TEST(OomRecoveryTest, LadderTerminatesAgainstAnAlwaysFailingDevice) {
   RecoveryOptions options;
   options.max_oom_retries = 50;
   Ladder l(options);
+  l.hold_near_budget();
   l.device.fail_always(true);
   int gpu_calls = 0;
   int cpu_calls = 0;
@@ -298,8 +313,9 @@ TEST(OomRecoveryTest, ReleasesThroughTheCachePolicyWhenGiven) {
   RecoveryOptions options;
   options.max_oom_retries = 2;
   options.sleep = sleeps.fn();
-  auto recovery =
-      std::move(OomRecovery::create(options, &device, nullptr, cache.get())).value();
+  auto recovery = std::move(OomRecovery::create(options, &device, nullptr, cache.get())).value();
+  const auto held = device.allocate(900);  // near the budget: room 100 < 15 % of it
+  ASSERT_TRUE(held.ok());
   device.fail_every_nth(1);  // every allocation fails...
   int attempts = 0;
   const Status status = recovery->run([&] {
@@ -332,6 +348,134 @@ TEST(OomRecoveryTest, RunForReturnsTheValue) {
   EXPECT_EQ(*from_cpu, 7);
 }
 
+// Note [Over-admission or a passing OOM]: the same failure, judged by where the card stands.
+TEST(OomRecoveryTest, AnOomFarBelowTheBudgetIsRetriedAtOnceAndLeavesTheGateAlone) {
+  Ladder l(RecoveryOptions{});
+  auto ticket = l.gate->try_admit(100);  // one task in flight, 900 bytes of room to spare
+  ASSERT_TRUE(ticket);
+  l.device.fail_every_nth(1);
+  int before = 0;
+  int after = 0;
+  LadderHooks hooks;
+  hooks.before_backoff = [&] { ++before; };
+  hooks.after_backoff = [&] {
+    ++after;
+    return Status::Ok();
+  };
+  int attempts = 0;
+  RecoveryReport report;
+  const Status status = l.recovery->run(
+      [&] {
+        if (++attempts == 2) l.device.fail_every_nth(0);  // a transient: gone on the retry
+        return attempt_on(l.device, 100);
+      },
+      {}, &report, hooks);
+  ASSERT_TRUE(status.ok()) << status.to_string();
+  EXPECT_EQ(report.gpu_attempts, 2);
+  EXPECT_EQ(report.oom_events, 1);
+  EXPECT_EQ(report.over_admission_ooms, 0);
+  EXPECT_NE(report.trail.find("below budget"), std::string::npos) << report.trail;
+  EXPECT_NE(report.trail.find("retried at once"), std::string::npos) << report.trail;
+  EXPECT_TRUE(l.sleeps.waits.empty()) << "no back-off for a passing OOM";
+  EXPECT_EQ(before + after, 0) << "the task kept its ticket";
+  EXPECT_EQ(l.device.release_calls(), 0) << "no cache release for a passing OOM";
+  const RecoveryStats s = l.recovery->stats();
+  EXPECT_EQ(s.below_budget_ooms, 1u);
+  EXPECT_EQ(s.over_admission_ooms, 0u);
+  EXPECT_EQ(s.immediate_retries, 1u);
+  EXPECT_EQ(s.retries, 1u);
+  EXPECT_EQ(s.cache_releases, 0u);
+  EXPECT_EQ(s.recovered_on_gpu, 1u);
+  const GateStats g = l.gate->stats();
+  EXPECT_EQ(g.oom_signals_total, 0u);
+  EXPECT_EQ(g.shrinks_total, 0u);
+  EXPECT_FALSE(g.aimd_cap_bytes.has_value());
+}
+
+TEST(OomRecoveryTest, TheSameOomNearTheBudgetShrinksTheGateAndBacksOff) {
+  Ladder l(RecoveryOptions{});
+  l.hold_near_budget();  // 50 bytes left: less than one 100-byte task
+  auto ticket = l.gate->try_admit(100);
+  ASSERT_TRUE(ticket);
+  l.device.fail_every_nth(1);
+  int attempts = 0;
+  RecoveryReport report;
+  const Status status = l.recovery->run(
+      [&] {
+        if (++attempts == 2) l.device.fail_every_nth(0);
+        return attempt_on(l.device, 100);  // needs more than is left: a real OOM, too
+      },
+      {}, &report);
+  // An injected OOM, then three real ones (100 bytes do not fit in 50), all near the budget.
+  EXPECT_EQ(status.code(), ErrorCode::kOutOfMemory);
+  EXPECT_EQ(report.over_admission_ooms, report.oom_events);
+  EXPECT_EQ(report.oom_events, 4);
+  EXPECT_EQ(l.sleeps.waits,
+            (std::vector<nanoseconds>{milliseconds(500), milliseconds(1000), milliseconds(2000)}));
+  const RecoveryStats s = l.recovery->stats();
+  EXPECT_EQ(s.immediate_retries, 0u);
+  EXPECT_EQ(s.cache_releases, 4u);
+  const GateStats g = l.gate->stats();
+  EXPECT_EQ(g.oom_signals_total, 4u);
+  EXPECT_EQ(g.shrinks_total, 1u);  // one decrease per cohort (Note [Gate arithmetic])
+  ASSERT_TRUE(g.aimd_cap_bytes.has_value());
+  EXPECT_EQ(*g.aimd_cap_bytes, 100);  // min(room, in flight) × 0.7, floored at one task
+}
+
+TEST(OomRecoveryTest, ABelowBudgetOomThatPersistsBacksOffOnceRetriedButNeverShrinks) {
+  Ladder l(RecoveryOptions{});
+  auto ticket = l.gate->try_admit(100);
+  ASSERT_TRUE(ticket);
+  l.device.fail_always(true);
+  int cpu_calls = 0;
+  RecoveryReport report;
+  const Status status = l.recovery->run([&] { return attempt_on(l.device, 100); },
+                                        [&] {
+                                          ++cpu_calls;
+                                          return Status::Ok();
+                                        },
+                                        &report);
+  ASSERT_TRUE(status.ok()) << status.to_string();
+  EXPECT_EQ(report.gpu_attempts, 4);  // still 1 + MAX_OOM_RETRIES
+  EXPECT_EQ(cpu_calls, 1);
+  // The first retry was at once; the back-off steps start from the first one for the rest.
+  EXPECT_EQ(l.sleeps.waits, (std::vector<nanoseconds>{milliseconds(500), milliseconds(1000)}));
+  const RecoveryStats s = l.recovery->stats();
+  EXPECT_EQ(s.below_budget_ooms, 4u);
+  EXPECT_EQ(s.immediate_retries, 1u);
+  EXPECT_EQ(s.retries, 3u);
+  EXPECT_EQ(s.cache_releases, 3u);
+  EXPECT_EQ(s.cpu_fallbacks, 1u);
+  EXPECT_EQ(l.gate->stats().oom_signals_total, 0u);
+  EXPECT_EQ(l.gate->stats().shrinks_total, 0u);
+}
+
+TEST(OomRecoveryTest, ANeighbourStillOnTheCardCountsAsOverAdmissionOneGoneDoesNot) {
+  Ladder l(RecoveryOptions{});
+  auto ticket = l.gate->try_admit(100);
+  ASSERT_TRUE(ticket);
+  l.device.fail_every_nth(1);
+  l.device.set_other_process_bytes(950);  // the card is full: 50 bytes left for us
+  RecoveryOptions one_try;
+  one_try.max_oom_retries = 0;
+  auto ladder = std::move(OomRecovery::create(one_try, &l.device, l.gate.get())).value();
+  EXPECT_FALSE(ladder->run([&] { return attempt_on(l.device, 100); }).ok());
+  EXPECT_EQ(ladder->stats().over_admission_ooms, 1u);
+  EXPECT_EQ(l.gate->stats().oom_signals_total, 1u);
+
+  l.device.set_other_process_bytes(0);  // the neighbour's spike is over when we look
+  EXPECT_FALSE(ladder->run([&] { return attempt_on(l.device, 100); }).ok());
+  EXPECT_EQ(ladder->stats().below_budget_ooms, 1u);
+  EXPECT_EQ(l.gate->stats().oom_signals_total, 1u) << "no signal for the passing one";
+}
+
+TEST(OomRecoveryTest, RejectsABadThreshold) {
+  FakeDevice device(1000);
+  RecoveryOptions options;
+  options.memory_threshold = 0.0;
+  EXPECT_FALSE(OomRecovery::create(options, &device).ok());
+}
+
 // Many lanes share one ladder: the counters add up exactly.
 TEST(OomRecoveryTest, CountersAreConsistentAcrossThreads) {
   RecoveryOptions options;
@@ -361,7 +505,10 @@ TEST(OomRecoveryTest, CountersAreConsistentAcrossThreads) {
   const RecoveryStats s = recovery->stats();
   const std::uint64_t runs = kThreads * kTasks;
   EXPECT_EQ(static_cast<std::uint64_t>(gpu_attempts.load()), runs + s.retries);
-  EXPECT_EQ(s.oom_events, s.cache_releases);
+  // Far below the budget: each task's first OOM is retried at once, without a release.
+  EXPECT_EQ(s.oom_events, s.cache_releases + s.immediate_retries);
+  EXPECT_EQ(s.oom_events, s.below_budget_ooms + s.over_admission_ooms);
+  EXPECT_GT(s.immediate_retries, 0u);
   EXPECT_EQ(s.oom_events, s.retries + s.failed_tasks);  // each OOM is retried or ends a task
   EXPECT_EQ(s.failed_tasks, static_cast<std::uint64_t>(failures.load()));
   EXPECT_GT(s.retries, 0u);

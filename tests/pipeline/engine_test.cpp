@@ -205,7 +205,9 @@ TEST_F(EngineTest, ABackingOffTaskHoldsNoTicketAndComesBackFirst) {
   const auto outcomes = run_tasks(1);
   ASSERT_EQ(outcomes.size(), 1u);
   EXPECT_TRUE(outcomes[0].status.ok()) << outcomes[0].status.to_string();
-  EXPECT_EQ(outcomes[0].recovery.gpu_attempts, 2);
+  // Far below the budget, the first retry is at once, with the ticket kept (Note [Over-admission
+  // or a passing OOM]); the second OOM backs off, and that is when the ticket goes back.
+  EXPECT_EQ(outcomes[0].recovery.gpu_attempts, 3);
   // With MAX_CONCURRENT_IMAGES=1 a held ticket would have kept every other task out.
   EXPECT_EQ(in_flight_while_sleeping, std::vector<int>{0});
   const GateStats stats = gate_->stats();
@@ -411,8 +413,12 @@ TEST_F(MultiLaneEngineTest, AnOutOfMemoryIsRecoveredOnItsOwnLane) {
   EXPECT_EQ(gpus_[0]->recovery->stats().oom_events, 0u);
   EXPECT_GT(gpus_[1]->recovery->stats().oom_events, 0u);
   EXPECT_EQ(gpus_[1]->recovery->stats().failed_tasks, 0u);
-  EXPECT_GT(gpus_[1]->gate->stats().oom_signals_total, 0u) << "the failing GPU's gate shrinks";
-  EXPECT_EQ(gpus_[0]->gate->stats().oom_signals_total, 0u) << "the healthy GPU's does not";
+  // Injected far below the budget: counted on the failing GPU's ladder, and no gate shrinks
+  // (Note [Over-admission or a passing OOM]; tests/memory prove near-budget OOMs do shrink).
+  EXPECT_GT(gpus_[1]->recovery->stats().below_budget_ooms, 0u);
+  EXPECT_GT(gpus_[1]->recovery->stats().immediate_retries, 0u);
+  EXPECT_EQ(gpus_[1]->gate->stats().shrinks_total, 0u);
+  EXPECT_EQ(gpus_[0]->gate->stats().oom_signals_total, 0u) << "the healthy GPU's gate is untouched";
 }
 
 TEST_F(MultiLaneEngineTest, ExhaustedRetriesOnAnyGpuEndOnTheSharedCpuLane) {

@@ -34,6 +34,20 @@ RgbImage grey(int width, int height) {
           std::vector<std::uint8_t>(static_cast<std::size_t>(width) * height * 3, 90)};
 }
 
+// Note [Freezing pays only for many images on the CPU]: `run` over a few images skips it.
+TEST(RuntimeTest, CpuModelsAreFrozenUnlessTheCallerSaysItDoesNotPay) {
+  RuntimeOptions options;
+  options.cpu_fallback = false;
+  auto frozen = build_runtime(test_config("cpu"), options);
+  ASSERT_TRUE(frozen.ok()) << frozen.status().to_string();
+  EXPECT_TRUE((*frozen)->first().lane->foreground->info().frozen);
+  options.freeze_cpu_models = false;
+  auto plain = build_runtime(test_config("cpu"), options);
+  ASSERT_TRUE(plain.ok()) << plain.status().to_string();
+  EXPECT_FALSE((*plain)->first().lane->foreground->info().frozen);
+  EXPECT_FALSE((*plain)->first().lane->people->info().frozen);
+}
+
 TEST(RuntimeTest, IdleUnloadLeavesCpuModelsLoaded) {
   RuntimeOptions options;
   options.cpu_fallback = false;

@@ -1,0 +1,113 @@
+#include "memory/calibration_cache.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace segmentor {
+namespace {
+
+namespace fs = std::filesystem;
+
+class CalibrationCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("calibration_cache_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  static CalibrationKey key() {
+    CalibrationKey k;
+    k.card = "NVIDIA H200";
+    k.driver = "580.159.04";
+    k.libtorch = "2.11.0";
+    k.device = "cuda:0";
+    k.models = {{"isnet-medium", "fnv1a64:0123456789abcdef:88117496"}};
+    k.settings = {{"fp16", "true"}, {"cuda_streams", "worker"}};
+    return k;
+  }
+  static CalibrationTable table() {
+    CalibrationTable t;
+    t.set_resident_bytes("models", 91'000'000);
+    t.add_measurement("task", 400, 400, 207'000'000);
+    t.add_measurement("task", 1920, 1080, 208'000'000);
+    return t;
+  }
+  fs::path dir_;
+};
+
+TEST_F(CalibrationCacheTest, ARestartWithTheSameKeyGetsTheSameMeasurements) {
+  const CalibrationCache cache(dir_ / "nested");  // created on store
+  EXPECT_FALSE(cache.load(key()).has_value());
+  ASSERT_TRUE(cache.store(key(), table()).ok());
+  EXPECT_TRUE(fs::exists(cache.path_for(key())));
+  auto loaded = cache.load(key());
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->rows().size(), 2u);
+  EXPECT_EQ(*loaded->predict_task_bytes(1920, 1080), 208'000'000);
+  EXPECT_EQ(loaded->resident_bytes(), 0) << "weights are measured at every load, not cached";
+}
+
+TEST_F(CalibrationCacheTest, AnyChangeToTheKeyMissesAndReMeasures) {
+  const CalibrationCache cache(dir_);
+  ASSERT_TRUE(cache.store(key(), table()).ok());
+  CalibrationKey driver = key();
+  driver.driver = "590.10";
+  CalibrationKey model = key();
+  model.models["isnet-medium"] = "fnv1a64:fedcba9876543210:88117496";
+  CalibrationKey fp32 = key();
+  fp32.settings["fp16"] = "false";
+  CalibrationKey card = key();
+  card.card = "NVIDIA H100 80GB HBM3";
+  for (const CalibrationKey& changed : {driver, model, fp32, card}) {
+    EXPECT_NE(cache.path_for(changed), cache.path_for(key()));
+    EXPECT_FALSE(cache.load(changed).has_value()) << changed.canonical();
+  }
+}
+
+TEST_F(CalibrationCacheTest, AFileForAnotherKeyOrBrokenIsAMissThatSaysWhy) {
+  const CalibrationCache cache(dir_);
+  ASSERT_TRUE(cache.store(key(), table()).ok());
+  // Another key's table copied under this key's name (a hash collision, or a hand edit).
+  CalibrationKey other = key();
+  other.libtorch = "2.12.0";
+  ASSERT_TRUE(cache.store(other, table()).ok());
+  fs::copy_file(cache.path_for(other), cache.path_for(key()), fs::copy_options::overwrite_existing);
+  std::string why;
+  EXPECT_FALSE(cache.load(key(), &why).has_value());
+  EXPECT_NE(why.find("another card"), std::string::npos) << why;
+
+  std::ofstream(cache.path_for(key())) << "{ not json";
+  why.clear();
+  EXPECT_FALSE(cache.load(key(), &why).has_value());
+  EXPECT_FALSE(why.empty());
+}
+
+TEST_F(CalibrationCacheTest, AnUnwritableFolderIsAnErrorTheCallerMayIgnore) {
+  fs::create_directories(dir_);
+  std::ofstream(dir_ / "file") << "x";
+  const CalibrationCache cache(dir_ / "file" / "below");  // a file where a folder should be
+  EXPECT_FALSE(cache.store(key(), table()).ok());
+}
+
+TEST(FileFingerprintTest, FollowsTheBytes) {
+  const fs::path path = fs::temp_directory_path() / ("fingerprint_" + std::to_string(::getpid()));
+  std::ofstream(path) << "weights v1";
+  auto first = file_fingerprint(path);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->rfind("fnv1a64:", 0), 0u);
+  EXPECT_NE(first->find(":10"), std::string::npos) << *first;  // the size
+  EXPECT_EQ(*file_fingerprint(path), *first);
+  std::ofstream(path) << "weights v2";
+  EXPECT_NE(*file_fingerprint(path), *first);
+  fs::remove(path);
+  EXPECT_FALSE(file_fingerprint(path).ok());
+}
+
+}  // namespace
+}  // namespace segmentor
