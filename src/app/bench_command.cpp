@@ -147,6 +147,7 @@ int run_soak_command(const BenchFlags& flags, const Config& config, Runtime& rt,
   naming.card = card;
   naming.date = report->date;
   naming.gate = "soak";
+  naming.cap_gib = cap;
   const auto stem = free_stem(flags.out_dir, result_stem(naming));
   const std::string table = soak_to_markdown(*report);
   Status written = write_text(stem.string() + ".json", soak_to_json(*report));

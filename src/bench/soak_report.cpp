@@ -119,7 +119,7 @@ void analyse_soak(SoakReport& r) {
   const double limit = r.thresholds.leak_bytes_per_hour;
   const bool rss_leak = r.rss_floor.slope > limit;
   const bool allocated_leak = r.gpu_allocated.slope > limit;
-  r.leak_suspected = rss_leak || allocated_leak;
+  r.leak_suspected = steady.size() >= 3 && (rss_leak || allocated_leak);  // else: too few to judge
   std::string verdict;
   if (steady.size() < 3) {
     verdict = "too few rounds to judge (" + std::to_string(steady.size()) + " steady)";

@@ -110,6 +110,15 @@ TEST(AnalyseSoak, TheRssFloorIgnoresNoiseAboveIt) {
   EXPECT_FALSE(report.leak_suspected) << report.verdict;
 }
 
+TEST(AnalyseSoak, TooFewRoundsAreNotJudged) {
+  SoakReport report = synthetic(640, 0);  // steep, but only three readings, two of them steady
+  report.samples.resize(3);
+  report.duration_seconds = 180;  // warm-up 18 s: rounds 2 and 3 are the steady part
+  analyse_soak(report);
+  EXPECT_FALSE(report.leak_suspected);
+  EXPECT_NE(report.verdict.find("too few rounds"), std::string::npos) << report.verdict;
+}
+
 TEST(AnalyseSoak, TheThresholdDecides) {
   SoakReport report = synthetic(10, 0);
   report.thresholds.leak_bytes_per_hour = 16 * kMiB;
