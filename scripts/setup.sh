@@ -13,9 +13,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   rabbitmq-server postgresql
   python3-pil
-  prometheus python3-yaml
-  libtcmalloc-minimal4
-
+  prometheus python3-yaml    # promtool and a real Prometheus for tests/deploy
+  libtcmalloc-minimal4       # the CPU lane's malloc (cmake/SegmentorAllocator.cmake)
+  clang libclang-rt-dev      # libFuzzer for the fuzzing smoke test (scripts/fuzz.sh)
 )
 missing=()
 for p in "${packages[@]}"; do
