@@ -40,9 +40,12 @@ namespace segmentor {
 // What the ladder does with a passing OOM (Note [Recovery ladder]): the first one of a task is
 // retried at once, with the task's ticket kept, no cache release (the allocator already released
 // what it could before throwing, and our own release costs a synchronize and the re-mallocs of
-// every slot) and no shrink. A second passing OOM of the same task goes through the usual
-// release and back-off, still without shrinking the gate: something that does not clear at once
-// deserves time, but it is still no evidence against admission.
+// every slot) and no shrink. A second passing OOM of the same task backs off as usual, still
+// without a release or a shrink: something that does not clear at once deserves time, but it is
+// no evidence against admission, and the room it left free says our cache is not in the way. On
+// the H200 with 10 % injected OOMs, releasing there (45 releases in 1,000 frames) cost more than
+// the back-offs themselves: each release makes every slot re-allocate with cudaMalloc, which
+// synchronises the device.
 
 enum class OomCause {
   kOverAdmission,  // the card was near our budget: admit less

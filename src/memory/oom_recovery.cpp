@@ -127,15 +127,20 @@ Status OomRecovery::run(const Attempt& gpu, const Attempt& cpu_fallback, Recover
       continue;
     }
 
-    // Rung 3: give the cached blocks back so the retry (or a neighbour) can have them.
-    const std::chrono::nanoseconds took =
-        cache_ != nullptr ? cache_->on_out_of_memory() : device_->release_cache();
-    {
-      std::lock_guard lock(stats_mutex_);
-      ++stats_.cache_releases;
-      stats_.cache_release_time_total += took;
+    // Rung 3: give the cached blocks back so the retry (or a neighbour) can have them. Only after
+    // over-admission: a passing OOM left room free, so a release gains nothing and costs every
+    // slot's blocks, re-allocated with device-wide synchronisation (Note [Over-admission or a
+    // passing OOM]).
+    if (over_admission) {
+      const std::chrono::nanoseconds took =
+          cache_ != nullptr ? cache_->on_out_of_memory() : device_->release_cache();
+      {
+        std::lock_guard lock(stats_mutex_);
+        ++stats_.cache_releases;
+        stats_.cache_release_time_total += took;
+      }
+      note("released cache in " + format_duration(took));
     }
-    note("released cache in " + format_duration(took));
 
     if (gate_ != nullptr && over_admission) {  // rung 4
       gate_->on_out_of_memory();

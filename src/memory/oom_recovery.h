@@ -32,8 +32,9 @@ namespace segmentor {
 //   2a. Below the budget, the task's first such OOM, and a retry left: retry at once →
 //      immediate_retries++, retries++, go to 1. No release, no shrink, no back-off, no hooks
 //      (the task keeps its ticket: it gave nothing back and waits for nothing).
-//   3. Release the allocator's cache (+ synchronize) → cache_releases++. Through the CachePolicy
-//      when there is one, so the release is timed and reported with the others.
+//   3. Over-admission only: release the allocator's cache (+ synchronize) → cache_releases++.
+//      Through the CachePolicy when there is one, so the release is timed and reported with the
+//      others. A below-budget OOM left room free, so a release would gain nothing.
 //   4. Over-admission only: shrink the gate (AdmissionGate::on_out_of_memory) so fewer tasks
 //      share the card next. A below-budget OOM leaves the gate as it is.
 //   5. If RETRY_ON_OOM and fewer than MAX_OOM_RETRIES retries were made: back off (0.5 s, 1 s,
