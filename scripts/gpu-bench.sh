@@ -20,6 +20,7 @@
 #            target 1; unless TUNING_QUICK=1 also adaptive MAX=8 without the tuner and target 1
 #            with 10 % injected OOMs
 #   soak     leak check with the stand-ins at an 8 GiB cap: `bench --duration` (SOAK_SECONDS,
+#            SOAK_WARMUP: share left out as warm-up, default 0.3; the slots fill in for ~1 min,
 #            default 360) in rounds of 200 frames; slopes of host RSS and GPU allocated/reserved
 #            (bench/README.md, "Soak"); exit 1 when a slope passes the leak threshold
 #   faults   issue 13 target 4: 1,000 frames fault-free, then with 10 % injected OOMs (ratio
@@ -186,7 +187,7 @@ time.sleep(150)" > "$res/hog.log" 2>&1 &
     soak)
       soak=${SOAK_SECONDS:-360}
       TAIL=30 bench soak $((soak + 180)) -- --cap-gib 8 --jobs 4 --frames 200 --gate adaptive \
-        --duration "$soak" --warmup-fraction 0.2 --sample-ms 200 ;;
+        --duration "$soak" --warmup-fraction "${SOAK_WARMUP:-0.3}" --sample-ms 200 ;;
     faults)
       bench faults-clean 150 CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 1000 \
         --gate adaptive
