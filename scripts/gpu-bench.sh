@@ -21,8 +21,8 @@
 #            with 10 % injected OOMs
 #   soak     leak check with the stand-ins at an 8 GiB cap: `bench --duration` (SOAK_SECONDS,
 #            default 360; SOAK_WARMUP, the share left out as warm-up, default 0.3, since the
-#            slots' workspaces fill in for about a minute) in rounds of 200 frames; slopes of host RSS and GPU allocated/reserved
-#            (bench/README.md, "Soak"); exit 1 when a slope passes the leak threshold
+#            slots' workspaces fill in for about a minute) in rounds of 200 frames; slopes of
+#            host RSS and GPU allocated/reserved (bench/README.md, "Soak"); exit 1 when a slope passes the leak threshold
 #   faults   issue 13 target 4: 1,000 frames fault-free, then with 10 % injected OOMs (ratio
 #            printed; goal ≥ 0.7, 0 lost), real OOMs at a 4 GiB cap with fixed:4 (they must be
 #            judged over-admission and shrink), and stage times on against --no-stages
