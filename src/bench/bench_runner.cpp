@@ -17,6 +17,7 @@
 #include "memory/admission_gate.h"
 #include "memory/cache_policy.h"
 #include "memory/calibration.h"
+#include "memory/calibration_cache.h"
 #include "memory/oom_recovery.h"
 #include "models/model_loader.h"
 #include "pipeline/engine.h"
@@ -172,28 +173,10 @@ Result<BenchFrames> load_frames(const std::filesystem::path& dir, int per_size, 
 
 std::string detect_card_name(const std::string& device) {
   if (device == "cpu") return "cpu";
-  std::error_code ec;
-  const std::filesystem::path gpus = "/proc/driver/nvidia/gpus";
-  if (std::filesystem::is_directory(gpus, ec)) {
-    std::set<std::filesystem::path> entries;
-    for (const auto& entry : std::filesystem::directory_iterator(gpus, ec)) {
-      entries.insert(entry.path());
-    }
-    const auto colon = device.find(':');
-    const std::size_t index = colon == std::string::npos ? 0 : std::stoul(device.substr(colon + 1));
-    if (index < entries.size()) {
-      std::ifstream in(*std::next(entries.begin(), static_cast<std::ptrdiff_t>(index)) /
-                       "information");
-      std::string line;
-      while (std::getline(in, line)) {
-        if (line.rfind("Model:", 0) == 0) {
-          const auto start = line.find_first_not_of(" \t", 6);
-          if (start != std::string::npos) return line.substr(start);
-        }
-      }
-    }
-  }
-  return device;
+  const auto colon = device.find(':');
+  const std::string name =
+      nvidia_card_name(colon == std::string::npos ? 0 : std::stoi(device.substr(colon + 1)));
+  return name.empty() ? device : name;
 }
 
 LaneGuardOptions bench_guard_options(const Config& config, const BenchRunOptions& options) {
