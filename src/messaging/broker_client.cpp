@@ -62,7 +62,7 @@ struct BrokerClient::IoState {
   std::chrono::milliseconds backoff{0};
 };
 
-Result<std::unique_ptr<BrokerClient>> BrokerClient::Create(BrokerOptions options) {
+Result<std::unique_ptr<BrokerClient>> BrokerClient::create(BrokerOptions options) {
   SEGMENTOR_ASSIGN_OR_RETURN(BrokerUrl url, parse_broker_url(options.url));
   if (options.max_concurrent_batches < 1) {
     return invalid_argument("max_concurrent_batches must be >= 1");
@@ -318,7 +318,7 @@ void BrokerClient::sleep_backoff(std::chrono::milliseconds delay) {
 }
 
 Status BrokerClient::connect_and_setup() {
-  SEGMENTOR_ASSIGN_OR_RETURN(io_->connection, AmqpConnection::Open(url_, options_.connect));
+  SEGMENTOR_ASSIGN_OR_RETURN(io_->connection, AmqpConnection::create(url_, options_.connect));
   AmqpConnection& conn = *io_->connection;
   ++io_->epoch;
   io_->publish_seq = 0;

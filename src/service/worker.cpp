@@ -20,7 +20,7 @@ messaging::AssetKind event_kind(AssetType type) {
 
 }  // namespace
 
-Result<std::unique_ptr<Worker>> Worker::Create(const WorkerOptions& options,
+Result<std::unique_ptr<Worker>> Worker::create(const WorkerOptions& options,
                                                const WorkerServices& services, InputGuard guard) {
   if (services.broker == nullptr || services.mask_paths == nullptr || services.tracker == nullptr ||
       services.engine == nullptr) {

@@ -151,7 +151,7 @@ class PgJobTransaction final : public JobTransaction {
 
 }  // namespace
 
-Result<std::unique_ptr<PgJobStore>> PgJobStore::Create(PostgresDatabase* db) {
+Result<std::unique_ptr<PgJobStore>> PgJobStore::create(PostgresDatabase* db) {
   if (db == nullptr) return invalid_argument("job store: no database");
   auto create_schema = [](PgTxn& txn) {
     return txn.guard("create job tables", [](pqxx::work& work) { work.exec(kSchemaSql); });

@@ -29,7 +29,7 @@ class JobTrackerTest : public ::testing::Test {
   void SetUp() override { make_tracker(JobTrackerOptions{}); }
 
   void make_tracker(const JobTrackerOptions& options) {
-    auto created = JobTracker::Create(options, &store_, &clock_);
+    auto created = JobTracker::create(options, &store_, &clock_);
     ASSERT_TRUE(created.ok()) << created.status().to_string();
     tracker_ = std::move(created).value();
   }
@@ -351,8 +351,8 @@ TEST_F(JobTrackerTest, UnacknowledgedCompletionIsOfferedAgain) {
 // Issue 11, item 1: replicas on one store — every one starting up, or polling once the
 // decider's claim has run out — must not each republish the completion.
 TEST_F(JobTrackerTest, ReplicasClaimAnUnpublishedCompletionOnce) {
-  auto second = JobTracker::Create(JobTrackerOptions{}, &store_, &clock_);
-  auto third = JobTracker::Create(JobTrackerOptions{}, &store_, &clock_);
+  auto second = JobTracker::create(JobTrackerOptions{}, &store_, &clock_);
+  auto third = JobTracker::create(JobTrackerOptions{}, &store_, &clock_);
   ASSERT_TRUE(second.ok() && third.ok());
   batch(kImages, "batch-1", 1);
   ASSERT_TRUE(record(kImages, done("img")).completion.has_value());  // decided, never published
@@ -412,12 +412,12 @@ TEST_F(JobTrackerTest, RejectsBadInput) {
   for (double bad : {0.0, -5.0, 100.5}) {
     JobTrackerOptions options;
     options.completion_threshold_percentage = bad;
-    EXPECT_FALSE(JobTracker::Create(options, &store_, &clock_).ok()) << bad;
+    EXPECT_FALSE(JobTracker::create(options, &store_, &clock_).ok()) << bad;
   }
   JobTrackerOptions no_timeout;
   no_timeout.batch_timeout = seconds(0);
-  EXPECT_FALSE(JobTracker::Create(no_timeout, &store_, &clock_).ok());
-  EXPECT_FALSE(JobTracker::Create(JobTrackerOptions{}, nullptr, &clock_).ok());
+  EXPECT_FALSE(JobTracker::create(no_timeout, &store_, &clock_).ok());
+  EXPECT_FALSE(JobTracker::create(JobTrackerOptions{}, nullptr, &clock_).ok());
 }
 
 // Many threads race to finish one job (assets, redeliveries, duplicate .batch events and a poller

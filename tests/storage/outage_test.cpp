@@ -24,10 +24,10 @@ class OutageTest : public ::testing::Test {
     db_ = testing::connect();
     ASSERT_NE(db_, nullptr);
     masks_ = std::make_unique<MaskPathStore>(db_.get());
-    auto store = PgJobStore::Create(db_.get());
+    auto store = PgJobStore::create(db_.get());
     ASSERT_TRUE(store.ok()) << store.status().to_string();
     store_ = std::move(store).value();
-    auto tracker = JobTracker::Create(JobTrackerOptions{}, store_.get(), &clock_);
+    auto tracker = JobTracker::create(JobTrackerOptions{}, store_.get(), &clock_);
     ASSERT_TRUE(tracker.ok());
     tracker_ = std::move(tracker).value();
     key_ = JobKey{unique_name("job"), AssetType::kVideo};
@@ -124,7 +124,7 @@ TEST_F(OutageTest, RetriesRideOutAShortOutage) {
 
 TEST_F(OutageTest, CreateFailsWithUnavailableWhenTheServerIsDown) {
   pause();
-  auto db = PostgresDatabase::Create(testing::fast_options());
+  auto db = PostgresDatabase::create(testing::fast_options());
   EXPECT_EQ(db.status().code(), ErrorCode::kUnavailable) << db.status().to_string();
   EXPECT_EQ(db.status().message().find("password"), std::string::npos)
       << "an error message leaked the DSN: " << db.status().message();
