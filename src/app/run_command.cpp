@@ -124,7 +124,7 @@ int run_images(const RunOptions& options, const Config& config) {
   Tally tally;
   const auto start = Clock::now();
   {
-    Engine engine(engine_options, rt.guarded_lanes(), rt.cpu_lane.get());
+    Engine engine(engine_options, rt.lane_views(), rt.cpu_lane.get());
     for (const auto& input : *inputs) {
       EngineTask task{options.kind, input.id, input.path, std::nullopt, {}};
       engine.submit(std::move(task), [&](const EngineTask& t, const TaskOutcome& outcome) {

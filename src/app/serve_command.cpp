@@ -230,7 +230,7 @@ int serve(Config& config, const ServeFlags& flags) {
   // The worker is declared before the engine so that it is destroyed last —
   // the engine's destructor finishes running tasks, whose callbacks reach into the worker.
   std::unique_ptr<service::Worker> worker;
-  auto engine = std::make_unique<Engine>(engine_options, rt.guarded_lanes(), rt.cpu_lane.get());
+  auto engine = std::make_unique<Engine>(engine_options, rt.lane_views(), rt.cpu_lane.get());
 
   service::WorkerOptions worker_options;
   worker_options.shutdown_grace = std::chrono::seconds(config.shutdown_grace_seconds);

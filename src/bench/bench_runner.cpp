@@ -244,7 +244,8 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   // built as the runtime builds them for run and serve.
   const LaneGuardOptions guard_options = bench_guard_options(config, options);
   const bool use_calibration = options.gate.mode == GateMode::kAdaptive;
-  Lane* cpu_fallback = options.gate.mode == GateMode::kLegacy ? nullptr : runtime.cpu_lane.get();
+  ModelSet* cpu_fallback =
+      options.gate.mode == GateMode::kLegacy ? nullptr : runtime.cpu_lane.get();
   std::vector<std::unique_ptr<BenchLane>> lanes;
   for (const auto& source : runtime.lanes) {
     DeviceMemory& device = *source->device;
@@ -257,7 +258,7 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
     lane->alloc_retries_before = device.snapshot().num_alloc_retries;
     lanes.push_back(std::move(lane));
   }
-  std::vector<GuardedLane> guarded;
+  std::vector<LaneView> guarded;
   for (const auto& lane : lanes) {
     const LaneGuards& g = lane->guards;
     guarded.push_back({lane->source.lane.get(), g.gate.get(), g.recovery.get(),

@@ -24,10 +24,10 @@ double seconds_since(Clock::time_point start) {
 
 }  // namespace
 
-Engine::Engine(EngineOptions options, std::vector<GuardedLane> lanes, Lane* cpu_fallback)
+Engine::Engine(EngineOptions options, std::vector<LaneView> lanes, ModelSet* cpu_fallback)
     : options_(std::move(options)), cpu_fallback_(cpu_fallback) {
   if (lanes.empty()) throw std::invalid_argument("Engine: no lanes");
-  for (const GuardedLane& guarded : lanes) {
+  for (const LaneView& guarded : lanes) {
     if (guarded.lane == nullptr || guarded.gate == nullptr || guarded.recovery == nullptr) {
       throw std::invalid_argument("Engine: a lane without its model, gate or recovery ladder");
     }
@@ -42,9 +42,10 @@ Engine::Engine(EngineOptions options, std::vector<GuardedLane> lanes, Lane* cpu_
   for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
-Engine::Engine(EngineOptions options, Lane& primary, Lane* cpu_fallback, AdmissionGate& gate,
-               OomRecovery& recovery, const CalibrationTable* calibration, CachePolicy* cache)
-    : Engine(std::move(options), {GuardedLane{&primary, &gate, &recovery, calibration, cache}},
+Engine::Engine(EngineOptions options, ModelSet& primary, ModelSet* cpu_fallback,
+               AdmissionGate& gate, OomRecovery& recovery, const CalibrationTable* calibration,
+               CachePolicy* cache)
+    : Engine(std::move(options), {LaneView{&primary, &gate, &recovery, calibration, cache}},
              cpu_fallback) {}
 
 Engine::~Engine() {
@@ -104,7 +105,8 @@ void Engine::worker_loop() {
   }
 }
 
-Result<AssetMasks> Engine::segment_on(Lane& lane, std::mutex* lane_mutex, const RgbImage& image) {
+Result<AssetMasks> Engine::segment_on(ModelSet& lane, std::mutex* lane_mutex,
+                                      const RgbImage& image) {
   Segmenter segmenter(*lane.foreground, lane.people.get(), lane.person_detector.get());
   if (lane_mutex != nullptr) {
     std::lock_guard lock(*lane_mutex);
@@ -216,7 +218,7 @@ TaskOutcome Engine::process(const EngineTask& task) {
   outcome.wait_seconds = seconds_since(t0);
   if (!admitted.ok()) return finish(admitted.status());
   LaneState& lane_state = *admitted->lane;
-  Lane& lane = *lane_state.guarded.lane;
+  ModelSet& lane = *lane_state.guarded.lane;
   AdmissionGate& gate = *lane_state.guarded.gate;
   CachePolicy* cache = lane_state.guarded.cache;
   AdmissionGate::Ticket* ticket = &admitted->ticket;
