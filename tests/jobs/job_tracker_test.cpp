@@ -16,8 +16,8 @@ namespace {
 
 using std::chrono::seconds;
 
-const JobKey kImages{"job-1", AssetType::kImage};
-const JobKey kVideos{"job-1", AssetType::kVideo};
+const JobKey kImages{"job-1", AssetKind::kProductImage};
+const JobKey kVideos{"job-1", AssetKind::kVideoFrame};
 
 AssetRecord done(const std::string& id) {
   return {id, AssetOutcome::kDone, "/masks/" + id + ".png"};
@@ -166,7 +166,7 @@ TEST_F(JobTrackerTest, WatermarkIsPerAssetType) {
 }
 
 TEST_F(JobTrackerTest, WatermarkIsPerJob) {
-  const JobKey other{"job-2", AssetType::kImage};
+  const JobKey other{"job-2", AssetKind::kProductImage};
   batch(kImages, "b1", 3);
   clock_.advance(seconds(1000));
   batch(other, "b2", 3);
@@ -405,7 +405,7 @@ TEST_F(JobTrackerTest, ProgressSurvivesANewTracker) {
 TEST_F(JobTrackerTest, RejectsBadInput) {
   EXPECT_EQ(tracker_->record_batch(kImages, "e", -1).status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(tracker_->record_batch(kImages, "", 3).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(tracker_->record_batch(JobKey{"", AssetType::kImage}, "e", 3).status().code(),
+  EXPECT_EQ(tracker_->record_batch(JobKey{"", AssetKind::kProductImage}, "e", 3).status().code(),
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(tracker_->record_asset(kImages, done("")).status().code(), ErrorCode::kInvalidArgument);
 
@@ -430,7 +430,7 @@ TEST_F(JobTrackerTest, CompletesExactlyOnceUnderConcurrentCalls) {
   options.republish_after = seconds(1000 * 1800);  // only first-time decisions count here
   make_tracker(options);
   for (int round = 0; round < kRounds; ++round) {
-    const JobKey key{"race-" + std::to_string(round), AssetType::kImage};
+    const JobKey key{"race-" + std::to_string(round), AssetKind::kProductImage};
     std::mutex decisions_mutex;
     std::vector<CompletionDecision> decisions;
     std::atomic<int> errors{0};

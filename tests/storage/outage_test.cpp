@@ -30,7 +30,7 @@ class OutageTest : public ::testing::Test {
     auto tracker = JobTracker::create(JobTrackerOptions{}, store_.get(), &clock_);
     ASSERT_TRUE(tracker.ok());
     tracker_ = std::move(tracker).value();
-    key_ = JobKey{unique_name("job"), AssetType::kVideo};
+    key_ = JobKey{unique_name("job"), AssetKind::kVideoFrame};
     frame_ = unique_name("frame");
     sql("INSERT INTO video_frames (frame_id, video_id, ts, local_path) VALUES (" +
         sql_literal(frame_) + ", 'v', 0.5, '/in/" + frame_ + ".jpg')");

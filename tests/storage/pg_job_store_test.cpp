@@ -48,7 +48,7 @@ class PgJobStoreTest : public ::testing::Test {
   void SetUp() override {
     worker_ = start_worker(&clock_);
     ASSERT_NE(worker_.tracker, nullptr);
-    key_ = JobKey{unique_name("job"), AssetType::kImage};
+    key_ = JobKey{unique_name("job"), AssetKind::kProductImage};
   }
 
   ManualClock clock_;
@@ -110,7 +110,7 @@ TEST_F(PgJobStoreTest, ProgressSurvivesANewConnection) {
   ASSERT_TRUE(worker_.tracker->record_batch(key_, "batch-1", 5).ok());
   const JobTime batch_time = clock_.now();
   ASSERT_TRUE(worker_.tracker->record_assets(key_, {done("a"), done("b"), failed("c")}).ok());
-  const JobKey video{key_.job_id, AssetType::kVideo};
+  const JobKey video{key_.job_id, AssetKind::kVideoFrame};
   ASSERT_TRUE(worker_.tracker->record_asset(video, done("f1")).ok());
   worker_ = Worker{};  // the worker stops: connection closed
 
