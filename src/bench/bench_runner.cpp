@@ -25,7 +25,7 @@ namespace segmentor {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 constexpr int kHdWidth = 1280;
 constexpr int kHdHeight = 720;
@@ -301,14 +301,14 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   }
 
   // The sampler: device and gate every sample_interval, until stopped.
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   std::mutex sample_mutex;
   std::condition_variable_any sample_wake;
   std::vector<MemorySample> samples;
   // With several lanes a sample is their sum (the plot's cap line is the cap × lanes).
   auto take_sample = [&] {
     MemorySample s;
-    s.t_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    s.t_seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
     for (const auto& lane : lanes) {
       const MemorySnapshot snap = lane->source.device->snapshot();
       const GateStats stats = lane->guards.gate->stats();
@@ -335,12 +335,12 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
     std::condition_variable all_done;
     int finished = 0;
     std::vector<int> next_frame;  // per job
-    std::vector<Clock::time_point> submitted;
+    std::vector<SteadyClock::time_point> submitted;
     std::vector<double> latencies;
     double wait_seconds = 0, segment_seconds = 0;
     StageTimes stages;  // summed over done frames
     std::set<std::string> errors;
-    Clock::time_point last_finish;
+    SteadyClock::time_point last_finish;
   } tally;
   tally.next_frame.assign(static_cast<std::size_t>(options.jobs), 0);
   tally.submitted.resize(static_cast<std::size_t>(report.frames));
@@ -376,7 +376,8 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
         task.image = images[next++ % images.size()];
       }
       (fhd ? report.fhd_frames : report.hd_frames)++;
-      tally.submitted[static_cast<std::size_t>(job * options.frames_per_job + f)] = Clock::now();
+      tally.submitted[static_cast<std::size_t>(job * options.frames_per_job + f)] =
+          SteadyClock::now();
       return task;
     };
     std::function<void(const EngineTask&, const TaskOutcome&)> on_done;
@@ -387,7 +388,7 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
       engine.submit(make_task(job, f), on_done);
     };
     on_done = [&](const EngineTask& task, const TaskOutcome& outcome) {
-      const auto now = Clock::now();
+      const auto now = SteadyClock::now();
       const auto underscore = task.id.find('_');
       const int job = std::stoi(task.id.substr(3, underscore - 3));
       const int f = std::stoi(task.id.substr(underscore + 6));

@@ -16,10 +16,10 @@ namespace segmentor {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+double seconds_since(SteadyClock::time_point start) {
+  return std::chrono::duration<double>(SteadyClock::now() - start).count();
 }
 
 }  // namespace
@@ -153,7 +153,7 @@ Result<Engine::Admission> Engine::admit(const RgbImage& image) {
 // permanent: the same input throws again), the task's ticket and cache accounting are released
 // on the way out, and the callback runs as for any other failure.
 TaskOutcome Engine::process_guarded(const EngineTask& task) {
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   auto failed = [&](const std::string& what) {
     TaskOutcome outcome;
     outcome.threw = true;
@@ -176,7 +176,7 @@ TaskOutcome Engine::process_guarded(const EngineTask& task) {
 
 TaskOutcome Engine::process(const EngineTask& task) {
   TaskOutcome outcome;
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   auto finish = [&](Status status) {
     outcome.status = std::move(status);
     outcome.total_seconds = seconds_since(start);
@@ -188,7 +188,7 @@ TaskOutcome Engine::process(const EngineTask& task) {
   outcome.paths = *paths;
 
   // Decode with no GPU memory held, so decoding overlaps other tasks' inference.
-  auto t0 = Clock::now();
+  auto t0 = SteadyClock::now();
   Result<RgbImage> decoded = Status(ErrorCode::kInternal, "not decoded");
   if (task.image) {
     decoded = *task.image;
@@ -213,7 +213,7 @@ TaskOutcome Engine::process(const EngineTask& task) {
   // back-off (0.5 s and up) stalled the whole lane. At the head of the queue the retry still
   // goes before anything that arrived after it. The CPU fallback runs with the ticket held (the
   // task is still in flight, and the count stays honest).
-  t0 = Clock::now();
+  t0 = SteadyClock::now();
   auto admitted = admit(image);
   outcome.wait_seconds = seconds_since(t0);
   if (!admitted.ok()) return finish(admitted.status());
@@ -224,7 +224,7 @@ TaskOutcome Engine::process(const EngineTask& task) {
   AdmissionGate::Ticket* ticket = &admitted->ticket;
   outcome.predicted_bytes = admitted->predicted_bytes;
 
-  t0 = Clock::now();
+  t0 = SteadyClock::now();
   if (cache != nullptr) cache->on_task_started();
   std::mutex* lane_mutex = lane.serialize ? &lane_state.serial_mutex : nullptr;
   // Note [Where the time goes]: each attempt's model stages land here, from whichever thread
@@ -241,7 +241,7 @@ TaskOutcome Engine::process(const EngineTask& task) {
   LadderHooks hooks;
   hooks.before_backoff = [&] { ticket->release(); };
   hooks.after_backoff = [&]() -> Status {
-    const auto waited_from = Clock::now();
+    const auto waited_from = SteadyClock::now();
     auto again = gate.readmit(outcome.predicted_bytes);
     readmit_wait_seconds += seconds_since(waited_from);
     if (!again.ok()) return again.status();
@@ -285,7 +285,7 @@ TaskOutcome Engine::process(const EngineTask& task) {
   if (!masks.ok()) return finish(masks.status().with_context(task.source.string()));
   outcome.people_found = masks->people_found;
 
-  t0 = Clock::now();
+  t0 = SteadyClock::now();
   if (options_.write_masks) {
     StageSink sink(options_.stage_times ? &outcome.stages : nullptr);
     Status written = write_masks(outcome.paths, *masks, options_.layout.data_root);
