@@ -82,7 +82,7 @@ int run_plan_command(const PlanFlags& flags, Config config) {
     std::fprintf(stderr, "segmentor plan: %s\n", plan.status().to_string().c_str());
     return kExitSomeFailed;
   }
-  const Lane& lane = *rt.first().lane;
+  const ModelSet& lane = *rt.first().lane;
   plan->device = lane.name;
   plan->card = detect_card_name(lane.name);
   plan->date = utc_now_iso8601();

@@ -25,7 +25,7 @@ namespace {
 // Note [Freezing pays only for many images on the CPU] (in run_images).
 constexpr std::size_t kFreezeCpuModelsFromImages = 28;
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 // What the summary needs, gathered from worker threads under one mutex.
 struct Tally {
@@ -122,9 +122,9 @@ int run_images(const RunOptions& options, const Config& config) {
   const bool interactive = options.progress_bar && isatty(STDERR_FILENO) == 1;
   ProgressReporter progress(stderr, interactive, inputs->size());
   Tally tally;
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   {
-    Engine engine(engine_options, rt.guarded_lanes(), rt.cpu_lane.get());
+    Engine engine(engine_options, rt.lane_views(), rt.cpu_lane.get());
     for (const auto& input : *inputs) {
       EngineTask task{options.kind, input.id, input.path, std::nullopt, {}};
       engine.submit(std::move(task), [&](const EngineTask& t, const TaskOutcome& outcome) {
@@ -149,7 +149,8 @@ int run_images(const RunOptions& options, const Config& config) {
   }
   progress.finish();
   std::sort(tally.failed.begin(), tally.failed.end());
-  print_summary(tally, std::chrono::duration<double>(Clock::now() - start).count(), rt, options);
+  print_summary(tally, std::chrono::duration<double>(SteadyClock::now() - start).count(), rt,
+                options);
   return tally.failed.empty() ? 0 : 1;
 }
 

@@ -98,7 +98,7 @@ Result<std::unique_ptr<PostgresDatabase>> connect_database(const Config& config,
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(flags.database_start_timeout_seconds);
   while (true) {
-    auto db = PostgresDatabase::Create(options);
+    auto db = PostgresDatabase::create(options);
     if (db.ok() || db.status().code() != ErrorCode::kUnavailable || state.stop.load() ||
         std::chrono::steady_clock::now() >= deadline) {
       return db;
@@ -137,7 +137,7 @@ int serve(Config& config, const ServeFlags& flags) {
   if (config.metrics_port > 0) {
     HttpEndpoint::Options http_options;
     http_options.port = config.metrics_port;
-    auto started = HttpEndpoint::Start(
+    auto started = HttpEndpoint::create(
         http_options,
         [&metrics, &state] {
           if (Runtime* rt = state.runtime.load()) {
@@ -155,7 +155,7 @@ int serve(Config& config, const ServeFlags& flags) {
     spdlog::info("HTTP endpoint on port {}: /metrics /healthz /readyz", http->port());
   }
 
-  auto guard = service::InputGuard::Create(config.effective_input_roots());
+  auto guard = service::InputGuard::create(config.effective_input_roots());
   if (!guard.ok()) {
     spdlog::critical("input roots: {}", guard.status().to_string());
     return kExitUsage;
@@ -187,12 +187,12 @@ int serve(Config& config, const ServeFlags& flags) {
                      db.status().to_string());
     return kExitUsage;
   }
-  auto job_store = PgJobStore::Create(db->get());
+  auto job_store = PgJobStore::create(db->get());
   if (!job_store.ok()) {
     spdlog::critical("worker tables: {}", job_store.status().to_string());
     return kExitUsage;
   }
-  auto deliveries = DeliveryLog::Create(db->get());
+  auto deliveries = DeliveryLog::create(db->get());
   if (!deliveries.ok()) {
     spdlog::critical("worker tables: {}", deliveries.status().to_string());
     return kExitUsage;
@@ -204,7 +204,7 @@ int serve(Config& config, const ServeFlags& flags) {
   tracker_options.completion_threshold_percentage = config.completion_threshold_percentage;
   tracker_options.batch_timeout = std::chrono::seconds(config.batch_timeout_seconds);
   tracker_options.republish_after = std::chrono::seconds(flags.republish_after_seconds);
-  auto tracker = JobTracker::Create(tracker_options, job_store->get(), &clock);
+  auto tracker = JobTracker::create(tracker_options, job_store->get(), &clock);
   if (!tracker.ok()) {
     spdlog::critical("job tracker: {}", tracker.status().to_string());
     return kExitUsage;
@@ -213,7 +213,7 @@ int serve(Config& config, const ServeFlags& flags) {
   messaging::BrokerOptions broker_options;
   broker_options.url = config.bus_broker;
   broker_options.max_concurrent_batches = config.max_concurrent_batches;
-  auto broker = messaging::BrokerClient::Create(broker_options);
+  auto broker = messaging::BrokerClient::create(broker_options);
   if (!broker.ok()) {
     spdlog::critical("broker: {}", broker.status().to_string());
     return kExitUsage;
@@ -230,7 +230,7 @@ int serve(Config& config, const ServeFlags& flags) {
   // The worker is declared before the engine so that it is destroyed last —
   // the engine's destructor finishes running tasks, whose callbacks reach into the worker.
   std::unique_ptr<service::Worker> worker;
-  auto engine = std::make_unique<Engine>(engine_options, rt.guarded_lanes(), rt.cpu_lane.get());
+  auto engine = std::make_unique<Engine>(engine_options, rt.lane_views(), rt.cpu_lane.get());
 
   service::WorkerOptions worker_options;
   worker_options.shutdown_grace = std::chrono::seconds(config.shutdown_grace_seconds);
@@ -239,7 +239,7 @@ int serve(Config& config, const ServeFlags& flags) {
       static_cast<int>(rt.lanes.size()) * config.max_concurrent_images + 2;
   service::WorkerServices services{broker->get(), &mask_paths, tracker->get(),
                                    engine.get(),  &metrics,    deliveries->get()};
-  auto created = service::Worker::Create(worker_options, services, std::move(guard).value());
+  auto created = service::Worker::create(worker_options, services, std::move(guard).value());
   if (!created.ok()) {
     spdlog::critical("worker: {}", created.status().to_string());
     return kExitUsage;

@@ -25,7 +25,7 @@ namespace segmentor {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 constexpr int kHdWidth = 1280;
 constexpr int kHdHeight = 720;
@@ -226,7 +226,8 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   // built as the runtime builds them for run and serve.
   const LaneGuardOptions guard_options = bench_guard_options(config, options);
   const bool use_calibration = options.gate.mode == GateMode::kAdaptive;
-  Lane* cpu_fallback = options.gate.mode == GateMode::kLegacy ? nullptr : runtime.cpu_lane.get();
+  ModelSet* cpu_fallback =
+      options.gate.mode == GateMode::kLegacy ? nullptr : runtime.cpu_lane.get();
   std::vector<std::unique_ptr<BenchLane>> lanes;
   for (const auto& source : runtime.lanes) {
     DeviceMemory& device = *source->device;
@@ -239,7 +240,7 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
     lane->alloc_retries_before = device.snapshot().num_alloc_retries;
     lanes.push_back(std::move(lane));
   }
-  std::vector<GuardedLane> guarded;
+  std::vector<LaneView> guarded;
   for (const auto& lane : lanes) {
     const LaneGuards& g = lane->guards;
     guarded.push_back({lane->source.lane.get(), g.gate.get(), g.recovery.get(),
@@ -282,14 +283,14 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   }
 
   // The sampler: device and gate every sample_interval, until stopped.
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   std::mutex sample_mutex;
   std::condition_variable_any sample_wake;
   std::vector<MemorySample> samples;
   // With several lanes a sample is their sum (the plot's cap line is the cap × lanes).
   auto take_sample = [&] {
     MemorySample s;
-    s.t_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    s.t_seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
     for (const auto& lane : lanes) {
       const MemorySnapshot snap = lane->source.device->snapshot();
       const GateStats stats = lane->guards.gate->stats();
@@ -316,12 +317,12 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
     std::condition_variable all_done;
     int finished = 0;
     std::vector<int> next_frame;  // per job
-    std::vector<Clock::time_point> submitted;
+    std::vector<SteadyClock::time_point> submitted;
     std::vector<double> latencies;
     double wait_seconds = 0, segment_seconds = 0;
     StageTimes stages;  // summed over done frames
     std::set<std::string> errors;
-    Clock::time_point last_finish;
+    SteadyClock::time_point last_finish;
   } tally;
   tally.next_frame.assign(static_cast<std::size_t>(options.jobs), 0);
   tally.submitted.resize(static_cast<std::size_t>(report.frames));
@@ -357,7 +358,8 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
         task.image = images[next++ % images.size()];
       }
       (fhd ? report.fhd_frames : report.hd_frames)++;
-      tally.submitted[static_cast<std::size_t>(job * options.frames_per_job + f)] = Clock::now();
+      tally.submitted[static_cast<std::size_t>(job * options.frames_per_job + f)] =
+          SteadyClock::now();
       return task;
     };
     std::function<void(const EngineTask&, const TaskOutcome&)> on_done;
@@ -368,7 +370,7 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
       engine.submit(make_task(job, f), on_done);
     };
     on_done = [&](const EngineTask& task, const TaskOutcome& outcome) {
-      const auto now = Clock::now();
+      const auto now = SteadyClock::now();
       const auto underscore = task.id.find('_');
       const int job = std::stoi(task.id.substr(3, underscore - 3));
       const int f = std::stoi(task.id.substr(underscore + 6));

@@ -24,7 +24,7 @@ std::int64_t process_rss_bytes() {
 Result<SoakReport> run_soak(Runtime& runtime, const Config& config, const BenchFrames& frames,
                             const SoakOptions& options) {
   if (options.duration.count() <= 0) return invalid_argument("soak: the duration must be > 0 s");
-  using Clock = std::chrono::steady_clock;
+  using SteadyClock = std::chrono::steady_clock;
   SoakReport report;
   report.date = utc_now_iso8601();
   report.duration_seconds = static_cast<double>(options.duration.count());
@@ -33,10 +33,10 @@ Result<SoakReport> run_soak(Runtime& runtime, const Config& config, const BenchF
   report.card = options.round.card;
   report.gate = options.round.gate.name();
 
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   const auto deadline = start + options.duration;
   std::int64_t done = 0, lost = 0;
-  for (int round = 1; round <= options.min_rounds || Clock::now() < deadline; ++round) {
+  for (int round = 1; round <= options.min_rounds || SteadyClock::now() < deadline; ++round) {
     SEGMENTOR_ASSIGN_OR_RETURN(BenchRunReport run,
                                run_bench(runtime, config, frames, options.round));
     if (round == 1) {
@@ -48,7 +48,7 @@ Result<SoakReport> run_soak(Runtime& runtime, const Config& config, const BenchF
     lost += run.frames_lost;
     SoakSample sample;
     sample.round = round;
-    sample.t_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    sample.t_seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
     sample.frames_done = done;
     sample.frames_lost = lost;
     sample.round_fps = run.throughput_fps;
@@ -66,7 +66,7 @@ Result<SoakReport> run_soak(Runtime& runtime, const Config& config, const BenchF
     report.samples.push_back(sample);
     if (options.on_round) options.on_round(sample);
   }
-  report.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  report.wall_seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
   analyse_soak(report);
   return report;
 }

@@ -5,7 +5,7 @@
 
 namespace segmentor {
 
-Result<std::unique_ptr<JobTracker>> JobTracker::Create(const JobTrackerOptions& options,
+Result<std::unique_ptr<JobTracker>> JobTracker::create(const JobTrackerOptions& options,
                                                        JobStore* store, const Clock* clock) {
   if (store == nullptr || clock == nullptr) {
     return invalid_argument("job tracker: a store and a clock are required");

@@ -90,7 +90,7 @@ struct AssetUpdate {
 // the clock, which must outlive it.
 class JobTracker {
  public:
-  static Result<std::unique_ptr<JobTracker>> Create(const JobTrackerOptions& options,
+  static Result<std::unique_ptr<JobTracker>> create(const JobTrackerOptions& options,
                                                     JobStore* store, const Clock* clock);
 
   JobTracker(const JobTracker&) = delete;

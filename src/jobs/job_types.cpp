@@ -4,24 +4,8 @@
 
 namespace segmentor {
 
-std::string_view to_string(AssetType type) {
-  switch (type) {
-    case AssetType::kImage:
-      return "image";
-    case AssetType::kVideo:
-      return "video";
-  }
-  return "unknown";
-}
-
-Result<AssetType> parse_asset_type(std::string_view text) {
-  if (text == "image") return AssetType::kImage;
-  if (text == "video") return AssetType::kVideo;
-  return invalid_argument("unknown asset type '" + std::string(text) + "'");
-}
-
 std::string to_string(const JobKey& key) {
-  return key.job_id + "/" + std::string(to_string(key.asset_type));
+  return key.job_id + "/" + std::string(to_string(key.asset_kind));
 }
 
 std::string_view to_string(AssetOutcome outcome) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/asset_kind.h"
 #include "common/status.h"
 
 namespace segmentor {
@@ -16,16 +17,9 @@ namespace segmentor {
 using JobClock = std::chrono::system_clock;
 using JobTime = JobClock::time_point;
 
-// The two kinds of asset a job carries; each has its own counters, timer and completion.
-enum class AssetType { kImage, kVideo };
-
-// "image" / "video": the spelling stored in the database.
-std::string_view to_string(AssetType type);
-Result<AssetType> parse_asset_type(std::string_view text);
-
 struct JobKey {
   std::string job_id;
-  AssetType asset_type = AssetType::kImage;
+  AssetKind asset_kind = AssetKind::kProductImage;
 
   friend bool operator==(const JobKey&, const JobKey&) = default;
   friend auto operator<=>(const JobKey&, const JobKey&) = default;

@@ -138,8 +138,8 @@ AmqpConnection::~AmqpConnection() {
   amqp_destroy_connection(state_);
 }
 
-Result<std::unique_ptr<AmqpConnection>> AmqpConnection::Open(const BrokerUrl& url,
-                                                             const ConnectOptions& options) {
+Result<std::unique_ptr<AmqpConnection>> AmqpConnection::create(const BrokerUrl& url,
+                                                               const ConnectOptions& options) {
   if (url.tls) {
     return invalid_argument("amqps:// is not supported by this build; use amqp://");
   }

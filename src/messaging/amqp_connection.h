@@ -97,8 +97,8 @@ using InboundEvent =
 class AmqpConnection {
  public:
   // Connects and logs in. kUnavailable when the broker cannot be reached or refuses the login.
-  static Result<std::unique_ptr<AmqpConnection>> Open(const BrokerUrl& url,
-                                                      const ConnectOptions& options);
+  static Result<std::unique_ptr<AmqpConnection>> create(const BrokerUrl& url,
+                                                        const ConnectOptions& options);
   ~AmqpConnection();
   AmqpConnection(const AmqpConnection&) = delete;
   AmqpConnection& operator=(const AmqpConnection&) = delete;

@@ -39,7 +39,7 @@ constexpr std::chrono::milliseconds kMaxPollWait{200};
 // Events read in one go before the loop looks at commands again.
 constexpr int kMaxEventsPerPump = 64;
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 }  // namespace
 
@@ -53,7 +53,7 @@ struct BrokerClient::IoState {
   std::uint64_t epoch = 0;
   // (channel, tag) of deliveries handed out and not settled yet, on this connection.
   std::set<std::pair<std::uint16_t, std::uint64_t>> outstanding;
-  std::multimap<Clock::time_point, ScheduledRetry> scheduled;
+  std::multimap<SteadyClock::time_point, ScheduledRetry> scheduled;
   // Publisher-confirm state of the one publish in flight.
   std::uint64_t publish_seq = 0;
   bool confirm_done = false;
@@ -62,7 +62,7 @@ struct BrokerClient::IoState {
   std::chrono::milliseconds backoff{0};
 };
 
-Result<std::unique_ptr<BrokerClient>> BrokerClient::Create(BrokerOptions options) {
+Result<std::unique_ptr<BrokerClient>> BrokerClient::create(BrokerOptions options) {
   SEGMENTOR_ASSIGN_OR_RETURN(BrokerUrl url, parse_broker_url(options.url));
   if (options.max_concurrent_batches < 1) {
     return invalid_argument("max_concurrent_batches must be >= 1");
@@ -167,7 +167,7 @@ Result<RetryDecision> BrokerClient::retry_later(const Delivery& delivery, std::s
     SEGMENTOR_RETURN_IF_ERROR(check_settleable(delivery));
     // From here the I/O thread owns the settlement: the application can no longer ack it.
     io_->outstanding.erase({delivery.channel, delivery.delivery_tag});
-    auto due = Clock::now() + retry_delay(options_.retry, delivery.retry_count);
+    auto due = SteadyClock::now() + retry_delay(options_.retry, delivery.retry_count);
     io_->scheduled.emplace(due, ScheduledRetry{delivery, std::string(reason)});
     return Status::Ok();
   });
@@ -242,7 +242,7 @@ BrokerStats BrokerClient::stats() const {
 // I/O thread
 
 void BrokerClient::io_loop() {
-  const auto start_deadline = Clock::now() + options_.start_timeout;
+  const auto start_deadline = SteadyClock::now() + options_.start_timeout;
   io_->backoff = options_.initial_backoff;
   while (true) {
     {
@@ -260,7 +260,7 @@ void BrokerClient::io_loop() {
         continue;
       }
       if (!start_reported_ &&
-          (status.code() != ErrorCode::kUnavailable || Clock::now() >= start_deadline)) {
+          (status.code() != ErrorCode::kUnavailable || SteadyClock::now() >= start_deadline)) {
         start_reported_ = true;
         started_.set_value(status.with_context("cannot start the broker client"));
         break;
@@ -304,7 +304,8 @@ void BrokerClient::sleep_backoff(std::chrono::milliseconds delay) {
   // Jitter (±20 %) keeps a fleet of workers from reconnecting in lockstep.
   thread_local std::mt19937 generator{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(0.8, 1.2);
-  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(delay * jitter(generator));
+  auto deadline = SteadyClock::now() +
+                  std::chrono::duration_cast<SteadyClock::duration>(delay * jitter(generator));
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stopping_) {
     // Commands arriving while disconnected fail at once rather than wait out the back-off.
@@ -318,7 +319,7 @@ void BrokerClient::sleep_backoff(std::chrono::milliseconds delay) {
 }
 
 Status BrokerClient::connect_and_setup() {
-  SEGMENTOR_ASSIGN_OR_RETURN(io_->connection, AmqpConnection::Open(url_, options_.connect));
+  SEGMENTOR_ASSIGN_OR_RETURN(io_->connection, AmqpConnection::create(url_, options_.connect));
   AmqpConnection& conn = *io_->connection;
   ++io_->epoch;
   io_->publish_seq = 0;
@@ -392,7 +393,7 @@ void BrokerClient::run_commands() {
 }
 
 void BrokerClient::run_due_retries() {
-  while (!io_->scheduled.empty() && io_->scheduled.begin()->first <= Clock::now()) {
+  while (!io_->scheduled.empty() && io_->scheduled.begin()->first <= SteadyClock::now()) {
     ScheduledRetry retry = std::move(io_->scheduled.begin()->second);
     io_->scheduled.erase(io_->scheduled.begin());
     const Delivery& delivery = retry.delivery;
@@ -477,9 +478,9 @@ Status BrokerClient::publish_confirmed(std::string_view exchange, std::string_vi
   io_->returned.reset();
   SEGMENTOR_RETURN_IF_ERROR(
       io_->connection->publish(kPublishChannel, exchange, routing_key, mandatory, message));
-  const auto deadline = Clock::now() + options_.confirm_timeout;
+  const auto deadline = SteadyClock::now() + options_.confirm_timeout;
   while (!io_->confirm_done) {
-    auto now = Clock::now();
+    auto now = SteadyClock::now();
     if (now >= deadline) {
       return unavailable(what + ": the broker did not confirm within " +
                          std::to_string(options_.confirm_timeout.count()) + " ms");
@@ -508,7 +509,7 @@ void BrokerClient::wait_for_input() {
   auto wait = kMaxPollWait;
   if (!io_->scheduled.empty()) {
     auto until_due = std::chrono::duration_cast<std::chrono::milliseconds>(
-        io_->scheduled.begin()->first - Clock::now());
+        io_->scheduled.begin()->first - SteadyClock::now());
     wait = std::clamp(until_due + std::chrono::milliseconds(1), std::chrono::milliseconds(0),
                       kMaxPollWait);
   }

@@ -78,7 +78,7 @@ struct BrokerStats {
 class BrokerClient {
  public:
   // Validates the options and the URL; does no I/O.
-  static Result<std::unique_ptr<BrokerClient>> Create(BrokerOptions options);
+  static Result<std::unique_ptr<BrokerClient>> create(BrokerOptions options);
   ~BrokerClient();  // stop()
   BrokerClient(const BrokerClient&) = delete;
   BrokerClient& operator=(const BrokerClient&) = delete;

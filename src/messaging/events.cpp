@@ -215,8 +215,9 @@ std::string completion_event_id(std::string_view topic, std::string_view job_id)
 }
 
 OutgoingEvent build_segmentation_completed(const SegmentationCompletion& completion) {
-  std::string_view topic = completion.kind == AssetKind::kImage ? kImageSegmentationCompleted
-                                                                : kVideoSegmentationCompleted;
+  std::string_view topic = completion.kind == AssetKind::kProductImage
+                               ? kImageSegmentationCompleted
+                               : kVideoSegmentationCompleted;
   return {std::string(topic),
           {{"job_id", completion.job_id},
            {"event_id", completion_event_id(topic, completion.job_id)},

@@ -5,13 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "common/asset_kind.h"
 #include "common/status.h"
 
 namespace segmentor::messaging {
@@ -93,10 +93,8 @@ struct MaskedFrame {
   std::string mask_path;
 };
 
-enum class AssetKind { kImage, kVideo };
-
 struct SegmentationCompletion {
-  AssetKind kind = AssetKind::kImage;
+  AssetKind kind = AssetKind::kProductImage;
   std::string job_id;
   std::int64_t total_assets = 0;
   std::int64_t processed_assets = 0;

@@ -29,7 +29,7 @@ namespace segmentor {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 void synchronize(const c10::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
@@ -57,14 +57,14 @@ void measure_point(torch::jit::Module& module, const ModelManifest& manifest,
     std::vector<c10::IValue> inputs{input};
     for (int i = 0; i < options.warmup_iterations; ++i) module.forward(inputs);
     synchronize(device);
-    const auto start = Clock::now();
+    const auto start = SteadyClock::now();
     double elapsed = 0;
     int iterations = 0;
     while (iterations < std::max(1, options.max_iterations)) {
       module.forward(inputs);
       synchronize(device);
       ++iterations;
-      elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      elapsed = std::chrono::duration<double>(SteadyClock::now() - start).count();
       if (elapsed >= options.seconds_per_point) break;
     }
     point.iterations = iterations;

@@ -52,9 +52,9 @@ int HttpEndpoint::handle(mg_connection* conn, void* self_ptr) {
   return 404;
 }
 
-Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(const Options& options,
-                                                          MetricsText metrics,
-                                                          Readiness readiness) {
+Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::create(const Options& options,
+                                                           MetricsText metrics,
+                                                           Readiness readiness) {
   mg_init_library(0);
   std::unique_ptr<HttpEndpoint> endpoint(
       new HttpEndpoint(std::move(metrics), std::move(readiness)));

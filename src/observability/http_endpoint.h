@@ -28,8 +28,8 @@ class HttpEndpoint {
   // Returns {ready, one line saying why or why not}.
   using Readiness = std::function<std::pair<bool, std::string>()>;
 
-  static Result<std::unique_ptr<HttpEndpoint>> Start(const Options& options, MetricsText metrics,
-                                                     Readiness readiness);
+  static Result<std::unique_ptr<HttpEndpoint>> create(const Options& options, MetricsText metrics,
+                                                      Readiness readiness);
   ~HttpEndpoint();
   HttpEndpoint(const HttpEndpoint&) = delete;
   HttpEndpoint& operator=(const HttpEndpoint&) = delete;

@@ -16,18 +16,18 @@ namespace segmentor {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+double seconds_since(SteadyClock::time_point start) {
+  return std::chrono::duration<double>(SteadyClock::now() - start).count();
 }
 
 }  // namespace
 
-Engine::Engine(EngineOptions options, std::vector<GuardedLane> lanes, Lane* cpu_fallback)
+Engine::Engine(EngineOptions options, std::vector<LaneView> lanes, ModelSet* cpu_fallback)
     : options_(std::move(options)), cpu_fallback_(cpu_fallback) {
   if (lanes.empty()) throw std::invalid_argument("Engine: no lanes");
-  for (const GuardedLane& guarded : lanes) {
+  for (const LaneView& guarded : lanes) {
     if (guarded.lane == nullptr || guarded.gate == nullptr || guarded.recovery == nullptr) {
       throw std::invalid_argument("Engine: a lane without its model, gate or recovery ladder");
     }
@@ -42,9 +42,10 @@ Engine::Engine(EngineOptions options, std::vector<GuardedLane> lanes, Lane* cpu_
   for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
-Engine::Engine(EngineOptions options, Lane& primary, Lane* cpu_fallback, AdmissionGate& gate,
-               OomRecovery& recovery, const CalibrationTable* calibration, CachePolicy* cache)
-    : Engine(std::move(options), {GuardedLane{&primary, &gate, &recovery, calibration, cache}},
+Engine::Engine(EngineOptions options, ModelSet& primary, ModelSet* cpu_fallback,
+               AdmissionGate& gate, OomRecovery& recovery, const CalibrationTable* calibration,
+               CachePolicy* cache)
+    : Engine(std::move(options), {LaneView{&primary, &gate, &recovery, calibration, cache}},
              cpu_fallback) {}
 
 Engine::~Engine() {
@@ -104,7 +105,8 @@ void Engine::worker_loop() {
   }
 }
 
-Result<AssetMasks> Engine::segment_on(Lane& lane, std::mutex* lane_mutex, const RgbImage& image) {
+Result<AssetMasks> Engine::segment_on(ModelSet& lane, std::mutex* lane_mutex,
+                                      const RgbImage& image) {
   Segmenter segmenter(*lane.foreground, lane.people.get(), lane.person_detector.get());
   if (lane_mutex != nullptr) {
     std::lock_guard lock(*lane_mutex);
@@ -151,7 +153,7 @@ Result<Engine::Admission> Engine::admit(const RgbImage& image) {
 // permanent: the same input throws again), the task's ticket and cache accounting are released
 // on the way out, and the callback runs as for any other failure.
 TaskOutcome Engine::process_guarded(const EngineTask& task) {
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   auto failed = [&](const std::string& what) {
     TaskOutcome outcome;
     outcome.threw = true;
@@ -174,7 +176,7 @@ TaskOutcome Engine::process_guarded(const EngineTask& task) {
 
 TaskOutcome Engine::process(const EngineTask& task) {
   TaskOutcome outcome;
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   auto finish = [&](Status status) {
     outcome.status = std::move(status);
     outcome.total_seconds = seconds_since(start);
@@ -186,7 +188,7 @@ TaskOutcome Engine::process(const EngineTask& task) {
   outcome.paths = *paths;
 
   // Decode with no GPU memory held, so decoding overlaps other tasks' inference.
-  auto t0 = Clock::now();
+  auto t0 = SteadyClock::now();
   Result<RgbImage> decoded = Status(ErrorCode::kInternal, "not decoded");
   if (task.image) {
     decoded = *task.image;
@@ -211,18 +213,18 @@ TaskOutcome Engine::process(const EngineTask& task) {
   // back-off (0.5 s and up) stalled the whole lane. At the head of the queue the retry still
   // goes before anything that arrived after it. The CPU fallback runs with the ticket held (the
   // task is still in flight, and the count stays honest).
-  t0 = Clock::now();
+  t0 = SteadyClock::now();
   auto admitted = admit(image);
   outcome.wait_seconds = seconds_since(t0);
   if (!admitted.ok()) return finish(admitted.status());
   LaneState& lane_state = *admitted->lane;
-  Lane& lane = *lane_state.guarded.lane;
+  ModelSet& lane = *lane_state.guarded.lane;
   AdmissionGate& gate = *lane_state.guarded.gate;
   CachePolicy* cache = lane_state.guarded.cache;
   AdmissionGate::Ticket* ticket = &admitted->ticket;
   outcome.predicted_bytes = admitted->predicted_bytes;
 
-  t0 = Clock::now();
+  t0 = SteadyClock::now();
   if (cache != nullptr) cache->on_task_started();
   std::mutex* lane_mutex = lane.serialize ? &lane_state.serial_mutex : nullptr;
   // Note [Where the time goes]: each attempt's model stages land here, from whichever thread
@@ -239,7 +241,7 @@ TaskOutcome Engine::process(const EngineTask& task) {
   LadderHooks hooks;
   hooks.before_backoff = [&] { ticket->release(); };
   hooks.after_backoff = [&]() -> Status {
-    const auto waited_from = Clock::now();
+    const auto waited_from = SteadyClock::now();
     auto again = gate.readmit(outcome.predicted_bytes);
     readmit_wait_seconds += seconds_since(waited_from);
     if (!again.ok()) return again.status();
@@ -283,7 +285,7 @@ TaskOutcome Engine::process(const EngineTask& task) {
   if (!masks.ok()) return finish(masks.status().with_context(task.source.string()));
   outcome.people_found = masks->people_found;
 
-  t0 = Clock::now();
+  t0 = SteadyClock::now();
   if (options_.write_masks) {
     StageSink sink(options_.stage_times ? &outcome.stages : nullptr);
     Status written = write_masks(outcome.paths, *masks, options_.layout.data_root);

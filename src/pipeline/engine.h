@@ -30,10 +30,10 @@
 
 namespace segmentor {
 
-// One device and the models loaded on it. `serialize` makes tasks on this lane run one at a time
-// (the CPU lane: LibTorch already spreads one task over every core). Otherwise tasks run
-// concurrently, each on its gate slot's thread (and, with CUDA_STREAMS=worker, stream).
-struct Lane {
+// The models loaded on one device (a lane's model set). `serialize` makes tasks on this lane run
+// one at a time (the CPU lane: LibTorch already spreads one task over every core). Otherwise tasks
+// run concurrently, each on its gate slot's thread (and, with CUDA_STREAMS=worker, stream).
+struct ModelSet {
   std::string name;  // "cuda:0", "cpu"
   std::unique_ptr<MaskModel> foreground;
   std::unique_ptr<MaskModel> people;  // may be null: no people masks
@@ -42,12 +42,12 @@ struct Lane {
   std::unique_ptr<MaskModel> person_detector{};
 };
 
-// A lane with the memory manager that guards it: its device's gate, recovery ladder, calibration
-// (may be null or empty: tasks are then admitted by count alone), cache policy (may be null) and
-// concurrency tuner (may be null: the gate admits up to MAX). One per GPU; on a machine without
-// one, the CPU lane with a host-memory gate.
-struct GuardedLane {
-  Lane* lane = nullptr;
+// The engine's borrowed view of a lane: its model set and the memory manager that guards it: its
+// device's gate, recovery ladder, calibration (may be null or empty: tasks are then admitted by
+// count alone), cache policy (may be null) and concurrency tuner (may be null: the gate admits up
+// to MAX). One per GPU; on a machine without one, the CPU lane with a host-memory gate.
+struct LaneView {
+  ModelSet* lane = nullptr;
   AdmissionGate* gate = nullptr;
   OomRecovery* recovery = nullptr;
   const CalibrationTable* calibration = nullptr;
@@ -105,9 +105,9 @@ class Engine {
 
   // `lanes` run tasks (one per GPU, or the CPU lane on a machine without one; at least one, each
   // fully set); `cpu_fallback` (may be null) takes tasks whose GPU retries ran out.
-  Engine(EngineOptions options, std::vector<GuardedLane> lanes, Lane* cpu_fallback);
+  Engine(EngineOptions options, std::vector<LaneView> lanes, ModelSet* cpu_fallback);
   // One lane.
-  Engine(EngineOptions options, Lane& primary, Lane* cpu_fallback, AdmissionGate& gate,
+  Engine(EngineOptions options, ModelSet& primary, ModelSet* cpu_fallback, AdmissionGate& gate,
          OomRecovery& recovery, const CalibrationTable* calibration, CachePolicy* cache);
   ~Engine();
   Engine(const Engine&) = delete;
@@ -126,7 +126,7 @@ class Engine {
     Done done;
   };
   struct LaneState {
-    GuardedLane guarded;
+    LaneView guarded;
     std::mutex serial_mutex;   // only used when the lane serializes
     SlotThreads slot_threads;  // a concurrent lane's GPU calls (slot_threads.h)
   };
@@ -142,11 +142,11 @@ class Engine {
   TaskOutcome process(const EngineTask& task);
   std::int64_t predict_bytes(const LaneState& lane, const RgbImage& image) const;
   Result<Admission> admit(const RgbImage& image);
-  Result<AssetMasks> segment_on(Lane& lane, std::mutex* lane_mutex, const RgbImage& image);
+  Result<AssetMasks> segment_on(ModelSet& lane, std::mutex* lane_mutex, const RgbImage& image);
 
   const EngineOptions options_;
   std::vector<std::unique_ptr<LaneState>> lanes_;
-  Lane* cpu_fallback_;
+  ModelSet* cpu_fallback_;
   std::mutex fallback_mutex_;  // the CPU lane runs one task at a time
 
   mutable std::mutex queue_mutex_;

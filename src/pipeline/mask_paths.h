@@ -6,11 +6,10 @@
 #include <string>
 #include <string_view>
 
+#include "common/asset_kind.h"
 #include "common/status.h"
 
 namespace segmentor {
-
-enum class AssetKind { kProductImage, kVideoFrame };
 
 // "product_images" or "video_frames": the sub-folder under each mask root.
 std::string_view asset_subdir(AssetKind kind);

@@ -5,7 +5,7 @@
 namespace segmentor {
 
 ReloadableModel::ReloadableModel(std::unique_ptr<MaskModel> loaded, Loader loader,
-                                 ReloadHooks hooks, Clock now)
+                                 ReloadHooks hooks, NowFn now)
     : info_(loaded->info()),
       loader_(std::move(loader)),
       hooks_(std::move(hooks)),

@@ -34,12 +34,12 @@ struct ReloadHooks {
 class ReloadableModel final : public MaskModel {
  public:
   using Loader = std::function<Result<std::unique_ptr<MaskModel>>()>;
-  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+  using NowFn = std::function<std::chrono::steady_clock::time_point()>;
 
   // `loaded` is the model as loaded at start-up (its info() is kept for when it is unloaded);
   // `loader` loads it again. `now` empty = steady_clock::now.
   ReloadableModel(std::unique_ptr<MaskModel> loaded, Loader loader, ReloadHooks hooks,
-                  Clock now = {});
+                  NowFn now = {});
 
   const ModelInfo& info() const override { return info_; }
   Result<Mask> segment(const RgbImage& image) override;
@@ -58,7 +58,7 @@ class ReloadableModel final : public MaskModel {
   const ModelInfo info_;
   const Loader loader_;
   const ReloadHooks hooks_;
-  const Clock now_;
+  const NowFn now_;
 
   mutable std::mutex mutex_;
   std::shared_ptr<MaskModel> model_;  // null while unloaded

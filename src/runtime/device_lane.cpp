@@ -37,7 +37,7 @@ ModelOptions model_options(const Config& config, const std::string& device, doub
 // A lane's models, and what each one's weights hold on the device (when `memory` is given: the
 // allocator's allocated bytes before and after its load).
 struct LoadedLane {
-  std::unique_ptr<Lane> lane;
+  std::unique_ptr<ModelSet> lane;
   std::filesystem::path foreground_path;
   std::filesystem::path people_path;                   // empty without a people model
   std::filesystem::path detector_path;                 // empty without a person detector
@@ -49,7 +49,7 @@ Result<LoadedLane> load_lane(const Config& config, const std::string& device,
                              bool freeze_cpu = true) {
   const ModelOptions options = model_options(config, device, inject_oom_rate, freeze_cpu);
   LoadedLane loaded;
-  loaded.lane = std::make_unique<Lane>();
+  loaded.lane = std::make_unique<ModelSet>();
   loaded.lane->name = device;
   loaded.lane->serialize = device == "cpu";
   auto load = [&](const std::filesystem::path& path) -> Result<std::unique_ptr<MaskModel>> {
@@ -136,7 +136,7 @@ Result<std::unique_ptr<DeviceMemory>> make_device_memory(const std::string& devi
 
 // Note [Calibration on disk] (memory/calibration_cache.h): what the lane's calibration depends on.
 Result<CalibrationKey> calibration_key(const Config& config, const std::string& device,
-                                       const Lane& models, const LoadedLane& loaded) {
+                                       const ModelSet& models, const LoadedLane& loaded) {
   CalibrationKey key;
   const auto colon = device.find(':');
   key.card = nvidia_card_name(colon == std::string::npos ? 0 : std::stoi(device.substr(colon + 1)));
@@ -205,12 +205,11 @@ Status calibrate_lane(DeviceLane& lane, const Config& config, const std::string&
 
 }  // namespace
 
-GuardedLane DeviceLane::guarded() const {
-  return GuardedLane{lane.get(),   gate.get(),  recovery.get(),
-                     &calibration, cache.get(), tuner.get()};
+LaneView DeviceLane::view() const {
+  return LaneView{lane.get(), gate.get(), recovery.get(), &calibration, cache.get(), tuner.get()};
 }
 
-Result<std::unique_ptr<Lane>> load_models_lane(const Config& config, const std::string& device) {
+Result<std::unique_ptr<ModelSet>> load_model_set(const Config& config, const std::string& device) {
   SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded, load_lane(config, device, 0.0));
   return std::move(loaded.lane);
 }

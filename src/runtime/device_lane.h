@@ -45,13 +45,13 @@ struct DeviceLane {
   std::unique_ptr<OomRecovery> recovery;
   std::unique_ptr<ConcurrencyTuner> tuner;  // CONCURRENCY_TUNING=throughput on a GPU, else null
   CalibrationTable calibration;
-  std::unique_ptr<Lane> lane;
+  std::unique_ptr<ModelSet> lane;
   // MODEL_IDLE_UNLOAD_SECONDS > 0 on a GPU: this lane's models (owned by `lane`), for the
   // runtime's reaper.
   std::vector<ReloadableModel*> reloadable_models;
 
   const std::string& name() const { return lane->name; }
-  GuardedLane guarded() const;
+  LaneView view() const;
 };
 
 // Loads the models on `device` ("cuda:N" or "cpu", already resolved), caps the allocator at
@@ -62,6 +62,6 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
                                                       const DeviceLaneOptions& options);
 
 // A lane with the models alone (no memory manager): the CPU fallback.
-Result<std::unique_ptr<Lane>> load_models_lane(const Config& config, const std::string& device);
+Result<std::unique_ptr<ModelSet>> load_model_set(const Config& config, const std::string& device);
 
 }  // namespace segmentor

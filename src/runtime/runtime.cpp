@@ -6,9 +6,9 @@
 
 namespace segmentor {
 
-std::vector<GuardedLane> Runtime::guarded_lanes() const {
-  std::vector<GuardedLane> guarded;
-  for (const auto& lane : lanes) guarded.push_back(lane->guarded());
+std::vector<LaneView> Runtime::lane_views() const {
+  std::vector<LaneView> guarded;
+  for (const auto& lane : lanes) guarded.push_back(lane->view());
   return guarded;
 }
 
@@ -29,7 +29,7 @@ RecoveryStats Runtime::recovery_stats() const {
 std::string Runtime::describe() const {
   std::string text;
   for (const auto& lane : lanes) text += (text.empty() ? "" : " + ") + lane->name();
-  const Lane& primary = *first().lane;
+  const ModelSet& primary = *first().lane;
   if (primary.foreground && primary.foreground->info().fp16) text += " (fp16)";
   text += ", models " + primary.foreground->info().name;
   text += primary.people ? " + " + primary.people->info().name : " (no people model)";
@@ -58,13 +58,13 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
     spdlog::info("DEVICE={}: {} GPU lanes, each with its own gate and calibration", requested,
                  devices.size());
   }
-  const Lane& primary = *runtime->first().lane;
+  const ModelSet& primary = *runtime->first().lane;
   runtime->uses_test_models =
       primary.foreground->info().is_test_model ||
       (primary.people && primary.people->info().is_test_model) ||
       (primary.person_detector && primary.person_detector->info().is_test_model);
   if (options.cpu_fallback && devices.front() != "cpu") {
-    SEGMENTOR_ASSIGN_OR_RETURN(runtime->cpu_lane, load_models_lane(config, "cpu"));
+    SEGMENTOR_ASSIGN_OR_RETURN(runtime->cpu_lane, load_model_set(config, "cpu"));
   }
 
   if (config.model_idle_unload_seconds > 0 && devices.front() == "cpu") {

@@ -43,14 +43,14 @@ struct Runtime {
   // One per visible GPU (DEVICE=auto or cuda), or the one DEVICE names; on a machine without a
   // GPU, the CPU lane with a host-memory gate. Never empty.
   std::vector<std::unique_ptr<DeviceLane>> lanes;
-  std::unique_ptr<Lane> cpu_lane;  // null on a CPU-only machine or when disabled
+  std::unique_ptr<ModelSet> cpu_lane;  // null on a CPU-only machine or when disabled
   // MODEL_IDLE_UNLOAD_SECONDS > 0 on a GPU: the thread that unloads every lane's idle models.
   // Declared last, so it stops first.
   std::unique_ptr<PeriodicThread> model_reaper;
   bool uses_test_models = false;
 
   DeviceLane& first() const { return *lanes.front(); }
-  std::vector<GuardedLane> guarded_lanes() const;
+  std::vector<LaneView> lane_views() const;
   std::vector<ReloadableModel*> reloadable_models() const;  // every lane's
   RecoveryStats recovery_stats() const;                     // summed over the lanes
 

@@ -28,7 +28,7 @@ bool is_within(const std::filesystem::path& path, const std::filesystem::path& r
   return true;
 }
 
-Result<InputGuard> InputGuard::Create(const std::vector<std::filesystem::path>& roots) {
+Result<InputGuard> InputGuard::create(const std::vector<std::filesystem::path>& roots) {
   if (roots.empty()) return invalid_argument("no input roots configured");
   std::vector<std::filesystem::path> resolved;
   for (const auto& root : roots) {

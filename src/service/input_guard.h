@@ -23,11 +23,11 @@ namespace segmentor::service {
 // nothing outside the roots is ever opened. A path whose file does not exist resolves lexically
 // and fails later, at read, with kNotFound.
 
-// Immutable after Create(); thread-safe.
+// Immutable after create(); thread-safe.
 class InputGuard {
  public:
   // `roots` must be absolute; they are resolved once here (they may not exist yet).
-  static Result<InputGuard> Create(const std::vector<std::filesystem::path>& roots);
+  static Result<InputGuard> create(const std::vector<std::filesystem::path>& roots);
 
   // The resolved path, or kInvalidArgument naming the problem (relative, outside the roots).
   Result<std::filesystem::path> resolve(std::string_view local_path) const;

@@ -65,7 +65,7 @@ std::optional<std::pair<JobKey, std::vector<std::string>>> Worker::assets_named(
   if (delivery.topic == messaging::kProductImageReady) {
     auto event = messaging::parse_product_image_ready(*body);
     if (!event.ok()) return std::nullopt;
-    return std::make_pair(JobKey{event->job_id, AssetType::kImage},
+    return std::make_pair(JobKey{event->job_id, AssetKind::kProductImage},
                           std::vector<std::string>{event->image_id});
   }
   if (delivery.topic == messaging::kVideoKeyframesReady) {
@@ -73,7 +73,7 @@ std::optional<std::pair<JobKey, std::vector<std::string>>> Worker::assets_named(
     if (!event.ok()) return std::nullopt;
     std::vector<std::string> ids;
     for (const auto& frame : event->frames) ids.push_back(frame.frame_id);
-    return std::make_pair(JobKey{event->job_id, AssetType::kVideo}, std::move(ids));
+    return std::make_pair(JobKey{event->job_id, AssetKind::kVideoFrame}, std::move(ids));
   }
   return std::nullopt;
 }
@@ -98,7 +98,7 @@ void Worker::start_product_image(std::shared_ptr<Message> message) {
     return;
   }
   message->image = *event;
-  const JobKey key{event->job_id, AssetType::kImage};
+  const JobKey key{event->job_id, AssetKind::kProductImage};
   Status valid = validate_asset_id(event->image_id).with_context("image_id");
   Result<std::filesystem::path> source =
       valid.ok() ? guard_.resolve(event->local_path) : Result<std::filesystem::path>(valid);
@@ -127,7 +127,7 @@ void Worker::start_product_image(std::shared_ptr<Message> message) {
 Outcome Worker::finish_product_image(const Message& message) {
   const messaging::ProductImageReady& event = *message.image;
   const TaskOutcome& outcome = message.outcomes[0];
-  const JobKey key{event.job_id, AssetType::kImage};
+  const JobKey key{event.job_id, AssetKind::kProductImage};
   const std::vector<AssetRecord> failed = failed_records({event.image_id});
   if (!outcome.status.ok()) {
     const Status why = outcome.status.with_context("image " + event.image_id);
@@ -176,7 +176,7 @@ void Worker::start_video(std::shared_ptr<Message> message) {
     return;
   }
   message->video = *event;
-  const JobKey key{event->job_id, AssetType::kVideo};
+  const JobKey key{event->job_id, AssetKind::kVideoFrame};
   std::vector<std::string> frame_ids;
   std::vector<std::filesystem::path> sources;
   Status problem;
@@ -233,7 +233,7 @@ void Worker::start_video(std::shared_ptr<Message> message) {
 // dead-lettered and recorded as failed like any other message.
 Outcome Worker::finish_video(const Message& message) {
   const messaging::VideoKeyframesReady& event = *message.video;
-  const JobKey key{event.job_id, AssetType::kVideo};
+  const JobKey key{event.job_id, AssetKind::kVideoFrame};
   std::vector<messaging::MaskedFrame> masked;
   std::vector<AssetRecord> records;       // done, and failed for good
   std::vector<std::size_t> retry_frames;  // indexes of frames worth another try
@@ -334,13 +334,13 @@ Outcome Worker::handle_batch(const Message& message) {
   if (images) {
     auto event = messaging::parse_product_images_batch(*body);
     if (!event.ok()) return Outcome::Malformed(event.status());
-    key = {event->job_id, AssetType::kImage};
+    key = {event->job_id, AssetKind::kProductImage};
     event_id = event->event_id;
     total = event->total_images;
   } else {
     auto event = messaging::parse_video_keyframes_batch(*body);
     if (!event.ok()) return Outcome::Malformed(event.status());
-    key = {event->job_id, AssetType::kVideo};
+    key = {event->job_id, AssetKind::kVideoFrame};
     event_id = event->event_id;
     total = event->total_keyframes;
   }

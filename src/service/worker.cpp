@@ -14,13 +14,9 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-messaging::AssetKind event_kind(AssetType type) {
-  return type == AssetType::kImage ? messaging::AssetKind::kImage : messaging::AssetKind::kVideo;
-}
-
 }  // namespace
 
-Result<std::unique_ptr<Worker>> Worker::Create(const WorkerOptions& options,
+Result<std::unique_ptr<Worker>> Worker::create(const WorkerOptions& options,
                                                const WorkerServices& services, InputGuard guard) {
   if (services.broker == nullptr || services.mask_paths == nullptr || services.tracker == nullptr ||
       services.engine == nullptr) {
@@ -411,7 +407,7 @@ void Worker::publish_completions(const std::vector<CompletionDecision>& decision
     const std::string& job_id = decision.key.job_id;
     if (decision.publish_completed_event) {
       messaging::SegmentationCompletion completion;
-      completion.kind = event_kind(decision.key.asset_type);
+      completion.kind = decision.key.asset_kind;
       completion.job_id = job_id;
       completion.total_assets = decision.total_assets;
       completion.processed_assets = decision.processed_assets;
@@ -424,7 +420,7 @@ void Worker::publish_completions(const std::vector<CompletionDecision>& decision
       }
     }
     const messaging::OutgoingEvent batch =
-        decision.key.asset_type == AssetType::kImage
+        decision.key.asset_kind == AssetKind::kProductImage
             ? messaging::build_product_images_masked_batch(job_id, decision.masked_batch_total)
             : messaging::build_video_keyframes_masked_batch(job_id, decision.masked_batch_total);
     if (!publish(batch, correlation_id).ok()) continue;

@@ -101,7 +101,7 @@ struct WorkerServices {
 // the counters may be called from any thread.
 class Worker {
  public:
-  static Result<std::unique_ptr<Worker>> Create(const WorkerOptions& options,
+  static Result<std::unique_ptr<Worker>> create(const WorkerOptions& options,
                                                 const WorkerServices& services, InputGuard guard);
   ~Worker();
   Worker(const Worker&) = delete;

@@ -38,7 +38,7 @@ std::string delivery_fingerprint(std::string_view queue, std::string_view body) 
   return hex;
 }
 
-Result<std::unique_ptr<DeliveryLog>> DeliveryLog::Create(PostgresDatabase* db,
+Result<std::unique_ptr<DeliveryLog>> DeliveryLog::create(PostgresDatabase* db,
                                                          const DeliveryLogOptions& options) {
   if (db == nullptr) return invalid_argument("delivery log: no database");
   const std::string prune = "DELETE FROM segmentor_redeliveries WHERE last_seen < now() - " +

@@ -33,7 +33,7 @@ struct DeliveryLogOptions {
 class DeliveryLog {
  public:
   // Creates segmentor_redeliveries if missing, removes rows past the retention, prepares.
-  static Result<std::unique_ptr<DeliveryLog>> Create(PostgresDatabase* db,
+  static Result<std::unique_ptr<DeliveryLog>> create(PostgresDatabase* db,
                                                      const DeliveryLogOptions& options = {});
 
   // Counts one more redelivery of (queue, body); returns the count including this one (1 the

@@ -106,10 +106,10 @@ RawProgress read_row(const pqxx::row& row) {
 }
 
 Result<std::pair<JobKey, JobProgress>> parse(RawProgress raw) {
-  SEGMENTOR_ASSIGN_OR_RETURN(const AssetType type, parse_asset_type(raw.asset_type));
+  SEGMENTOR_ASSIGN_OR_RETURN(const AssetKind kind, parse_asset_kind(raw.asset_type));
   SEGMENTOR_ASSIGN_OR_RETURN(raw.progress.completion_reason,
                              parse_completion_reason(raw.completion_reason));
-  return std::make_pair(JobKey{std::move(raw.job_id), type}, std::move(raw.progress));
+  return std::make_pair(JobKey{std::move(raw.job_id), kind}, std::move(raw.progress));
 }
 
 std::optional<std::string> reason_column(CompletionReason reason) {
@@ -121,7 +121,7 @@ std::optional<std::string> reason_column(CompletionReason reason) {
 class PgJobTransaction final : public JobTransaction {
  public:
   PgJobTransaction(PgTxn& txn, const JobKey& key)
-      : txn_(txn), key_(key), type_(to_string(key.asset_type)) {}
+      : txn_(txn), key_(key), type_(to_string(key.asset_kind)) {}
 
   Result<std::optional<AssetOutcome>> find_asset(const std::string& asset_id) override {
     std::optional<std::string> outcome;
@@ -151,7 +151,7 @@ class PgJobTransaction final : public JobTransaction {
 
 }  // namespace
 
-Result<std::unique_ptr<PgJobStore>> PgJobStore::Create(PostgresDatabase* db) {
+Result<std::unique_ptr<PgJobStore>> PgJobStore::create(PostgresDatabase* db) {
   if (db == nullptr) return invalid_argument("job store: no database");
   auto create_schema = [](PgTxn& txn) {
     return txn.guard("create job tables", [](pqxx::work& work) { work.exec(kSchemaSql); });
@@ -198,7 +198,7 @@ Result<std::unique_ptr<PgJobStore>> PgJobStore::Create(PostgresDatabase* db) {
 }
 
 Status PgJobStore::transact(const JobKey& key, const Body& body) {
-  const std::string type(to_string(key.asset_type));
+  const std::string type(to_string(key.asset_kind));
   const std::string what = "job " + to_string(key);
   auto run_body = [&](PgTxn& txn) -> Status {
     RawProgress raw;
@@ -224,7 +224,7 @@ Status PgJobStore::transact(const JobKey& key, const Body& body) {
 }
 
 Result<std::optional<JobProgress>> PgJobStore::load(const JobKey& key) {
-  const std::string type(to_string(key.asset_type));
+  const std::string type(to_string(key.asset_kind));
   std::optional<RawProgress> raw;
   auto read = [&](PgTxn& txn) {
     return txn.guard("load job", [&](pqxx::work& work) {
@@ -271,7 +271,7 @@ Result<std::vector<std::pair<JobKey, JobProgress>>> PgJobStore::claim_unpublishe
 
 Result<std::optional<std::string>> PgJobStore::recorded_mask_path(const JobKey& key,
                                                                   const std::string& asset_id) {
-  const std::string type(to_string(key.asset_type));
+  const std::string type(to_string(key.asset_kind));
   std::optional<std::string> path;
   auto read = [&](PgTxn& txn) {
     return txn.guard("read mask path", [&](pqxx::work& work) {

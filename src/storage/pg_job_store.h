@@ -14,7 +14,7 @@ namespace segmentor {
 
 // Note [Worker tables]
 // The worker's own tables, prefixed segmentor_ so they never collide with upstream's, created by
-// Create() with CREATE TABLE IF NOT EXISTS under a transaction-scoped advisory lock (two workers
+// create() with CREATE TABLE IF NOT EXISTS under a transaction-scoped advisory lock (two workers
 // starting together would otherwise race in the catalog). No version table: when the schema
 // changes, add columns with ADD COLUMN IF NOT EXISTS next to the CREATE, keeping it idempotent.
 //   segmentor_job_progress     (job_id, asset_type) -> expected (NULL until the .batch), done,
@@ -35,7 +35,7 @@ namespace segmentor {
 class PgJobStore final : public JobStore {
  public:
   // Creates the tables if missing and declares the prepared statements.
-  static Result<std::unique_ptr<PgJobStore>> Create(PostgresDatabase* db);
+  static Result<std::unique_ptr<PgJobStore>> create(PostgresDatabase* db);
 
   Status transact(const JobKey& key, const Body& body) override;
   Result<std::optional<JobProgress>> load(const JobKey& key) override;

@@ -124,7 +124,7 @@ struct PostgresDatabase::Impl {
 PostgresDatabase::PostgresDatabase(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PostgresDatabase::~PostgresDatabase() = default;
 
-Result<std::unique_ptr<PostgresDatabase>> PostgresDatabase::Create(const PostgresOptions& options) {
+Result<std::unique_ptr<PostgresDatabase>> PostgresDatabase::create(const PostgresOptions& options) {
   if (options.max_attempts < 1) return invalid_argument("database: max_attempts must be >= 1");
   if (options.initial_backoff.count() < 0 || options.max_backoff < options.initial_backoff) {
     return invalid_argument("database: back-off must satisfy 0 <= initial <= max");

@@ -38,7 +38,7 @@ struct PostgresOptions {
 // database error (bad SQL, constraint violation) is a bug or bad data and is not retried.
 
 // Owns the connection. Thread-safe: one mutex serialises transactions on the single connection,
-// and it is not held while backing off. Create() fails with kUnavailable if the server cannot be
+// and it is not held while backing off. create() fails with kUnavailable if the server cannot be
 // reached within the retry budget.
 class PostgresDatabase {
  public:
@@ -46,7 +46,7 @@ class PostgresDatabase {
   // escape it uncaught except through PgTxn (see pg_txn.h), which records them for `run`.
   using Body = std::function<Status(PgTxn& txn)>;
 
-  static Result<std::unique_ptr<PostgresDatabase>> Create(const PostgresOptions& options);
+  static Result<std::unique_ptr<PostgresDatabase>> create(const PostgresOptions& options);
   ~PostgresDatabase();
 
   PostgresDatabase(const PostgresDatabase&) = delete;
@@ -59,7 +59,7 @@ class PostgresDatabase {
   // Note [Database retries]. `what` names the operation in errors and logs.
   Status run(std::string_view what, const Body& body);
 
-  // Connections re-opened after a loss, and transactions tried again, since Create (metrics).
+  // Connections re-opened after a loss, and transactions tried again, since create (metrics).
   std::int64_t reconnects() const { return reconnects_.load(); }
   std::int64_t retries() const { return retries_.load(); }
 

@@ -134,7 +134,7 @@ TEST_F(BenchRunnerTest, AdaptiveModeRetriesThenFallsBackAndLosesNothing) {
   auto fg = load_mask_model(config_.foreground_model, options);
   auto people = load_mask_model(config_.people_model, options);
   ASSERT_TRUE(fg.ok() && people.ok());
-  auto lane = std::make_unique<Lane>();
+  auto lane = std::make_unique<ModelSet>();
   lane->name = "cpu-fallback";
   lane->serialize = true;
   lane->foreground = std::move(*fg);

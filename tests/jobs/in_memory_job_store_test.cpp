@@ -5,7 +5,7 @@
 namespace segmentor {
 namespace {
 
-const JobKey kKey{"job-1", AssetType::kImage};
+const JobKey kKey{"job-1", AssetKind::kProductImage};
 
 TEST(InMemoryJobStoreTest, FailedBodySavesNothing) {
   InMemoryJobStore store;
@@ -58,10 +58,10 @@ TEST(InMemoryJobStoreTest, TransactionSeesItsOwnPuts) {
 
 TEST(InMemoryJobStoreTest, ListsOpenAndUnpublishedJobs) {
   InMemoryJobStore store;
-  const JobKey open{"open", AssetType::kImage};
-  const JobKey unknown_size{"no-batch", AssetType::kImage};
-  const JobKey completed{"completed", AssetType::kVideo};
-  const JobKey published{"published", AssetType::kVideo};
+  const JobKey open{"open", AssetKind::kProductImage};
+  const JobKey unknown_size{"no-batch", AssetKind::kProductImage};
+  const JobKey completed{"completed", AssetKind::kVideoFrame};
+  const JobKey published{"published", AssetKind::kVideoFrame};
   auto set = [&](const JobKey& key, JobProgress value) {
     ASSERT_TRUE(store
                     .transact(key,

@@ -16,8 +16,8 @@ namespace {
 
 using std::chrono::seconds;
 
-const JobKey kImages{"job-1", AssetType::kImage};
-const JobKey kVideos{"job-1", AssetType::kVideo};
+const JobKey kImages{"job-1", AssetKind::kProductImage};
+const JobKey kVideos{"job-1", AssetKind::kVideoFrame};
 
 AssetRecord done(const std::string& id) {
   return {id, AssetOutcome::kDone, "/masks/" + id + ".png"};
@@ -29,7 +29,7 @@ class JobTrackerTest : public ::testing::Test {
   void SetUp() override { make_tracker(JobTrackerOptions{}); }
 
   void make_tracker(const JobTrackerOptions& options) {
-    auto created = JobTracker::Create(options, &store_, &clock_);
+    auto created = JobTracker::create(options, &store_, &clock_);
     ASSERT_TRUE(created.ok()) << created.status().to_string();
     tracker_ = std::move(created).value();
   }
@@ -166,7 +166,7 @@ TEST_F(JobTrackerTest, WatermarkIsPerAssetType) {
 }
 
 TEST_F(JobTrackerTest, WatermarkIsPerJob) {
-  const JobKey other{"job-2", AssetType::kImage};
+  const JobKey other{"job-2", AssetKind::kProductImage};
   batch(kImages, "b1", 3);
   clock_.advance(seconds(1000));
   batch(other, "b2", 3);
@@ -351,8 +351,8 @@ TEST_F(JobTrackerTest, UnacknowledgedCompletionIsOfferedAgain) {
 // Issue 11, item 1: replicas on one store — every one starting up, or polling once the
 // decider's claim has run out — must not each republish the completion.
 TEST_F(JobTrackerTest, ReplicasClaimAnUnpublishedCompletionOnce) {
-  auto second = JobTracker::Create(JobTrackerOptions{}, &store_, &clock_);
-  auto third = JobTracker::Create(JobTrackerOptions{}, &store_, &clock_);
+  auto second = JobTracker::create(JobTrackerOptions{}, &store_, &clock_);
+  auto third = JobTracker::create(JobTrackerOptions{}, &store_, &clock_);
   ASSERT_TRUE(second.ok() && third.ok());
   batch(kImages, "batch-1", 1);
   ASSERT_TRUE(record(kImages, done("img")).completion.has_value());  // decided, never published
@@ -405,19 +405,19 @@ TEST_F(JobTrackerTest, ProgressSurvivesANewTracker) {
 TEST_F(JobTrackerTest, RejectsBadInput) {
   EXPECT_EQ(tracker_->record_batch(kImages, "e", -1).status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(tracker_->record_batch(kImages, "", 3).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(tracker_->record_batch(JobKey{"", AssetType::kImage}, "e", 3).status().code(),
+  EXPECT_EQ(tracker_->record_batch(JobKey{"", AssetKind::kProductImage}, "e", 3).status().code(),
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(tracker_->record_asset(kImages, done("")).status().code(), ErrorCode::kInvalidArgument);
 
   for (double bad : {0.0, -5.0, 100.5}) {
     JobTrackerOptions options;
     options.completion_threshold_percentage = bad;
-    EXPECT_FALSE(JobTracker::Create(options, &store_, &clock_).ok()) << bad;
+    EXPECT_FALSE(JobTracker::create(options, &store_, &clock_).ok()) << bad;
   }
   JobTrackerOptions no_timeout;
   no_timeout.batch_timeout = seconds(0);
-  EXPECT_FALSE(JobTracker::Create(no_timeout, &store_, &clock_).ok());
-  EXPECT_FALSE(JobTracker::Create(JobTrackerOptions{}, nullptr, &clock_).ok());
+  EXPECT_FALSE(JobTracker::create(no_timeout, &store_, &clock_).ok());
+  EXPECT_FALSE(JobTracker::create(JobTrackerOptions{}, nullptr, &clock_).ok());
 }
 
 // Many threads race to finish one job (assets, redeliveries, duplicate .batch events and a poller
@@ -430,7 +430,7 @@ TEST_F(JobTrackerTest, CompletesExactlyOnceUnderConcurrentCalls) {
   options.republish_after = seconds(1000 * 1800);  // only first-time decisions count here
   make_tracker(options);
   for (int round = 0; round < kRounds; ++round) {
-    const JobKey key{"race-" + std::to_string(round), AssetType::kImage};
+    const JobKey key{"race-" + std::to_string(round), AssetKind::kProductImage};
     std::mutex decisions_mutex;
     std::vector<CompletionDecision> decisions;
     std::atomic<int> errors{0};

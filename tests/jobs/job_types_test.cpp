@@ -6,8 +6,8 @@ namespace segmentor {
 namespace {
 
 TEST(JobTypesTest, NamesRoundTrip) {
-  for (AssetType type : {AssetType::kImage, AssetType::kVideo}) {
-    auto parsed = parse_asset_type(to_string(type));
+  for (AssetKind type : {AssetKind::kProductImage, AssetKind::kVideoFrame}) {
+    auto parsed = parse_asset_kind(to_string(type));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, type);
   }
@@ -26,13 +26,13 @@ TEST(JobTypesTest, NamesRoundTrip) {
 }
 
 TEST(JobTypesTest, UnknownNamesAreRejected) {
-  EXPECT_EQ(parse_asset_type("Image").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(parse_asset_kind("Image").status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(parse_asset_outcome("ok").status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(parse_completion_reason("").status().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(JobTypesTest, KeyPrintsJobAndType) {
-  EXPECT_EQ(to_string(JobKey{"job-7", AssetType::kVideo}), "job-7/video");
+  EXPECT_EQ(to_string(JobKey{"job-7", AssetKind::kVideoFrame}), "job-7/video");
 }
 
 }  // namespace

@@ -19,7 +19,7 @@ using testing::PrivateBroker;
 class BrokerClientTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto started = PrivateBroker::Start(&skip_reason_);
+    auto started = PrivateBroker::create(&skip_reason_);
     ASSERT_TRUE(started.ok()) << started.status().to_string();
     broker_ = std::move(started).value().release();
   }
@@ -42,7 +42,7 @@ class BrokerClientTest : public ::testing::Test {
     return o;
   }
   std::unique_ptr<BrokerClient> started_client(const std::vector<std::string>& topics) {
-    auto client = BrokerClient::Create(options());
+    auto client = BrokerClient::create(options());
     EXPECT_TRUE(client.ok()) << client.status().to_string();
     if (!client.ok()) return nullptr;
     Status status = (*client)->start(topics);
@@ -67,7 +67,7 @@ class BrokerClientTest : public ::testing::Test {
     const std::string t = topic("image.ready");
     BrokerOptions o = options();
     o.retry.base_delay = kRetryDelay;  // still waiting when the broker goes away
-    auto made = BrokerClient::Create(o);
+    auto made = BrokerClient::create(o);
     ASSERT_TRUE(made.ok());
     auto client = std::move(made).value();
     ASSERT_TRUE(client->start({t}).ok());
@@ -173,7 +173,7 @@ TEST_F(BrokerClientTest, StartFailsWhenAQueueExistsWithOtherArguments) {
   auto inspect = testing::connect(broker_->url());
   ASSERT_TRUE(inspect.ok());
   ASSERT_TRUE((*inspect)->declare_queue(1, queue_for(t), false, true, 1000).ok());
-  auto client = BrokerClient::Create(options());
+  auto client = BrokerClient::create(options());
   ASSERT_TRUE(client.ok());
   Status status = (*client)->start({t});
   ASSERT_FALSE(status.ok());
@@ -342,7 +342,7 @@ TEST_F(BrokerClientTest, StartGivesUpOnAnUnreachableBroker) {
   BrokerOptions o = options();
   o.url = "amqp://guest:guest@127.0.0.1:1/";
   o.start_timeout = 1s;
-  auto client = BrokerClient::Create(o);
+  auto client = BrokerClient::create(o);
   ASSERT_TRUE(client.ok());
   auto begin = std::chrono::steady_clock::now();
   Status status = (*client)->start({topic("x")});

@@ -142,7 +142,7 @@ TEST(Events, BuildsBatchAndCompletionEvents) {
   EXPECT_EQ(frames.payload["total_keyframes"], 0);
 
   SegmentationCompletion completion;
-  completion.kind = AssetKind::kVideo;
+  completion.kind = AssetKind::kVideoFrame;
   completion.job_id = "j1";
   completion.total_assets = 10;
   completion.processed_assets = 9;
@@ -157,7 +157,7 @@ TEST(Events, BuildsBatchAndCompletionEvents) {
   EXPECT_EQ(done.payload["has_partial_completion"], true);
   EXPECT_EQ(done.payload["watermark_ttl"], 1800);
   EXPECT_EQ(done.payload["idempotent"], true);
-  completion.kind = AssetKind::kImage;
+  completion.kind = AssetKind::kProductImage;
   EXPECT_EQ(build_segmentation_completed(completion).topic, "image.segmentation.completed");
 }
 
@@ -200,7 +200,7 @@ TEST(NameUuid, Sha1MatchesFips180Vectors) {
 // Issue 11, item 1: a republished completion must be recognisable downstream.
 TEST(Events, CompletionEventsOfAJobAlwaysCarryTheSameEventId) {
   SegmentationCompletion completion;
-  completion.kind = AssetKind::kImage;
+  completion.kind = AssetKind::kProductImage;
   completion.job_id = "job-42";
   const auto first = build_segmentation_completed(completion);
   completion.processed_assets = 3;  // a republish carries the same figures; the id is the job's
@@ -212,10 +212,10 @@ TEST(Events, CompletionEventsOfAJobAlwaysCarryTheSameEventId) {
   // Distinct per event kind and per job.
   EXPECT_NE(first.payload["event_id"],
             build_product_images_masked_batch("job-42", 3).payload["event_id"]);
-  completion.kind = AssetKind::kVideo;
+  completion.kind = AssetKind::kVideoFrame;
   EXPECT_NE(first.payload["event_id"],
             build_segmentation_completed(completion).payload["event_id"]);
-  completion.kind = AssetKind::kImage;
+  completion.kind = AssetKind::kProductImage;
   completion.job_id = "job-43";
   EXPECT_NE(first.payload["event_id"],
             build_segmentation_completed(completion).payload["event_id"]);

@@ -29,7 +29,7 @@ std::string trim(std::string text) {
 
 }  // namespace
 
-Result<std::unique_ptr<PrivateBroker>> PrivateBroker::Start(std::string* skip_reason) {
+Result<std::unique_ptr<PrivateBroker>> PrivateBroker::create(std::string* skip_reason) {
   if (!std::filesystem::exists("/usr/lib/rabbitmq/bin/rabbitmq-server")) {
     *skip_reason = "rabbitmq-server is not installed";
     return std::unique_ptr<PrivateBroker>();
@@ -64,7 +64,7 @@ Result<std::unique_ptr<AmqpConnection>> connect(const std::string& url) {
   SEGMENTOR_ASSIGN_OR_RETURN(BrokerUrl parsed, parse_broker_url(url));
   ConnectOptions options;
   options.connection_name = "segmentor-test-inspector";
-  SEGMENTOR_ASSIGN_OR_RETURN(auto conn, AmqpConnection::Open(parsed, options));
+  SEGMENTOR_ASSIGN_OR_RETURN(auto conn, AmqpConnection::create(parsed, options));
   SEGMENTOR_RETURN_IF_ERROR(conn->open_channel(1));
   return conn;
 }

@@ -17,7 +17,7 @@ class PrivateBroker {
  public:
   // nullptr with `skip_reason` set when rabbitmq-server is not installed; a failure to start an
   // installed one is an error.
-  static Result<std::unique_ptr<PrivateBroker>> Start(std::string* skip_reason);
+  static Result<std::unique_ptr<PrivateBroker>> create(std::string* skip_reason);
   ~PrivateBroker();
 
   const std::string& url() const { return url_; }

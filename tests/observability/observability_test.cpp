@@ -164,7 +164,7 @@ TEST(HttpEndpointTest, ServesMetricsHealthAndReadiness) {
   Metrics metrics;
   metrics.observe_task("image", "done", 0.5);
   std::atomic<bool> ready{false};
-  auto endpoint = HttpEndpoint::Start(
+  auto endpoint = HttpEndpoint::create(
       {"127.0.0.1", free_port(), 2}, [&] { return metrics.serialize(); },
       [&] {
         return std::pair<bool, std::string>{ready.load(), ready ? "all good" : "no broker"};
@@ -187,13 +187,13 @@ TEST(HttpEndpointTest, ServesMetricsHealthAndReadiness) {
 
 TEST(HttpEndpointTest, APortInUseIsAClearError) {
   const int port = free_port();
-  auto first = HttpEndpoint::Start(
+  auto first = HttpEndpoint::create(
       {"127.0.0.1", port, 1}, [] { return std::string(); },
       [] {
         return std::pair<bool, std::string>{true, ""};
       });
   ASSERT_TRUE(first.ok());
-  auto second = HttpEndpoint::Start(
+  auto second = HttpEndpoint::create(
       {"127.0.0.1", port, 1}, [] { return std::string(); },
       [] {
         return std::pair<bool, std::string>{true, ""};

@@ -102,11 +102,11 @@ class EngineTest : public ::testing::Test {
     recovery_ = OomRecovery::create(recovery_options, device_.get(), gate_.get()).value();
     auto gpu_model = std::make_unique<DeviceModel>(device_.get(), kTaskBytes, "gpu-fg");
     gpu_model_ = gpu_model.get();
-    gpu_lane_ = Lane{"fake:0", std::move(gpu_model), nullptr, false};
+    gpu_lane_ = ModelSet{"fake:0", std::move(gpu_model), nullptr, false};
     if (with_cpu_lane) {
       auto cpu_model = std::make_unique<DeviceModel>(nullptr, 0, "cpu-fg");
       cpu_model_ = cpu_model.get();
-      cpu_lane_ = Lane{"cpu", std::move(cpu_model), nullptr, true};
+      cpu_lane_ = ModelSet{"cpu", std::move(cpu_model), nullptr, true};
     }
     calibration_.add_measurement("gpu-fg", 64, 48, kTaskBytes);
     EngineOptions options;
@@ -141,7 +141,7 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<AdmissionGate> gate_;
   std::unique_ptr<OomRecovery> recovery_;
   CalibrationTable calibration_;
-  Lane gpu_lane_, cpu_lane_;
+  ModelSet gpu_lane_, cpu_lane_;
   DeviceModel* gpu_model_ = nullptr;
   DeviceModel* cpu_model_ = nullptr;
   std::unique_ptr<Engine> engine_;
@@ -308,7 +308,7 @@ class MultiLaneEngineTest : public ::testing::Test {
     std::unique_ptr<AdmissionGate> gate;
     std::unique_ptr<OomRecovery> recovery;
     CalibrationTable calibration;
-    Lane lane;
+    ModelSet lane;
     DeviceModel* model = nullptr;
   };
 
@@ -325,7 +325,7 @@ class MultiLaneEngineTest : public ::testing::Test {
 
   // Each GPU has room for `tasks_per_gpu` tasks' bytes and admits up to `max_concurrent` by count.
   void build(int tasks_per_gpu, int max_concurrent, bool with_cpu_lane = false) {
-    std::vector<GuardedLane> guarded;
+    std::vector<LaneView> guarded;
     for (int i = 0; i < 2; ++i) {
       auto gpu = std::make_unique<FakeGpu>();
       gpu->device = std::make_unique<FakeDevice>(tasks_per_gpu * kTaskBytes);
@@ -339,14 +339,15 @@ class MultiLaneEngineTest : public ::testing::Test {
           OomRecovery::create(recovery_options, gpu->device.get(), gpu->gate.get()).value();
       auto model = std::make_unique<DeviceModel>(gpu->device.get(), kTaskBytes, "fg");
       gpu->model = model.get();
-      gpu->lane = Lane{"fake:" + std::to_string(i), std::move(model), nullptr, false};
+      gpu->lane = ModelSet{"fake:" + std::to_string(i), std::move(model), nullptr, false};
       gpu->calibration.add_measurement("fg", 64, 48, kTaskBytes);
       guarded.push_back(
           {&gpu->lane, gpu->gate.get(), gpu->recovery.get(), &gpu->calibration, nullptr});
       gpus_.push_back(std::move(gpu));
     }
     if (with_cpu_lane) {
-      cpu_lane_ = Lane{"cpu", std::make_unique<DeviceModel>(nullptr, 0, "cpu-fg"), nullptr, true};
+      cpu_lane_ =
+          ModelSet{"cpu", std::make_unique<DeviceModel>(nullptr, 0, "cpu-fg"), nullptr, true};
     }
     EngineOptions options;
     options.layout = MaskLayout{root_};
@@ -375,7 +376,7 @@ class MultiLaneEngineTest : public ::testing::Test {
   static constexpr std::int64_t kTaskBytes = 100;
   fs::path root_;
   std::vector<std::unique_ptr<FakeGpu>> gpus_;
-  Lane cpu_lane_;
+  ModelSet cpu_lane_;
   std::unique_ptr<Engine> engine_;
 };
 

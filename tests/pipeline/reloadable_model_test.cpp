@@ -22,7 +22,7 @@ using testing::rect_mask;
 // A manual clock for idleness.
 struct ManualClock {
   std::chrono::steady_clock::time_point t{};
-  ReloadableModel::Clock fn() {
+  ReloadableModel::NowFn fn() {
     return [this] { return t; };
   }
 };

@@ -46,7 +46,7 @@ int run_tasks(Runtime& runtime, int count) {
   options.layout = MaskLayout{std::filesystem::temp_directory_path() / "segmentor-rollback-test",
                               "masks_foreground", "masks_people", "masks_product"};
   options.write_masks = false;
-  Engine engine(options, runtime.guarded_lanes(), runtime.cpu_lane.get());
+  Engine engine(options, runtime.lane_views(), runtime.cpu_lane.get());
   const BenchFrames frames = generate_frames(1);
   std::mutex mutex;
   std::condition_variable all_done;

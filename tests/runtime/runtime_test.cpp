@@ -83,7 +83,7 @@ TEST(RuntimeTest, OnTheCpuThereIsOneLaneWithAHostMemoryGate) {
   ASSERT_EQ((*runtime)->lanes.size(), 1u);
   EXPECT_EQ((*runtime)->first().name(), "cpu");
   EXPECT_TRUE((*runtime)->first().lane->serialize);
-  EXPECT_EQ((*runtime)->guarded_lanes().size(), 1u);
+  EXPECT_EQ((*runtime)->lane_views().size(), 1u);
   EXPECT_EQ((*runtime)->describe().rfind("cpu", 0), 0u) << (*runtime)->describe();
 }
 
@@ -116,7 +116,7 @@ TEST(RuntimeTest, EveryVisibleGpuGetsALaneWithItsOwnGateAndCalibration) {
   std::map<std::string, int> by_lane;
   int failed = 0;
   {
-    Engine engine(engine_options, rt.guarded_lanes(), nullptr);
+    Engine engine(engine_options, rt.lane_views(), nullptr);
     for (int i = 0; i < 64; ++i) {
       EngineTask task{AssetKind::kVideoFrame, "frame" + std::to_string(i), "frame.jpg",
                       grey(640, 480), {}};

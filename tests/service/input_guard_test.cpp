@@ -21,7 +21,7 @@ class InputGuardTest : public ::testing::Test {
     std::ofstream(dir_ / "in" / "sub" / "a.jpg") << "x";
     std::ofstream(dir_ / "outside" / "secret.jpg") << "x";
     std::ofstream(dir_ / "in-evil" / "b.jpg") << "x";
-    auto guard = InputGuard::Create({dir_ / "in"});
+    auto guard = InputGuard::create({dir_ / "in"});
     ASSERT_TRUE(guard.ok()) << guard.status().to_string();
     guard_.emplace(std::move(guard).value());
   }
@@ -71,8 +71,8 @@ TEST_F(InputGuardTest, RejectsRelativeAndEmptyPaths) {
 }
 
 TEST(InputGuardCreate, RejectsRelativeOrNoRoots) {
-  EXPECT_FALSE(InputGuard::Create({}).ok());
-  EXPECT_FALSE(InputGuard::Create({"relative/root"}).ok());
+  EXPECT_FALSE(InputGuard::create({}).ok());
+  EXPECT_FALSE(InputGuard::create({"relative/root"}).ok());
 }
 
 TEST(IsWithin, ComparesWholeComponents) {

@@ -143,7 +143,7 @@ TEST_F(ServeTest, BrokerRestartMidJob) {
   ASSERT_TRUE(wait_for(t(kProductImageMasked), job, 1)) << worker_->log();
   ASSERT_TRUE(shared_broker()->restart().ok());
   // The collector's queues are durable and the events persistent: a new connection sees them.
-  auto collector = EventCollector::Create(shared_broker()->url());
+  auto collector = EventCollector::create(shared_broker()->url());
   ASSERT_TRUE(collector.ok()) << collector.status().to_string();
   events_ = std::move(collector).value();
   ASSERT_TRUE(wait_for(t(kProductImagesMaskedBatch), job, 1, 120s)) << worker_->log();

@@ -30,10 +30,10 @@ class ServeTest : public ::testing::Test {
     ASSERT_NE(shared_broker(), nullptr) << "rabbitmq-server is not installed";
     fs::create_directories(inputs());
     fs::create_directories(data());
-    auto collector = EventCollector::Create(shared_broker()->url());
+    auto collector = EventCollector::create(shared_broker()->url());
     ASSERT_TRUE(collector.ok()) << collector.status().to_string();
     events_ = std::move(collector).value();
-    auto publisher = UpstreamPublisher::Create(shared_broker()->url());
+    auto publisher = UpstreamPublisher::create(shared_broker()->url());
     ASSERT_TRUE(publisher.ok()) << publisher.status().to_string();
     upstream_ = std::move(publisher).value();
   }

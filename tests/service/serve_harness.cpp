@@ -28,7 +28,7 @@ class BrokerEnvironment final : public ::testing::Environment {
  public:
   void SetUp() override {
     std::string skip;
-    auto broker = PrivateBroker::Start(&skip);
+    auto broker = PrivateBroker::create(&skip);
     ASSERT_TRUE(broker.ok()) << broker.status().to_string();
     broker_slot() = std::move(broker).value();
   }
@@ -139,7 +139,7 @@ int WorkerProcess::terminate(std::chrono::seconds timeout) {
 
 // --- EventCollector --------------------------------------------------------------------------
 
-Result<std::unique_ptr<EventCollector>> EventCollector::Create(const std::string& url) {
+Result<std::unique_ptr<EventCollector>> EventCollector::create(const std::string& url) {
   SEGMENTOR_ASSIGN_OR_RETURN(auto conn, messaging::testing::connect(url));
   SEGMENTOR_RETURN_IF_ERROR(
       conn->declare_exchange(1, messaging::kExchange, "topic", /*durable=*/true, false));
@@ -208,11 +208,11 @@ std::vector<messaging::InboundDelivery> take_matching(const std::string& queue,
 
 // --- UpstreamPublisher -----------------------------------------------------------------------
 
-Result<std::unique_ptr<UpstreamPublisher>> UpstreamPublisher::Create(const std::string& url) {
+Result<std::unique_ptr<UpstreamPublisher>> UpstreamPublisher::create(const std::string& url) {
   messaging::BrokerOptions options;
   options.url = url;
   options.start_timeout = std::chrono::milliseconds(30000);
-  SEGMENTOR_ASSIGN_OR_RETURN(auto client, messaging::BrokerClient::Create(options));
+  SEGMENTOR_ASSIGN_OR_RETURN(auto client, messaging::BrokerClient::create(options));
   SEGMENTOR_RETURN_IF_ERROR(client->start({}));
   return std::unique_ptr<UpstreamPublisher>(new UpstreamPublisher(std::move(client)));
 }

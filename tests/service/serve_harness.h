@@ -58,7 +58,7 @@ struct Emitted {
 // and keeps what arrived; tests pick their own job ids out. Not thread-safe.
 class EventCollector {
  public:
-  static Result<std::unique_ptr<EventCollector>> Create(const std::string& url);
+  static Result<std::unique_ptr<EventCollector>> create(const std::string& url);
   // Polls until `done(events so far)` holds or `timeout` passes; returns whether it held.
   bool wait_until(const std::function<bool(const std::vector<Emitted>&)>& done,
                   std::chrono::milliseconds timeout);
@@ -83,7 +83,7 @@ std::vector<messaging::InboundDelivery> take_matching(const std::string& queue,
 // Publishes like the upstream services (publish-only BrokerClient).
 class UpstreamPublisher {
  public:
-  static Result<std::unique_ptr<UpstreamPublisher>> Create(const std::string& url);
+  static Result<std::unique_ptr<UpstreamPublisher>> create(const std::string& url);
   Status publish(std::string_view topic, nlohmann::json payload,
                  std::string_view correlation_id = "");
   Status publish_raw(std::string_view topic, std::string body);

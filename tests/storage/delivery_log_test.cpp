@@ -16,7 +16,7 @@ using testing::unique_name;
 TEST(DeliveryLogTest, CountsRedeliveriesPerMessageAcrossConnections) {
   auto db = testing::connect();
   ASSERT_NE(db, nullptr);
-  auto log = DeliveryLog::Create(db.get());
+  auto log = DeliveryLog::create(db.get());
   ASSERT_TRUE(log.ok()) << log.status().to_string();
   const std::string body = "{\"job_id\":\"" + unique_name("job") + "\"}";
   auto first = (*log)->note_redelivery("queue.products.image.ready", body);
@@ -24,7 +24,7 @@ TEST(DeliveryLogTest, CountsRedeliveriesPerMessageAcrossConnections) {
   EXPECT_EQ(*first, 1);
   // Another replica (its own connection) sees the same message come back.
   auto other_db = testing::connect();
-  auto other = DeliveryLog::Create(other_db.get());
+  auto other = DeliveryLog::create(other_db.get());
   ASSERT_TRUE(other.ok());
   auto second = (*other)->note_redelivery("queue.products.image.ready", body);
   ASSERT_TRUE(second.ok());

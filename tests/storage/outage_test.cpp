@@ -24,13 +24,13 @@ class OutageTest : public ::testing::Test {
     db_ = testing::connect();
     ASSERT_NE(db_, nullptr);
     masks_ = std::make_unique<MaskPathStore>(db_.get());
-    auto store = PgJobStore::Create(db_.get());
+    auto store = PgJobStore::create(db_.get());
     ASSERT_TRUE(store.ok()) << store.status().to_string();
     store_ = std::move(store).value();
-    auto tracker = JobTracker::Create(JobTrackerOptions{}, store_.get(), &clock_);
+    auto tracker = JobTracker::create(JobTrackerOptions{}, store_.get(), &clock_);
     ASSERT_TRUE(tracker.ok());
     tracker_ = std::move(tracker).value();
-    key_ = JobKey{unique_name("job"), AssetType::kVideo};
+    key_ = JobKey{unique_name("job"), AssetKind::kVideoFrame};
     frame_ = unique_name("frame");
     sql("INSERT INTO video_frames (frame_id, video_id, ts, local_path) VALUES (" +
         sql_literal(frame_) + ", 'v', 0.5, '/in/" + frame_ + ".jpg')");
@@ -124,7 +124,7 @@ TEST_F(OutageTest, RetriesRideOutAShortOutage) {
 
 TEST_F(OutageTest, CreateFailsWithUnavailableWhenTheServerIsDown) {
   pause();
-  auto db = PostgresDatabase::Create(testing::fast_options());
+  auto db = PostgresDatabase::create(testing::fast_options());
   EXPECT_EQ(db.status().code(), ErrorCode::kUnavailable) << db.status().to_string();
   EXPECT_EQ(db.status().message().find("password"), std::string::npos)
       << "an error message leaked the DSN: " << db.status().message();

@@ -33,11 +33,11 @@ Worker start_worker(const Clock* clock, JobTrackerOptions options = {}) {
   Worker worker;
   worker.db = testing::connect();
   if (worker.db == nullptr) return worker;
-  auto store = PgJobStore::Create(worker.db.get());
+  auto store = PgJobStore::create(worker.db.get());
   EXPECT_TRUE(store.ok()) << store.status().to_string();
   if (!store.ok()) return worker;
   worker.store = std::move(store).value();
-  auto tracker = JobTracker::Create(options, worker.store.get(), clock);
+  auto tracker = JobTracker::create(options, worker.store.get(), clock);
   EXPECT_TRUE(tracker.ok()) << tracker.status().to_string();
   if (tracker.ok()) worker.tracker = std::move(tracker).value();
   return worker;
@@ -48,7 +48,7 @@ class PgJobStoreTest : public ::testing::Test {
   void SetUp() override {
     worker_ = start_worker(&clock_);
     ASSERT_NE(worker_.tracker, nullptr);
-    key_ = JobKey{unique_name("job"), AssetType::kImage};
+    key_ = JobKey{unique_name("job"), AssetKind::kProductImage};
   }
 
   ManualClock clock_;
@@ -57,7 +57,7 @@ class PgJobStoreTest : public ::testing::Test {
 };
 
 TEST_F(PgJobStoreTest, CreatingTheTablesTwiceIsHarmless) {
-  auto again = PgJobStore::Create(worker_.db.get());
+  auto again = PgJobStore::create(worker_.db.get());
   EXPECT_TRUE(again.ok()) << again.status().to_string();
   EXPECT_EQ(sql("SELECT count(*) FROM information_schema.tables WHERE table_name IN "
                 "('segmentor_job_progress', 'segmentor_processed_assets')"),
@@ -77,7 +77,7 @@ TEST_F(PgJobStoreTest, PublishedJobsOlderThanTheRetentionAreRemovedAtStartUp) {
         "VALUES (" +
         sql_literal(job) + ", 'image', 'a', 'done', now())");
   }
-  ASSERT_TRUE(PgJobStore::Create(worker_.db.get()).ok());
+  ASSERT_TRUE(PgJobStore::create(worker_.db.get()).ok());
   auto count = [](const std::string& table, const std::string& job) {
     return sql("SELECT count(*) FROM " + table + " WHERE job_id = " + sql_literal(job));
   };
@@ -110,7 +110,7 @@ TEST_F(PgJobStoreTest, ProgressSurvivesANewConnection) {
   ASSERT_TRUE(worker_.tracker->record_batch(key_, "batch-1", 5).ok());
   const JobTime batch_time = clock_.now();
   ASSERT_TRUE(worker_.tracker->record_assets(key_, {done("a"), done("b"), failed("c")}).ok());
-  const JobKey video{key_.job_id, AssetType::kVideo};
+  const JobKey video{key_.job_id, AssetKind::kVideoFrame};
   ASSERT_TRUE(worker_.tracker->record_asset(video, done("f1")).ok());
   worker_ = Worker{};  // the worker stops: connection closed
 

@@ -33,11 +33,11 @@ TEST(Utf8LengthTest, CountsCharactersNotBytes) {
 TEST(PostgresDatabaseTest, RejectsBadRetryOptions) {
   PostgresOptions options;
   options.max_attempts = 0;
-  EXPECT_EQ(PostgresDatabase::Create(options).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(PostgresDatabase::create(options).status().code(), ErrorCode::kInvalidArgument);
   options.max_attempts = 1;
   options.initial_backoff = std::chrono::milliseconds(100);
   options.max_backoff = std::chrono::milliseconds(10);
-  EXPECT_EQ(PostgresDatabase::Create(options).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(PostgresDatabase::create(options).status().code(), ErrorCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -24,7 +24,7 @@ inline PostgresOptions fast_options() {
 }
 
 inline std::unique_ptr<PostgresDatabase> connect(const PostgresOptions& options = fast_options()) {
-  auto db = PostgresDatabase::Create(options);
+  auto db = PostgresDatabase::create(options);
   EXPECT_TRUE(db.ok()) << db.status().to_string();
   return db.ok() ? std::move(db).value() : nullptr;
 }
