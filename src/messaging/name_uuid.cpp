@@ -73,6 +73,10 @@ std::string uuid5(const UuidBytes& name_space, std::string_view name) {
   std::memcpy(bytes.data(), digest.data(), bytes.size());
   bytes[6] = static_cast<std::uint8_t>((bytes[6] & 0x0F) | 0x50);  // version 5
   bytes[8] = static_cast<std::uint8_t>((bytes[8] & 0x3F) | 0x80);  // RFC 4122 variant
+  return format_uuid(bytes);
+}
+
+std::string format_uuid(const UuidBytes& bytes) {
   constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(36);

@@ -16,6 +16,9 @@ using UuidBytes = std::array<std::uint8_t, 16>;
 inline constexpr UuidBytes kSegmentorEventNamespace = {
     0x3d, 0x1f, 0x6c, 0x52, 0x8c, 0x0e, 0x4b, 0x6f, 0x9a, 0x57, 0x2f, 0x4e, 0x1c, 0x7d, 0x9b, 0x20};
 
+// The canonical lowercase form of a UUID's bytes: 8-4-4-4-12 hex digits.
+std::string format_uuid(const UuidBytes& bytes);
+
 // The version-5 UUID of `name` in `name_space`, canonical lowercase form. Thread-safe.
 std::string uuid5(const UuidBytes& name_space, std::string_view name);
 

@@ -6,6 +6,8 @@
 #include <ctime>
 #include <random>
 
+#include "messaging/name_uuid.h"
+
 namespace segmentor::messaging {
 
 std::string queue_for(std::string_view topic) { return "queue." + std::string(topic); }
@@ -32,22 +34,14 @@ std::string uuid4() {
     std::seed_seq seed{device(), device(), device(), device(), device(), device()};
     return std::mt19937_64(seed);
   }();
-  std::array<unsigned char, 16> bytes{};
+  UuidBytes bytes{};
   for (std::size_t i = 0; i < bytes.size(); i += 8) {
     std::uint64_t word = generator();
-    for (std::size_t j = 0; j < 8; ++j) bytes[i + j] = static_cast<unsigned char>(word >> (8 * j));
+    for (std::size_t j = 0; j < 8; ++j) bytes[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
   }
-  bytes[6] = static_cast<unsigned char>((bytes[6] & 0x0F) | 0x40);  // version 4
-  bytes[8] = static_cast<unsigned char>((bytes[8] & 0x3F) | 0x80);  // RFC 4122 variant
-  constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(kHex[bytes[i] >> 4]);
-    out.push_back(kHex[bytes[i] & 0x0F]);
-  }
-  return out;
+  bytes[6] = static_cast<std::uint8_t>((bytes[6] & 0x0F) | 0x40);  // version 4
+  bytes[8] = static_cast<std::uint8_t>((bytes[8] & 0x3F) | 0x80);  // RFC 4122 variant
+  return format_uuid(bytes);
 }
 
 Result<nlohmann::json> with_metadata(nlohmann::json payload, std::string_view topic,
