@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/backoff.h"
 #include "common/status.h"
 #include "jobs/job_tracker.h"
 #include "messaging/broker_client.h"
@@ -215,7 +216,7 @@ class Worker {
 
 template <typename Op>
 auto Worker::with_database(std::string_view what, Op&& op) -> decltype(op()) {
-  auto backoff = options_.db_initial_backoff;
+  Backoff backoff(options_.db_initial_backoff, options_.db_max_backoff);
   while (true) {
     auto result = op();
     Status status;
@@ -226,8 +227,7 @@ auto Worker::with_database(std::string_view what, Op&& op) -> decltype(op()) {
     }
     note_database(status, what);
     if (status.code() != ErrorCode::kUnavailable || abandoning()) return result;
-    pause_unless_abandoning(backoff);
-    backoff = std::min(backoff * 2, options_.db_max_backoff);
+    pause_unless_abandoning(backoff.next());
   }
 }
 

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/backoff.h"
 #include "storage/pg_txn.h"
 
 namespace segmentor {
@@ -157,7 +158,7 @@ void PostgresDatabase::prepare(const std::string& name, const std::string& sql) 
 
 // See Note [Database retries].
 Status PostgresDatabase::run(std::string_view what, const Body& body) {
-  std::chrono::milliseconds backoff = impl_->options.initial_backoff;
+  Backoff backoff(impl_->options.initial_backoff, impl_->options.max_backoff);
   for (int attempt = 1;; ++attempt) {
     std::optional<PgFailure> failure;
     {
@@ -173,10 +174,10 @@ Status PostgresDatabase::run(std::string_view what, const Body& body) {
       return failure->status.with_context("after " + std::to_string(attempt) + " attempts");
     }
     ++retries_;
+    const std::chrono::milliseconds wait = backoff.next();
     spdlog::warn("database: {} failed (attempt {} of {}), retrying in {} ms: {}", what, attempt,
-                 impl_->options.max_attempts, backoff.count(), failure->status.message());
-    std::this_thread::sleep_for(backoff);  // without the mutex: others may try meanwhile
-    backoff = std::min(backoff * 2, impl_->options.max_backoff);
+                 impl_->options.max_attempts, wait.count(), failure->status.message());
+    std::this_thread::sleep_for(wait);  // without the mutex: others may try meanwhile
   }
 }
 
