@@ -17,6 +17,7 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 DB_NAME=product_video_matching
 DB_USER=postgres
 DB_PASSWORD=dev
+UPSTREAM_TABLES_SQL="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/deploy/compose/init_db/10-segmentor-tables.sql"
 
 log() { echo "postgres.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -116,22 +117,9 @@ EOF
   done
 
   psql_run "$dir" postgres -c "CREATE DATABASE $DB_NAME"
-  # The upstream tables this worker updates (CONTRACT §5 DDL); the worker creates its own.
-  psql_run "$dir" "$DB_NAME" <<'SQL'
-CREATE TABLE IF NOT EXISTS product_images (
-  img_id VARCHAR(255) PRIMARY KEY,
-  product_id VARCHAR(255),
-  local_path VARCHAR(500) NOT NULL,
-  masked_local_path VARCHAR(500)
-);
-CREATE TABLE IF NOT EXISTS video_frames (
-  frame_id VARCHAR(255) PRIMARY KEY,
-  video_id VARCHAR(255),
-  ts FLOAT NOT NULL,
-  local_path VARCHAR(500) NOT NULL,
-  masked_local_path VARCHAR(500)
-);
-SQL
+  # The upstream tables this worker updates (CONTRACT §5 DDL), from the same file the compose
+  # project loads, so tests and deployment cannot drift; the worker creates its own tables.
+  psql_run "$dir" "$DB_NAME" <"$UPSTREAM_TABLES_SQL"
   dsn_of "$dir" >"$dir/dsn"
   log "server running in $dir"
   dsn_of "$dir"
