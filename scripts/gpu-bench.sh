@@ -67,7 +67,7 @@ for phase in "$@"; do
     build)
       torch_prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
       timed 120 configure cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DSEGMENTOR_PYTHON="$(command -v python3)" "-DCMAKE_PREFIX_PATH=$torch_prefix;$deps/usr" \
+        -DSEGMENTOR_PYTHON="$(command -v python3)" -DSEGMENTOR_ALLOCATOR="${SEGMENTOR_ALLOCATOR:-auto}" "-DCMAKE_PREFIX_PATH=$torch_prefix;$deps/usr" \
         -DCMAKE_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu" -DCMAKE_INCLUDE_PATH="$deps/usr/include"
       TAIL=5 timed 300 build cmake --build build-gpu --target segmentor --parallel "$(nproc)" ;;
     prepare)

@@ -243,9 +243,12 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   std::vector<LaneView> guarded;
   for (const auto& lane : lanes) {
     const LaneGuards& g = lane->guards;
+    // The lane's own slot threads: a round reuses the threads (and their per-thread LibTorch
+    // state) of the rounds before it, as serve's one engine does (Note [Slot threads outlive
+    // engines]).
     guarded.push_back({lane->source.lane.get(), g.gate.get(), g.recovery.get(),
                        use_calibration ? &lane->source.calibration : nullptr, g.cache.get(),
-                       g.tuner.get()});
+                       g.tuner.get(), lane->source.slot_threads.get()});
   }
   const DeviceLane& first = runtime.first();
 

@@ -24,6 +24,7 @@ nlohmann::ordered_json fit_json(const LineFit& fit, const char* slope_name) {
   j[slope_name] = fit.slope;
   j["intercept"] = fit.intercept;
   j["r2"] = fit.r2;
+  j["slope_error"] = fit.slope_error;
   j["points"] = fit.points;
   return j;
 }
@@ -58,6 +59,7 @@ LineFit fit_line(const std::vector<double>& x, const std::vector<double>& y) {
       residual += e * e;
     }
     fit.r2 = 1.0 - residual / syy;
+    if (n >= 3) fit.slope_error = std::sqrt(residual / static_cast<double>(n - 2) / sxx);
   }
   return fit;
 }
@@ -116,17 +118,41 @@ void analyse_soak(SoakReport& r) {
     r.rss_bytes_per_frame = r.rss_floor.slope / r.frames_per_hour;
     r.gpu_allocated_bytes_per_frame = r.gpu_allocated.slope / r.frames_per_hour;
   }
+  // Note [A leak verdict needs a long enough soak]
   const double limit = r.thresholds.leak_bytes_per_hour;
-  const bool rss_leak = r.rss_floor.slope > limit;
-  const bool allocated_leak = r.gpu_allocated.slope > limit;
-  r.leak_suspected = steady.size() >= 3 && (rss_leak || allocated_leak);  // else: too few to judge
+  const auto surely_above = [limit](const LineFit& f) {
+    return f.slope - 2 * f.slope_error > limit;
+  };
+  const auto surely_below = [limit](const LineFit& f) {
+    return f.slope + 2 * f.slope_error <= limit;
+  };
+  const bool rss_leak = surely_above(r.rss_floor);
+  const bool allocated_leak = surely_above(r.gpu_allocated);
+  const bool judged = steady.size() >= 3;
+  r.leak_suspected = judged && (rss_leak || allocated_leak);
+  r.inconclusive =
+      judged && !r.leak_suspected && !(surely_below(r.rss_floor) && surely_below(r.gpu_allocated));
   std::string verdict;
-  if (steady.size() < 3) {
+  if (!judged) {
     verdict = "too few rounds to judge (" + std::to_string(steady.size()) + " steady)";
   } else if (r.leak_suspected) {
     verdict = std::string("LEAK SUSPECTED: ") + (rss_leak ? "host RSS floor " : "") +
               (allocated_leak ? "GPU allocated " : "") + "grows faster than " +
               fixed(limit / kMiB, 1) + " MiB/h";
+  } else if (r.inconclusive) {
+    // The error of a slope shrinks with the span to the power 3/2 at a fixed reading rate.
+    const LineFit& widest =
+        r.rss_floor.slope_error >= r.gpu_allocated.slope_error ? r.rss_floor : r.gpu_allocated;
+    const double span_hours = hours.back() - hours.front();
+    const double needed = widest.slope_error > 0 && limit > 0
+                              ? span_hours * std::pow(2 * widest.slope_error / limit, 2.0 / 3.0)
+                              : 0;
+    verdict = "inconclusive: host RSS floor " + fixed(r.rss_floor.slope / kMiB, 1) + " ± " +
+              fixed(2 * r.rss_floor.slope_error / kMiB, 1) + " MiB/h, GPU allocated " +
+              fixed(r.gpu_allocated.slope / kMiB, 1) + " ± " +
+              fixed(2 * r.gpu_allocated.slope_error / kMiB, 1) + " MiB/h against a limit of " +
+              fixed(limit / kMiB, 1) + " MiB/h; a steady part of about " + fixed(needed * 60, 0) +
+              " min would decide";
   } else {
     verdict = "no leak: host RSS floor " + fixed(r.rss_floor.slope / kMiB, 2) +
               " MiB/h, GPU allocated " + fixed(r.gpu_allocated.slope / kMiB, 2) + " MiB/h (limit " +
@@ -161,6 +187,7 @@ std::string soak_to_json(const SoakReport& r) {
   j["frames_done"] = r.frames_done;
   j["frames_lost"] = r.frames_lost;
   j["leak_suspected"] = r.leak_suspected;
+  j["inconclusive"] = r.inconclusive;
   j["verdict"] = r.verdict;
   auto& samples = j["samples"] = nlohmann::ordered_json::array();
   for (const SoakSample& s : r.samples) {
@@ -193,12 +220,14 @@ std::string soak_to_markdown(const SoakReport& r) {
          std::to_string(r.frames_lost) + " |\n";
   out += "| steady part | from round " + std::to_string(r.steady_from_round) + ", " +
          fixed(r.frames_per_hour, 0) + " frames/h |\n";
-  out += "| host RSS floor slope (judged) | " + fixed(r.rss_floor.slope / kMiB, 3) + " MiB/h (" +
+  out += "| host RSS floor slope (judged) | " + fixed(r.rss_floor.slope / kMiB, 3) + " ± " +
+         fixed(2 * r.rss_floor.slope_error / kMiB, 3) + " MiB/h (" +
          fixed(r.rss_bytes_per_frame, 2) + " B/frame, " + std::to_string(r.rss_floor.points) +
          " window minima) |\n";
   out += "| host RSS slope, every reading | " + fixed(r.rss.slope / kMiB, 3) + " MiB/h (r² " +
          fixed(r.rss.r2, 2) + ") |\n";
-  out += "| GPU allocated slope | " + fixed(r.gpu_allocated.slope / kMiB, 3) + " MiB/h (" +
+  out += "| GPU allocated slope | " + fixed(r.gpu_allocated.slope / kMiB, 3) + " ± " +
+         fixed(2 * r.gpu_allocated.slope_error / kMiB, 3) + " MiB/h (" +
          fixed(r.gpu_allocated_bytes_per_frame, 2) + " B/frame) |\n";
   out += "| GPU reserved slope | " + fixed(r.gpu_reserved.slope / kMiB, 3) + " MiB/h |\n";
   out += "| throughput slope | " + fixed(r.throughput.slope, 3) + " frames/s per hour (from " +

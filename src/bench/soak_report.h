@@ -13,21 +13,33 @@ namespace segmentor {
 // ~~~~~~~~~~~~~~~~~~~~~~~~~
 // A soak runs rounds of the bench load back to back on one Runtime (models, lanes, allocator and
 // CPU lane live for the whole soak; each round builds its own gate, ladder, cache policy and
-// engine threads and tears them down). After each round the process is quiescent — no task in
-// flight — so host RSS (after malloc_trim, so glibc's cached free memory does not count) and the
-// allocator's allocated/reserved bytes are read at the same point of the cycle every time, and a
-// leak shows as a straight upward line through those readings rather than noise around the in-round
-// peaks. The slope is a least-squares fit (bytes per hour) over the steady part: readings after the
-// warm-up (the first `warmup_fraction` of the soak, at least one round), because the first rounds
-// legitimately grow the allocator's cache, glibc's arenas and LibTorch's thread pools. Divided by
-// the frames per hour it becomes bytes leaked per frame, the number that scales with load.
-// Host RSS stays noisy even so (LibTorch's thread pools and glibc's arenas hold tens of MiB more
-// or less from one round to the next: ±70 MiB on the CPU here), so the RSS verdict fits its
+// engine threads and tears them down, and reuses the lane's slot threads, as serve keeps them
+// for its life: Note [Slot threads outlive engines]). After each round the process is quiescent —
+// no task in flight — so host RSS (after malloc_trim, so glibc's cached free memory does not count)
+// and the allocator's allocated/reserved bytes are read at the same point of the cycle every time,
+// and a leak shows as a straight upward line through those readings rather than noise around the
+// in-round peaks. The slope is a least-squares fit (bytes per hour) over the steady part: readings
+// after the warm-up (the first `warmup_fraction` of the soak, at least one round), because the
+// first rounds legitimately grow the allocator's cache, glibc's arenas and LibTorch's thread pools.
+// Divided by the frames per hour it becomes bytes leaked per frame, the number that scales with
+// load. Host RSS stays noisy even so (LibTorch's thread pools and glibc's arenas hold tens of MiB
+// more or less from one round to the next: ±70 MiB on the CPU here), so the RSS verdict fits its
 // floor: the steady readings are cut into up to kFloorWindows consecutive windows and the lowest
 // reading of each is fitted. Leaked live memory lifts every reading, the floor included; noise
 // mostly lifts the others. The verdict is a threshold on the RSS floor's slope and on the
 // allocated slope (reserved is reported, not judged: the caching allocator may keep blocks it
-// never returns).
+// never returns), taken with the fit's uncertainty (Note [A leak verdict needs a long enough
+// soak]).
+//
+// Note [A leak verdict needs a long enough soak]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A slope is only as good as its run: ±15 MiB of noise over a 3-minute steady part can tilt the
+// line by ±300 MiB/h, so a flat GPU soak of 4 minutes measured +44 MiB/h and was called a leak
+// (bench/RESULTS.md, 2026-11-30). Each slope is therefore judged with twice its standard error:
+// a leak is suspected only when even slope − 2σ passes the limit; "no leak" needs slope + 2σ
+// under it; anything between is "inconclusive", which says how long a soak would decide it
+// rather than guessing. A real leak is still caught in minutes when it is steep (the 3.3 GiB/h
+// one on the GPU was 160 MiB above the noise after four).
 struct SoakSample {
   double t_seconds = 0;                  // since the soak started, at the end of the round
   int round = 0;                         // 1-based
@@ -47,6 +59,9 @@ struct LineFit {
   double intercept = 0;
   double r2 = 0;
   int points = 0;
+  // The slope's standard error (same units): how far noise alone could tilt the line. 0 with
+  // fewer than three points.
+  double slope_error = 0;
 };
 
 // Fewer than two points, or every x equal: a zero fit with `points` set.
@@ -84,7 +99,8 @@ struct SoakReport {
   std::int64_t frames_done = 0;
   std::int64_t frames_lost = 0;
   bool leak_suspected = false;
-  std::string verdict;  // one line for people
+  bool inconclusive = false;  // neither a leak nor its absence is shown: the run was too short
+  std::string verdict;        // one line for people
 };
 
 // Fills the fits, per-frame figures and the verdict from report.samples and report.thresholds.

@@ -255,7 +255,7 @@ TaskOutcome Engine::process(const EngineTask& task) {
     }
     // Note [GPU work runs on slot threads]
     std::optional<Result<AssetMasks>> masks;
-    lane_state.slot_threads.run(ticket->slot(), [&] {
+    lane_state.slot_threads().run(ticket->slot(), [&] {
       StageSink sink(model_stages);
       masks.emplace(segment_on(lane, nullptr, image));
     });

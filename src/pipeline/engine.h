@@ -53,6 +53,9 @@ struct LaneView {
   const CalibrationTable* calibration = nullptr;
   CachePolicy* cache = nullptr;
   ConcurrencyTuner* tuner = nullptr;
+  // The device's long-lived slot threads (Note [Slot threads outlive engines] in
+  // slot_threads.h); null: the engine starts its own, which end with it.
+  SlotThreads* slot_threads = nullptr;
 };
 
 struct EngineTask {
@@ -127,8 +130,12 @@ class Engine {
   };
   struct LaneState {
     LaneView guarded;
-    std::mutex serial_mutex;   // only used when the lane serializes
-    SlotThreads slot_threads;  // a concurrent lane's GPU calls (slot_threads.h)
+    std::mutex serial_mutex;  // only used when the lane serializes
+    // A concurrent lane's GPU calls run on `guarded.slot_threads`, or on these when that is null.
+    SlotThreads own_slot_threads;
+    SlotThreads& slot_threads() {
+      return guarded.slot_threads != nullptr ? *guarded.slot_threads : own_slot_threads;
+    }
   };
   struct Admission {
     LaneState* lane = nullptr;

@@ -25,6 +25,17 @@ namespace segmentor {
 // slot's thread: the per-thread and per-stream state exists once per slot, which is what the gate's
 // arithmetic bounds. Slots are handed out last-in-first-out, so the warmest one is reused first.
 //
+// Note [Slot threads outlive engines]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Some of that per-thread state is never given back when its thread ends: cuDNN's execution-plan
+// cache is thread-local in LibTorch, and with cuDNN 9.10 and later it is deliberately leaked at
+// thread exit (freeing it during teardown crashed). A GPU soak that built a new engine, and with
+// it new slot threads, for every round of 200 frames grew host RSS by 3.3 GiB/h on the H200
+// (bench/RESULTS.md, 2026-11-30), while the CPU soak, which has no cuDNN, stayed flat. So the
+// slot threads belong to the device lane (runtime/device_lane.h), which lives as long as the
+// process: every engine built on the lane — serve's, run's, each bench and soak round — reuses
+// them, and the state exists once per slot for the process, as the gate assumes.
+//
 // Thread-safe. Threads start on first use of a slot; the destructor finishes queued work first.
 class SlotThreads {
  public:

@@ -206,7 +206,8 @@ Status calibrate_lane(DeviceLane& lane, const Config& config, const std::string&
 }  // namespace
 
 LaneView DeviceLane::view() const {
-  return LaneView{lane.get(), gate.get(), recovery.get(), &calibration, cache.get(), tuner.get()};
+  return LaneView{lane.get(),  gate.get(),  recovery.get(),    &calibration,
+                  cache.get(), tuner.get(), slot_threads.get()};
 }
 
 Result<std::unique_ptr<ModelSet>> load_model_set(const Config& config, const std::string& device) {

@@ -49,6 +49,9 @@ struct DeviceLane {
   // MODEL_IDLE_UNLOAD_SECONDS > 0 on a GPU: this lane's models (owned by `lane`), for the
   // runtime's reaper.
   std::vector<ReloadableModel*> reloadable_models;
+  // Every engine's GPU calls on this lane (Note [Slot threads outlive engines]); declared after
+  // the models so that its threads are joined before the models they call are destroyed.
+  std::unique_ptr<SlotThreads> slot_threads = std::make_unique<SlotThreads>();
 
   const std::string& name() const { return lane->name; }
   LaneView view() const;

@@ -195,6 +195,31 @@ TEST_F(EngineTest, GpuCallsRunOnOneThreadPerGateSlot) {
   EXPECT_EQ(seen.count(std::this_thread::get_id()), 0u);
 }
 
+TEST_F(EngineTest, EnginesInTurnOnOneLaneReuseItsSlotThreads) {
+  // Note [Slot threads outlive engines]: serve's engine, and each bench or soak round's, runs its
+  // GPU calls on the device lane's slot threads, so per-thread LibTorch state that is never given
+  // back (cuDNN's plan cache) is made once per slot per process, not once per engine.
+  build(1000, 2, false);
+  engine_.reset();
+  SlotThreads lane_threads;
+  LaneView view{&gpu_lane_, gate_.get(), recovery_.get(), &calibration_,
+                nullptr,    nullptr,     &lane_threads};
+  EngineOptions options;
+  options.layout = MaskLayout{root_};
+  options.max_concurrent = 2;
+  for (int round = 0; round < 3; ++round) {
+    engine_ = std::make_unique<Engine>(options, std::vector<LaneView>{view}, nullptr);
+    const auto outcomes = run_tasks(12);
+    ASSERT_EQ(outcomes.size(), 12u);
+    for (const auto& outcome : outcomes) EXPECT_TRUE(outcome.status.ok());
+    engine_.reset();
+  }
+  EXPECT_LE(lane_threads.threads_started(), 2);
+  const std::set<std::thread::id> seen = gpu_model_->threads_seen();
+  EXPECT_GE(seen.size(), 1u);
+  EXPECT_LE(seen.size(), 2u);  // three engines, the same (at most two) threads
+}
+
 TEST_F(EngineTest, ABackingOffTaskHoldsNoTicketAndComesBackFirst) {
   std::vector<int> in_flight_while_sleeping;
   build(1000, 1, false, [&](std::chrono::nanoseconds) {
@@ -281,10 +306,8 @@ TEST_F(EngineTest, AnUnreadableFileFailsWithItsNameAndOthersCarryOn) {
   };
   engine_->submit({AssetKind::kProductImage, "missing", root_ / "missing.jpg", std::nullopt, {}},
                   collect);
-  engine_->submit({AssetKind::kProductImage, "good", "good.jpg", gray_image(8, 8), {}},
-                  collect);
-  engine_->submit({AssetKind::kProductImage, "../escape", "x.jpg", gray_image(8, 8), {}},
-                  collect);
+  engine_->submit({AssetKind::kProductImage, "good", "good.jpg", gray_image(8, 8), {}}, collect);
+  engine_->submit({AssetKind::kProductImage, "../escape", "x.jpg", gray_image(8, 8), {}}, collect);
   engine_->wait_idle();
   ASSERT_EQ(outcomes.size(), 3U);
   int ok = 0;
@@ -360,8 +383,8 @@ class MultiLaneEngineTest : public ::testing::Test {
     std::mutex m;
     std::map<std::string, int> by_lane;
     for (int i = 0; i < n; ++i) {
-      EngineTask task{AssetKind::kVideoFrame, "frame" + std::to_string(i), "frame.jpg",
-                      gray_image(64, 48), {}};
+      EngineTask task{
+          AssetKind::kVideoFrame, "frame" + std::to_string(i), "frame.jpg", gray_image(64, 48), {}};
       engine_->submit(std::move(task), [&](const EngineTask&, const TaskOutcome& outcome) {
         std::lock_guard lock(m);
         EXPECT_TRUE(outcome.status.ok()) << outcome.status.to_string();
