@@ -38,6 +38,7 @@ int run_plan_command(const PlanFlags& flags, Config config) {
   }
   runtime_options.device = *device;
   runtime_options.cpu_fallback = false;  // the plan measures the card, not the fallback
+  runtime_options.warm_slots = false;    // ... and runs no task
   auto runtime = build_runtime(config, runtime_options);
   if (!runtime.ok()) {
     std::fprintf(stderr, "segmentor plan: %s\n", runtime.status().to_string().c_str());

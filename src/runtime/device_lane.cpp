@@ -210,8 +210,10 @@ LaneView DeviceLane::view() const {
                   cache.get(), tuner.get(), slot_threads.get()};
 }
 
-Result<std::unique_ptr<ModelSet>> load_model_set(const Config& config, const std::string& device) {
-  SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded, load_lane(config, device, 0.0));
+Result<std::unique_ptr<ModelSet>> load_model_set(const Config& config, const std::string& device,
+                                                 bool freeze_cpu) {
+  SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded,
+                             load_lane(config, device, 0.0, nullptr, freeze_cpu));
   return std::move(loaded.lane);
 }
 

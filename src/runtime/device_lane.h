@@ -64,7 +64,9 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
                                                       const std::string& device,
                                                       const DeviceLaneOptions& options);
 
-// A lane with the models alone (no memory manager): the CPU fallback.
-Result<std::unique_ptr<ModelSet>> load_model_set(const Config& config, const std::string& device);
+// A lane with the models alone (no memory manager): the CPU fallback. `freeze_cpu` as in
+// DeviceLaneOptions::freeze_cpu_models.
+Result<std::unique_ptr<ModelSet>> load_model_set(const Config& config, const std::string& device,
+                                                 bool freeze_cpu);
 
 }  // namespace segmentor

@@ -2,7 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <future>
+
 #include "models/model_loader.h"
+#include "runtime/slot_warmup.h"
 
 namespace segmentor {
 
@@ -38,8 +42,26 @@ std::string Runtime::describe() const {
   return text;
 }
 
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+// Note [A fast start]
+// ~~~~~~~~~~~~~~~~~~~
+// Start to first mask is what a user of `run` and a scaled-up replica of `serve` wait for. The
+// CPU fallback lane serves only the rare task whose GPU retries ran out, so it is loaded on a
+// thread of its own while the GPU lanes load and calibrate, and it is not frozen: freezing runs
+// reference forwards at full size on the CPU and pays only after ~28 images there (Note [Freezing
+// pays only for many images on the CPU], run_command.cpp), which a fallback lane rarely sees.
+// The GPU lanes' slots are then warmed (Note [Warm every slot before ready]). Each part's time
+// is logged, so a slow start says where it went.
 Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
                                                const RuntimeOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
   auto runtime = std::make_unique<Runtime>();
   configure_torch_threads(config.cpu_threads);
   const std::string requested = options.device.empty() ? config.device : options.device;
@@ -50,8 +72,22 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
   lane_options.cache_ticker = options.cache_ticker;
   lane_options.inject_oom_rate = options.inject_oom_rate.value_or(config.inject_oom_rate);
   lane_options.freeze_cpu_models = options.freeze_cpu_models;
+  double cpu_fallback_seconds = 0;  // declared first: the future below joins before it goes
+  std::future<Result<std::unique_ptr<ModelSet>>> cpu_fallback;
+  if (options.cpu_fallback && devices.front() != "cpu") {
+    cpu_fallback = std::async(std::launch::async, [&config, &cpu_fallback_seconds] {
+      const auto loading = std::chrono::steady_clock::now();
+      auto models = load_model_set(config, "cpu", /*freeze_cpu=*/false);
+      cpu_fallback_seconds = seconds_since(loading);
+      return models;
+    });
+  }
   for (const std::string& device : devices) {
+    const auto loading = std::chrono::steady_clock::now();
     SEGMENTOR_ASSIGN_OR_RETURN(auto lane, build_device_lane(config, device, lane_options));
+    spdlog::info("start-up: {} loaded{} in {:.2f} s", device,
+                 lane_options.calibrate && device != "cpu" ? " and calibrated" : "",
+                 seconds_since(loading));
     runtime->lanes.push_back(std::move(lane));
   }
   if (devices.size() > 1) {
@@ -63,8 +99,19 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
       primary.foreground->info().is_test_model ||
       (primary.people && primary.people->info().is_test_model) ||
       (primary.person_detector && primary.person_detector->info().is_test_model);
-  if (options.cpu_fallback && devices.front() != "cpu") {
-    SEGMENTOR_ASSIGN_OR_RETURN(runtime->cpu_lane, load_model_set(config, "cpu"));
+  if (cpu_fallback.valid()) {
+    SEGMENTOR_ASSIGN_OR_RETURN(runtime->cpu_lane, cpu_fallback.get());
+    spdlog::info("start-up: CPU fallback lane loaded in {:.2f} s (beside the GPU lanes)",
+                 cpu_fallback_seconds);
+  }
+  if (options.warm_slots) {
+    for (const auto& lane : runtime->lanes) {
+      const WarmupReport warm = warm_slots(*lane, config.max_concurrent_images);
+      if (warm.slots + warm.failures == 0) continue;  // a CPU lane: nothing to warm
+      spdlog::info(
+          "start-up: {} slot(s) of {} warmed in {:.2f} s{}", warm.slots, lane->name(), warm.seconds,
+          warm.failures > 0 ? " (" + std::to_string(warm.failures) + " calls failed)" : "");
+    }
   }
 
   if (config.model_idle_unload_seconds > 0 && devices.front() == "cpu") {
@@ -80,6 +127,7 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
         },
         kModelReaperInterval);
   }
+  spdlog::info("start-up: ready after {:.2f} s", seconds_since(start));
   return runtime;
 }
 

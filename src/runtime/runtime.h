@@ -36,6 +36,9 @@ struct RuntimeOptions {
   // Freeze models loaded on the CPU (Note [Freezing TorchScript modules]). `run` turns it off for
   // a few images: Note [Freezing pays only for many images on the CPU] (run_command.cpp).
   bool freeze_cpu_models = true;
+  // Run each model once on every slot thread of every GPU lane before returning (Note [Warm every
+  // slot before ready], runtime/slot_warmup.h). `plan` turns it off: it only calibrates.
+  bool warm_slots = true;
 };
 
 // Owns everything; members are declared in dependency order so they are destroyed safely.

@@ -1,0 +1,93 @@
+#include "runtime/slot_warmup.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <thread>
+#include <vector>
+
+#include "imaging/image.h"
+
+namespace segmentor {
+
+namespace {
+
+// An HD frame: the size class most tasks have. The networks run at their manifest's fixed input
+// size whatever the source, so one source size warms every convolution; the resizes before and
+// after are shape-generic kernels.
+constexpr int kWarmWidth = 1280;
+constexpr int kWarmHeight = 720;
+
+RgbImage warm_frame() {
+  RgbImage image;
+  image.width = kWarmWidth;
+  image.height = kWarmHeight;
+  image.pixels.resize(image.pixel_count() * 3);
+  for (std::size_t i = 0; i < image.pixels.size(); ++i) {
+    image.pixels[i] = static_cast<std::uint8_t>((i * 7 + i / 3 * 13) & 0xff);  // texture, not flat
+  }
+  return image;
+}
+
+// Every model of the set once; the number of calls that failed.
+int call_every_model(const ModelSet& models, const RgbImage& frame, int slot) {
+  int failures = 0;
+  for (MaskModel* model :
+       {models.foreground.get(), models.people.get(), models.person_detector.get()}) {
+    if (model == nullptr) continue;
+    Result<Mask> mask = model->segment(frame);
+    if (!mask.ok()) {
+      ++failures;
+      spdlog::warn("warming slot {} of {}: {}", slot, models.name, mask.status().to_string());
+    }
+  }
+  return failures;
+}
+
+}  // namespace
+
+WarmupReport warm_slots(DeviceLane& lane, int slots) {
+  WarmupReport report;
+  if (lane.lane == nullptr || lane.lane->serialize || lane.gate == nullptr || slots <= 0) {
+    return report;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const RgbImage frame = warm_frame();
+  std::int64_t predicted = 0;
+  if (!lane.calibration.empty()) {
+    auto bytes = lane.calibration.predict_task_bytes(frame.width, frame.height);
+    if (bytes.ok()) predicted = *bytes;
+  }
+  std::atomic<int> warmed{0}, failures{0};
+  std::vector<std::thread> callers;
+  callers.reserve(static_cast<std::size_t>(slots));
+  for (int i = 0; i < slots; ++i) {
+    callers.emplace_back([&] {
+      try {
+        Result<AdmissionGate::Ticket> ticket = lane.gate->admit(predicted);
+        if (!ticket.ok()) {
+          ++failures;
+          spdlog::warn("warming {}: {}", lane.name(), ticket.status().to_string());
+          return;
+        }
+        const int slot = ticket->slot();
+        int failed = 0;
+        lane.slot_threads->run(slot, [&] { failed = call_every_model(*lane.lane, frame, slot); });
+        failures += failed;
+        if (failed == 0) ++warmed;
+      } catch (const std::exception& e) {  // a model that throws is the tasks' problem, later
+        ++failures;
+        spdlog::warn("warming {}: {}", lane.name(), e.what());
+      }
+    });
+  }
+  for (auto& caller : callers) caller.join();
+  report.slots = warmed.load();
+  report.failures = failures.load();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace segmentor

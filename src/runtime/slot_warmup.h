@@ -1,0 +1,33 @@
+// Warming a GPU lane's slots before the first task: every model's first call on every slot
+// thread, so the first frames of a run are not the slow ones.
+#pragma once
+
+#include "runtime/device_lane.h"
+
+namespace segmentor {
+
+// Note [Warm every slot before ready]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A model's first call on a new thread and stream is slow: LibTorch creates that thread's cuBLAS
+// handle and workspace, cuDNN builds its execution plans, and the stream's first blocks come from
+// the driver. On the H200 those first calls took 3–6 s per slot with the stand-ins (bench/
+// RESULTS.md, third session), so the first frames of every run were its p99. Calibration warms
+// only the thread that loads the models. So once a GPU lane is calibrated, one small synthetic
+// frame is run through each of its models on every slot thread, all slots at once, each under a
+// ticket of the lane's own gate (with the calibrated prediction for that frame), so warming never
+// admits more than a task would. The slot threads belong to the lane (Note [Slot threads outlive
+// engines]), so what is warmed here is what serve's, run's and bench's engines use. Slots the gate
+// cannot admit at once are warmed as tickets come free. A failure (an out-of-memory error, a
+// model that throws) is logged and ends nothing: the tasks themselves would meet it and go
+// through the recovery ladder.
+struct WarmupReport {
+  int slots = 0;       // slot threads that ran every model once
+  int failures = 0;    // model calls that failed (logged)
+  double seconds = 0;  // wall time of the whole warm-up
+};
+
+// Blocks until every slot in [0, slots) has been warmed or has failed. A CPU lane (serialised,
+// no slot threads) is not warmed: an empty report.
+WarmupReport warm_slots(DeviceLane& lane, int slots);
+
+}  // namespace segmentor

@@ -1,0 +1,113 @@
+// Note [Warm every slot before ready]: every model's first call happens on every slot thread of a
+// GPU lane before the first task, under the lane's own gate; failures are counted, not fatal.
+#include "runtime/slot_warmup.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+#include "memory/admission_gate.h"
+#include "memory/fake_device.h"
+
+namespace segmentor {
+namespace {
+
+// Records the threads it was called on; can fail or throw; holds its bytes on the fake device
+// while it runs, so the gate's arithmetic is what bounds the warm-up.
+class ThreadRecordingModel : public MaskModel {
+ public:
+  ThreadRecordingModel(std::string name, FakeDevice* device, std::int64_t bytes)
+      : device_(device), bytes_(bytes) {
+    info_.name = std::move(name);
+    info_.device = "fake:0";
+  }
+  const ModelInfo& info() const override { return info_; }
+  Result<Mask> segment(const RgbImage& image) override {
+    if (throws) throw std::runtime_error("model bug");
+    if (fails) return Status(ErrorCode::kOutOfMemory, "no room");
+    auto held = device_->allocate(bytes_);
+    if (!held.ok()) return held.status();
+    {
+      std::lock_guard lock(mutex_);
+      threads_.insert(std::this_thread::get_id());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // overlap, as real calls do
+    device_->free(*held);
+    return Mask::zeros(image.width, image.height);
+  }
+  std::set<std::thread::id> threads() const {
+    std::lock_guard lock(mutex_);
+    return threads_;
+  }
+  bool fails = false;
+  bool throws = false;
+
+ private:
+  FakeDevice* device_;
+  std::int64_t bytes_;
+  ModelInfo info_;
+  mutable std::mutex mutex_;
+  std::set<std::thread::id> threads_;
+};
+
+struct FakeLane {
+  FakeDevice device{1000};
+  DeviceLane lane;
+  ThreadRecordingModel* foreground = nullptr;
+  ThreadRecordingModel* people = nullptr;
+
+  explicit FakeLane(int max_concurrent, std::int64_t task_bytes = 100) {
+    AdmissionGateOptions options;
+    options.max_concurrent = max_concurrent;
+    options.memory_threshold = 1.0;
+    lane.gate = AdmissionGate::create(options, &device).value();
+    lane.lane = std::make_unique<ModelSet>();
+    lane.lane->name = "fake:0";
+    auto fg = std::make_unique<ThreadRecordingModel>("fg", &device, task_bytes);
+    auto pp = std::make_unique<ThreadRecordingModel>("people", &device, task_bytes);
+    foreground = fg.get();
+    people = pp.get();
+    lane.lane->foreground = std::move(fg);
+    lane.lane->people = std::move(pp);
+  }
+};
+
+TEST(SlotWarmupTest, EveryModelRunsOnceOnEverySlotThread) {
+  FakeLane fake(3);
+  const WarmupReport report = warm_slots(fake.lane, 3);
+  EXPECT_EQ(report.slots, 3);
+  EXPECT_EQ(report.failures, 0);
+  EXPECT_EQ(fake.lane.slot_threads->threads_started(), 3);
+  EXPECT_EQ(fake.foreground->threads().size(), 3u);
+  EXPECT_EQ(fake.people->threads().size(), 3u);
+  EXPECT_EQ(fake.foreground->threads().count(std::this_thread::get_id()), 0u);
+  EXPECT_EQ(fake.lane.gate->stats().in_flight, 0);  // every ticket given back
+}
+
+TEST(SlotWarmupTest, FailuresAreCountedAndEndNothing) {
+  FakeLane fake(2);
+  fake.people->fails = true;
+  WarmupReport report = warm_slots(fake.lane, 2);
+  EXPECT_EQ(report.slots, 0);
+  EXPECT_EQ(report.failures, 2);
+  fake.people->fails = false;
+  fake.foreground->throws = true;
+  report = warm_slots(fake.lane, 2);
+  EXPECT_EQ(report.failures, 2);
+  EXPECT_EQ(fake.lane.gate->stats().in_flight, 0);
+}
+
+TEST(SlotWarmupTest, ASerialisedLaneHasNoSlotsToWarm) {
+  FakeLane fake(2);
+  fake.lane.lane->serialize = true;  // the CPU lane
+  const WarmupReport report = warm_slots(fake.lane, 2);
+  EXPECT_EQ(report.slots + report.failures, 0);
+  EXPECT_EQ(fake.lane.slot_threads->threads_started(), 0);
+}
+
+}  // namespace
+}  // namespace segmentor
