@@ -26,8 +26,9 @@
 #   faults   issue 13 target 4: 1,000 frames fault-free, then with 10 % injected OOMs (ratio
 #            printed; goal ≥ 0.7, 0 lost), real OOMs at a 4 GiB cap with fixed:4 (they must be
 #            judged over-admission and shrink), and stage times on against --no-stages
-#   warm     issue 13 target 2 (part): `segmentor run` on one frame twice with a fresh
-#            CALIBRATION_CACHE: the second start must reuse the table (start → exit printed)
+#   join     switch the phases after it to the bundled models (carry .gpu-models/b after stash-a)
+#   warm     issue 13 target 2: `segmentor run` on one frame twice with a fresh CALIBRATION_CACHE
+#            (start → exit and the start-up lines printed), then p95/p99 of a short bench
 #   measure  the memory manager's targets: 1,000 frames adaptive vs legacy with the ceiling, the
 #            same with 10 % injected OOMs, and adaptive against the fixed sweep at 8, 16, 24 GiB
 # Every step has a time limit; results accumulate in /tmp/gpu-bench and are tarred to $OUT after
@@ -217,7 +218,18 @@ if "faults-clean" in runs and "faults-nostages" in runs:
                                       runs["faults-nostages"]["throughput_fps"]))
 PY
       ;;
+    join)
+      # The bundled models for the phases after it in this call (carry .gpu-models/b; stash-a
+      # kept half a in an earlier call): MODEL_CACHE points at them, the stand-ins' names go.
+      mkdir -p .gpu-models/a && cp -n build-gpu/gpu-models-a/* .gpu-models/a/ 2>/dev/null
+      MODEL_CACHE=$PWD/build-gpu/bundled timed 60 join scripts/gpu-models.sh join || exit 1
+      unset FOREGROUND_SEG_MODEL_NAME PEOPLE_SEG_MODEL_NAME
+      export MODEL_CACHE=$PWD/build-gpu/bundled ;;
     warm)
+      # Issue 13 target 2 with whichever models are set (stand-ins, or bundled after `join`):
+      # start to exit of `run` on one FHD frame, twice (the second reuses the calibration on disk),
+      # the start-up lines that say where the time went, then p95 against p99 of a short bench
+      # from its very first frame.
       frame=$res/warm-frame; rm -rf "$frame" /tmp/gpu-bench-calibration; mkdir -p "$frame"
       python3 -c "
 from PIL import Image; import numpy as np
@@ -227,9 +239,22 @@ Image.fromarray((np.random.default_rng(1).random((1080,1920,3))*255).astype('uin
         CALIBRATION_CACHE=/tmp/gpu-bench-calibration TAIL=4 timed 120 "warm-run-$n" "$bin" run \
           --device cuda:0 "$frame" -o "$res/warm-out-$n"
         echo "warm-run-$n: start to exit $(python3 -c "print(round($EPOCHREALTIME - $t0, 2))") s"
-        grep -h "calibration on cuda:0" "$res/warm-run-$n.log" | head -1
-      done ;;
-    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|faults|warm|verify|cleanup|stash-a|bundled|detector ..." >&2
+        grep -h "calibration on cuda:0\|start-up:" "$res/warm-run-$n.log" | cut -c1-160
+      done
+      CALIBRATION_CACHE=/tmp/gpu-bench-calibration bench warm-first-frames 120 \
+        CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 60 --gate adaptive
+      python3 - "$res/results/warm-first-frames" <<'PY'
+import glob, json, sys
+for f in sorted(glob.glob(sys.argv[1] + "/*.json")):
+    r = json.load(open(f))
+    runs = r.get("runs", [r])
+    for run in runs:
+        p95, p99 = run.get("p95_ms"), run.get("p99_ms")
+        if p95 and p99:
+            print(f"first frames: p95 {p95:.0f} ms, p99 {p99:.0f} ms, p99/p95 {p99 / p95:.2f} (goal <= 2)")
+PY
+      ;;
+    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|faults|join|warm|verify|cleanup|stash-a|bundled|detector ..." >&2
        exit 2 ;;
   esac
 done
