@@ -35,6 +35,10 @@ struct Tally {
   std::vector<std::pair<std::string, std::string>> failed;
   std::map<std::string, std::size_t> by_lane;
   double decode = 0, wait = 0, segment = 0, write = 0;
+  // Seconds from the command's start: models loaded, calibrated and warmed; the first mask
+  // written (issue 13's "start to first mask"; negative until it happens).
+  double startup_seconds = 0;
+  double first_mask_seconds = -1;
 };
 
 void print_summary(const Tally& tally, double elapsed, const Runtime& runtime,
@@ -50,6 +54,10 @@ void print_summary(const Tally& tally, double elapsed, const Runtime& runtime,
         elapsed / n, tally.decode / n, tally.wait / n, tally.segment / n, tally.write / n);
   }
   std::printf("\n");
+  if (tally.first_mask_seconds >= 0) {
+    std::printf("start-up %.2f s; first mask after %.2f s\n", tally.startup_seconds,
+                tally.first_mask_seconds);
+  }
   if (tally.done > 0) {
     std::printf(
         "people found in %zu of %zu image%s (their pixels are left out of the product "
@@ -85,6 +93,7 @@ void print_summary(const Tally& tally, double elapsed, const Runtime& runtime,
 }  // namespace
 
 int run_images(const RunOptions& options, const Config& config) {
+  const auto command_start = SteadyClock::now();
   auto inputs = collect_input_files(options.inputs);
   if (!inputs.ok()) {
     std::fprintf(stderr, "segmentor run: %s\n", inputs.status().message().c_str());
@@ -123,6 +132,7 @@ int run_images(const RunOptions& options, const Config& config) {
   ProgressReporter progress(stderr, interactive, inputs->size());
   Tally tally;
   const auto start = SteadyClock::now();
+  tally.startup_seconds = std::chrono::duration<double>(start - command_start).count();
   {
     Engine engine(engine_options, rt.lane_views(), rt.cpu_lane.get());
     for (const auto& input : *inputs) {
@@ -131,6 +141,10 @@ int run_images(const RunOptions& options, const Config& config) {
         std::lock_guard lock(tally.mutex);
         const std::string name = t.source.string();
         if (outcome.status.ok()) {
+          if (tally.done == 0) {
+            tally.first_mask_seconds =
+                std::chrono::duration<double>(SteadyClock::now() - command_start).count();
+          }
           ++tally.done;
           ++tally.by_lane[outcome.lane];
           if (outcome.people_found) ++tally.with_people;

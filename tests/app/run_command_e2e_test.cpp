@@ -97,6 +97,12 @@ TEST_F(RunCommandE2eTest, GoodFilesGetCorrectMasksAndTheBadOneIsNamed) {
   EXPECT_NE(run.output.find("done 4, failed 1"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("broken.jpg"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("test models in use"), std::string::npos) << run.output;
+  // Issue 13 target 2 is "start to first mask": the summary says it, after the start-up.
+  const auto first = run.output.find("first mask after ");
+  ASSERT_NE(first, std::string::npos) << run.output;
+  const auto startup = run.output.find("start-up ");
+  ASSERT_NE(startup, std::string::npos) << run.output;
+  EXPECT_LE(std::stod(run.output.substr(startup + 9)), std::stod(run.output.substr(first + 17)));
 
   for (const std::string id : {"plain", "alpha", "lossless", "rotated"}) {
     expect_rectangle(product_mask(id), kW, kH, 32, 16, 96, 80, id);
