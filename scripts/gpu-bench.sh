@@ -141,9 +141,11 @@ time.sleep(150)" > "$res/hog.log" 2>&1 &
       # The memory manager's tests on CUDA (runtime_test's idle unload needs a GPU), without
       # building the whole suite (scripts/gpu-check.sh does that).
       TAIL=5 timed 300 build-tests cmake --build build-gpu --parallel "$(nproc)" --target \
-        runtime_test pipeline_test memory_test common_test bench_runner_test models_test
+        runtime_test pipeline_test memory_test common_test bench_runner_test models_test \
+        forward_batcher_test batched_engine_test
       for t in runtime/runtime_test pipeline/pipeline_test memory/memory_test common/common_test \
-        bench/bench_runner_test models/models_test; do
+        bench/bench_runner_test models/models_test models/forward_batcher_test \
+        runtime/batched_engine_test; do
         TAIL=4 timed 120 "test-${t#*/}" "build-gpu/tests/$t" --gtest_brief=1
       done ;;
     stash-a)

@@ -188,7 +188,9 @@ Result<CalibrationKey> calibration_key(const Config& config, const std::string& 
   SEGMENTOR_RETURN_IF_ERROR(add_model(models.people, loaded.people_path));
   SEGMENTOR_RETURN_IF_ERROR(add_model(models.person_detector, loaded.detector_path));
   key.settings["calibration"] = "3";  // bump when calibrate_segmenter measures differently
-  key.settings["max_model_batch"] = std::to_string(config.max_model_batch);
+  // The batch cap calibration measures up to (model_options).
+  key.settings["max_model_batch"] =
+      std::to_string(std::min(config.max_model_batch, config.max_concurrent_images));
   key.settings["fp16"] = config.use_fp16 ? "true" : "false";
   key.settings["cuda_streams"] = config.cuda_streams;
   // LibTorch's own variable, read as LibTorch reads it: it changes how the allocator reserves.
