@@ -57,15 +57,18 @@ void apply_batch_limits(ModelSet& lane, const CalibrationTable& calibration) {
   }
 }
 
-// Logs which models batch, and up to what.
+// Logs which models batch, and up to what (Note [Batching admitted tasks]).
 void log_batching(const ModelSet& lane, const Config& config) {
   for (const MaskModel* model : models_of(lane)) {
-    spdlog::info("model {} on {}: forward passes of up to {} tasks{}", model->info().name,
-                 lane.name, model->max_batch(),
-                 model->max_batch() > 1 || config.max_model_batch <= 1 || lane.name == "cpu"
-                     ? ""
-                     : " (unbatched: its manifest says so, or batch 2 did not match two single "
-                       "runs)");
+    if (model->max_batch() > 1) {
+      spdlog::info("model {} on {}: forward passes of up to {} tasks at once", model->info().name,
+                   lane.name, model->max_batch());
+    } else if (config.max_model_batch > 1 && lane.name != "cpu") {
+      spdlog::info(
+          "model {} on {}: unbatched (its manifest, the load-time check that batch 2 gives what "
+          "two single passes give, calibration's memory check or MAX_CONCURRENT_IMAGES=1)",
+          model->info().name, lane.name);
+    }
   }
 }
 
