@@ -117,6 +117,7 @@ class ForwardBatcher {
     Request request{std::move(input)};
     {
       std::unique_lock lock(mutex_);
+      if (stopping_) return internal_error("a model's batcher is shutting down");
       queue_.push_back(&request);
       if (preparing != nullptr && preparing->batcher_ == this) {  // end it under this lock
         preparing->batcher_ = nullptr;
