@@ -199,7 +199,7 @@ time.sleep(150)" > "$res/hog.log" 2>&1 &
       bench batching-b8-mc16 90 MODEL_CACHE=$PWD/build-gpu/bundled CALIBRATION_CACHE=$cal \
         MAX_MODEL_BATCH=8 -- --cap-gib 8 --jobs 4 --frames 1000 --gate adaptive,fixed:16 \
         --max-concurrent 16
-      frames=$res/batching-frames
+      frames=/tmp/gpu-bench-batching-frames  # outside $res: not tarred into $OUT
       if [ ! -f "$frames/done" ]; then
         rm -rf "$frames"; mkdir -p "$frames"
         python3 - "$frames" <<'PY'
@@ -217,13 +217,16 @@ PY
       fi
       for run in "1 4" "8 8" "8 16"; do
         set -- $run
-        rm -rf "$res/batching-out"
+        rm -rf /tmp/gpu-bench-batching-out
         TAIL=6 timed 120 "batching-run-b$1-mc$2" env MODEL_CACHE=$PWD/build-gpu/bundled \
           CALIBRATION_CACHE=$cal MAX_MODEL_BATCH=$1 MAX_CONCURRENT_IMAGES=$2 \
-          GPU_MEMORY_LIMIT_MB=8192 "$bin" run "$frames" -o "$res/batching-out" --kind frame \
-          --device cuda:0 --no-progress
+          GPU_MEMORY_LIMIT_MB=8192 "$bin" run "$frames" -o /tmp/gpu-bench-batching-out \
+          --kind frame --device cuda:0 --no-progress
       done
-      rm -rf "$res/batching-out"
+      rm -rf /tmp/gpu-bench-batching-out
+      # Which models batched, up to what, and what calibration measured per batch size.
+      grep -hoE "(model \S+ on cuda:0: (forward passes of up to [0-9]+ tasks at once|unbatched)|batches of \S+ on cuda:0: up to [0-9]+ \(.*\))" \
+        "$res"/batching-*.log | sort | uniq -c | tee "$res/batching-models.txt"
       python3 - "$res" <<'PY' | tee "$res/batching-summary.txt"
 import glob, json, re, sys
 res = sys.argv[1]
