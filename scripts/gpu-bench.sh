@@ -12,6 +12,9 @@
 #   detector the person detector's cost: the bundled models with NanoDet-g (the default) and
 #            without (PEOPLE_DETECTOR_MODEL_NAME=none), the bundled rows' load, and `segmentor run`
 #            over samples/ both ways (two calls like `bundled`: stash-a first)
+#   batching issue 13 target 1: the bundled models with MAX_MODEL_BATCH=1 against 8 (bench and
+#            `segmentor run --kind frame` over 480 HD/FHD JPEGs, masks written), with the
+#            fraction of the models' ceiling (two calls like `bundled`: stash-a first)
 #   cleanup  GPU_CLEANUP_EVERY_N 0/1/10 and pressure releases: what a cache release costs
 #   lanes    a lane per GPU (needs two or more; the device tool's nvidia-h100-x2): one lane
 #            against all at 8 GiB, 10 % injected OOMs on all, a neighbour process filling
@@ -139,9 +142,11 @@ time.sleep(150)" > "$res/hog.log" 2>&1 &
       # The memory manager's tests on CUDA (runtime_test's idle unload needs a GPU), without
       # building the whole suite (scripts/gpu-check.sh does that).
       TAIL=5 timed 300 build-tests cmake --build build-gpu --parallel "$(nproc)" --target \
-        runtime_test pipeline_test memory_test common_test bench_runner_test models_test
+        runtime_test pipeline_test memory_test common_test bench_runner_test models_test \
+        forward_batcher_test batched_engine_test
       for t in runtime/runtime_test pipeline/pipeline_test memory/memory_test common/common_test \
-        bench/bench_runner_test models/models_test; do
+        bench/bench_runner_test models/models_test models/forward_batcher_test \
+        runtime/batched_engine_test; do
         TAIL=4 timed 120 "test-${t#*/}" "build-gpu/tests/$t" --gtest_brief=1
       done ;;
     stash-a)
@@ -176,6 +181,84 @@ time.sleep(150)" > "$res/hog.log" 2>&1 &
           PEOPLE_DETECTOR_MODEL_NAME=$det "$bin" run samples --out "$res/samples-$det" \
           --device cuda:0 --no-progress
       done ;;
+    batching)
+      # Issue 13 target 1: the bundled models with their forward passes batched (MAX_MODEL_BATCH,
+      # Note [Batching admitted tasks]) against unbatched, at an 8 GiB cap: `bench` (pre-decoded,
+      # no writes; 4 jobs x 250 frames) and `segmentor run --kind frame` over 480 HD/FHD JPEGs
+      # with masks written. Joins the bundled models like `bundled` (carry .gpu-models/b;
+      # .gpu-models/a was stashed by stash-a). Batches need several tasks in flight, so the
+      # batched runs also admit up to 16 (the gate still admits by bytes).
+      mkdir -p .gpu-models/a && cp -n build-gpu/gpu-models-a/* .gpu-models/a/ 2>/dev/null
+      MODEL_CACHE=$PWD/build-gpu/bundled timed 60 join scripts/gpu-models.sh join || exit 1
+      for var in MODEL_CACHE FOREGROUND_SEG_MODEL_NAME PEOPLE_SEG_MODEL_NAME; do unset $var; done
+      cal=/tmp/gpu-bench-batching-calibration  # per MAX_MODEL_BATCH (part of the key)
+      bench batching-ceiling 90 MODEL_CACHE=$PWD/build-gpu/bundled CALIBRATION_CACHE=$cal \
+        MAX_MODEL_BATCH=1 -- --ceiling --cap-gib 8 --jobs 4 --frames 1000 --gate adaptive
+      bench batching-b8-mc8 90 MODEL_CACHE=$PWD/build-gpu/bundled CALIBRATION_CACHE=$cal \
+        MAX_MODEL_BATCH=8 -- --cap-gib 8 --jobs 4 --frames 1000 --gate adaptive,fixed:8 \
+        --max-concurrent 8
+      bench batching-b8-mc16 90 MODEL_CACHE=$PWD/build-gpu/bundled CALIBRATION_CACHE=$cal \
+        MAX_MODEL_BATCH=8 -- --cap-gib 8 --jobs 4 --frames 1000 --gate adaptive,fixed:16 \
+        --max-concurrent 16
+      frames=/tmp/gpu-bench-batching-frames  # outside $res: not tarred into $OUT
+      if [ ! -f "$frames/done" ]; then
+        rm -rf "$frames"; mkdir -p "$frames"
+        python3 - "$frames" <<'PY'
+import sys
+import numpy as np
+from PIL import Image
+rng = np.random.default_rng(13)
+for i in range(480):
+    w, h = (1920, 1080) if i % 2 else (1280, 720)
+    small = (rng.random((9, 16, 3)) * 255).astype("uint8")  # smooth, photo-like to the codec
+    Image.fromarray(small).resize((w, h), Image.BILINEAR).save(f"{sys.argv[1]}/f{i:04d}.jpg",
+                                                                quality=90)
+PY
+        touch "$frames/done"
+      fi
+      for run in "1 4" "8 8" "8 16"; do
+        set -- $run
+        rm -rf /tmp/gpu-bench-batching-out
+        TAIL=6 timed 120 "batching-run-b$1-mc$2" env MODEL_CACHE=$PWD/build-gpu/bundled \
+          CALIBRATION_CACHE=$cal MAX_MODEL_BATCH=$1 MAX_CONCURRENT_IMAGES=$2 \
+          GPU_MEMORY_LIMIT_MB=8192 "$bin" run "$frames" -o /tmp/gpu-bench-batching-out \
+          --kind frame --device cuda:0 --no-progress
+      done
+      rm -rf /tmp/gpu-bench-batching-out
+      # Which models batched, up to what, and what calibration measured per batch size.
+      grep -hoE "(model \S+ on cuda:0: (forward passes of up to [0-9]+ tasks at once|unbatched)|batches of \S+ on cuda:0: up to [0-9]+ \(.*\))" \
+        "$res"/batching-*.log | sort | uniq -c | tee "$res/batching-models.txt"
+      python3 - "$res" <<'PY' | tee "$res/batching-summary.txt"
+import glob, json, re, sys
+res = sys.argv[1]
+ceiling = None
+for f in glob.glob(f"{res}/results/batching-ceiling/*.json"):
+    j = json.load(open(f))
+    if "combined_fps" in j:
+        ceiling = j["combined_fps"]
+        for m in j.get("models", []):
+            print("ceiling", m.get("model"), "best batch", m.get("best_batch"),
+                  "fps", m.get("best_fps"))
+print("models' ceiling: %s frames/s" % ceiling)
+def frac(fps):
+    return " = %.2f of the ceiling (target >= 0.85)" % (fps / ceiling) if ceiling else ""
+for name in ("batching-ceiling", "batching-b8-mc8", "batching-b8-mc16"):
+    for f in sorted(glob.glob(f"{res}/results/{name}/*.json")):
+        j = json.load(open(f))
+        if "throughput_fps" not in j: continue
+        print("bench %-18s %-9s max %2s: %6.1f frames/s%s; lost %s, p95 %s ms, p99 %s ms, mean "
+              "batch %s" % (name, j["gate"], j.get("gate_max_concurrent"), j["throughput_fps"],
+                            frac(j["throughput_fps"]), j.get("frames_lost"), j.get("p95_ms"),
+                            j.get("p99_ms"), j.get("mean_batch")))
+        print("   stages ms/frame:", j.get("stage_ms_per_frame"))
+for f in sorted(glob.glob(f"{res}/batching-run-*.log")):
+    m = re.search(r"done (\d+), failed (\d+), of \d+ images? in ([0-9.]+) s", open(f).read())
+    if m:
+        fps = int(m.group(1)) / float(m.group(3))
+        print("run %-22s %6.1f frames/s%s; failed %s" % (f.split("/")[-1][:-4], fps, frac(fps),
+                                                       m.group(2)))
+PY
+      ;;
     cleanup)
       # What a cache release costs, and GPU_CLEANUP_EVERY_N against releasing only when it pays.
       for n in 0 1 10; do
@@ -254,7 +337,7 @@ for f in sorted(glob.glob(sys.argv[1] + "/*.json")):
             print(f"first frames: p95 {p95:.0f} ms, p99 {p99:.0f} ms, p99/p95 {p99 / p95:.2f} (goal <= 2)")
 PY
       ;;
-    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|faults|join|warm|verify|cleanup|stash-a|bundled|detector ..." >&2
+    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|faults|join|warm|verify|cleanup|stash-a|bundled|detector|batching ..." >&2
        exit 2 ;;
   esac
 done

@@ -116,6 +116,7 @@ std::string to_json(const BenchRunReport& r) {
   j["immediate_retries"] = r.immediate_retries;
   j["backoff_ms_total"] = r.backoff_ms_total;
   j["masks_written"] = r.masks_written;
+  j["mean_batch"] = r.mean_batch;
   if (r.stage_seconds_per_frame) {
     nlohmann::ordered_json stages;
     for (std::size_t i = 0; i < kStageCount; ++i) {
@@ -217,6 +218,14 @@ std::string to_markdown(const std::vector<BenchRunReport>& runs) {
   if (!summary.empty()) out += "\n" + summary;
   const std::string stages = stages_to_markdown(runs);
   if (!stages.empty()) out += "\n" + stages;
+  std::string batches;
+  for (const BenchRunReport& r : runs) {
+    if (r.mean_batch.empty()) continue;
+    batches += "- " + r.gate + ":";
+    for (const auto& [model, mean] : r.mean_batch) batches += " " + model + " " + fixed(mean, 2);
+    batches += "\n";
+  }
+  if (!batches.empty()) out += "\nMean batch (tasks per forward pass), by run:\n\n" + batches;
   return out;
 }
 

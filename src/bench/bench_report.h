@@ -88,6 +88,9 @@ struct BenchRunReport {
   std::uint64_t below_budget_ooms = 0;
   std::uint64_t immediate_retries = 0;  // below-budget retries made at once (part of retries)
   double backoff_ms_total = 0;          // the ladder's back-off sleeps, summed over tasks
+  // Note [Batching admitted tasks] (models/forward_batcher.h): per batched model, the mean number
+  // of tasks' inputs per forward pass during this run; models that ran unbatched are absent.
+  std::map<std::string, double> mean_batch;
   // Note [Where the time goes]: mean seconds per done frame, by stage; none with --no-stages.
   std::optional<StageTimes> stage_seconds_per_frame;
   bool masks_written = false;

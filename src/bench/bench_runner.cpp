@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -286,6 +287,23 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   }
 
   // The sampler: device and gate every sample_interval, until stopped.
+  // Note [Batching admitted tasks]: the models' batch counters before the run, summed by name.
+  auto batch_totals = [&] {
+    std::map<std::string, BatchStats> totals;
+    for (const auto& lane : runtime.lanes) {
+      for (const MaskModel* model :
+           {lane->lane->foreground.get(), lane->lane->people.get(),
+            lane->lane->person_detector.get()}) {
+        if (model == nullptr) continue;
+        const BatchStats stats = model->batch_stats();
+        BatchStats& total = totals[model->info().name];
+        total.batches += stats.batches;
+        total.inputs += stats.inputs;
+      }
+    }
+    return totals;
+  };
+  const std::map<std::string, BatchStats> batches_before = batch_totals();
   const auto start = SteadyClock::now();
   std::mutex sample_mutex;
   std::condition_variable_any sample_wake;
@@ -427,6 +445,13 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
       per_frame.seconds[i] = tally.stages.seconds[i] / report.frames_done;
     }
     report.stage_seconds_per_frame = per_frame;
+  }
+  for (const auto& [name, after] : batch_totals()) {
+    const BatchStats& before = batches_before.at(name);
+    if (after.batches > before.batches) {
+      report.mean_batch[name] = static_cast<double>(after.inputs - before.inputs) /
+                                static_cast<double>(after.batches - before.batches);
+    }
   }
   report.first_errors.assign(tally.errors.begin(), tally.errors.end());
   // Counts are summed over the lanes; the peaks are the largest on one card (each has the cap).

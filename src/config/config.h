@@ -39,6 +39,9 @@ struct Config {
   int max_oom_retries = 3;               // MAX_OOM_RETRIES: >= 0
   int gpu_cleanup_every_n = 0;           // GPU_CLEANUP_EVERY_N: 0 = only when it pays
   int model_idle_unload_seconds = 0;     // MODEL_IDLE_UNLOAD_SECONDS: 0 = never
+  // MAX_MODEL_BATCH: most tasks' inputs one forward pass of a GPU model takes; 1 = unbatched
+  // (Note [Batching admitted tasks] in models/forward_batcher.h)
+  int max_model_batch = 8;
   std::string cuda_streams = "worker";   // CUDA_STREAMS: pool | worker | default (Note [One stream
                                          // per call] in models/torch_mask_model.cpp)
   // CONCURRENCY_TUNING: throughput | off (Note [Tuning concurrency by throughput] in

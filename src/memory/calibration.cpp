@@ -131,6 +131,10 @@ Result<int> CalibrationTable::safe_concurrency(std::int64_t card_bytes, double t
   return static_cast<int>(std::min<std::int64_t>(tasks, std::numeric_limits<int>::max()));
 }
 
+void CalibrationTable::set_batch_limit(const std::string& model, int max_batch) {
+  batch_limits_[model] = std::max(1, max_batch);
+}
+
 std::vector<CalibrationRow> CalibrationTable::rows() const {
   std::vector<CalibrationRow> out;
   for (const auto& [model, model_rows] : rows_) {
@@ -154,6 +158,9 @@ std::string CalibrationTable::describe() const {
     out += line.data();
   }
   out += "resident total: " + format_bytes(resident_bytes()) + "\n";
+  for (const auto& [model, limit] : batch_limits_) {
+    out += "batches of " + model + ": up to " + std::to_string(limit) + "\n";
+  }
   return out;
 }
 
@@ -168,6 +175,10 @@ std::string CalibrationTable::to_json() const {
                            {"width", row.width},
                            {"height", row.height},
                            {"peak_bytes", row.peak_bytes}});
+  }
+  if (!batch_limits_.empty()) {
+    doc["batch_limits"] = nlohmann::json::object();
+    for (const auto& [model, limit] : batch_limits_) doc["batch_limits"][model] = limit;
   }
   return doc.dump(2);
 }
@@ -193,6 +204,12 @@ Result<CalibrationTable> CalibrationTable::from_json(std::string_view text) {
         }
         table.add_measurement(row.at("model").get<std::string>(), width, height,
                               row.at("peak_bytes").get<std::int64_t>());
+      }
+    }
+    if (doc.contains("batch_limits")) {
+      for (const auto& [model, limit] : doc.at("batch_limits").items()) {
+        if (limit.get<int>() < 1) return corrupt_data("calibration: a batch limit below 1");
+        table.set_batch_limit(model, limit.get<int>());
       }
     }
     return table;

@@ -74,10 +74,17 @@ class CalibrationTable {
   Result<int> safe_concurrency(std::int64_t card_bytes, double threshold, int width, int height,
                                TaskCombine combine = TaskCombine::kSum) const;
 
+  // The largest batch each batched model may run within the bytes the gate reserves for its
+  // tasks (Note [Batch sizes within the reserved bytes], pipeline/calibrate.h). Models absent
+  // here run as their load allowed.
+  void set_batch_limit(const std::string& model, int max_batch);
+  const std::map<std::string, int>& batch_limits() const { return batch_limits_; }
+
   std::vector<CalibrationRow> rows() const;
   std::string describe() const;  // an aligned text table for logs
 
-  // {"resident": {"model": bytes, ...}, "rows": [CalibrationRow, ...]}
+  // {"resident": {"model": bytes, ...}, "rows": [CalibrationRow, ...],
+  //  "batch_limits": {"model": n, ...}}
   std::string to_json() const;
   static Result<CalibrationTable> from_json(std::string_view text);
 
@@ -85,6 +92,7 @@ class CalibrationTable {
   std::map<std::string, std::int64_t> resident_;
   // model -> pixel count -> row, so a model's rows are ordered by size.
   std::map<std::string, std::map<std::int64_t, CalibrationRow>> rows_;
+  std::map<std::string, int> batch_limits_;
 };
 
 }  // namespace segmentor

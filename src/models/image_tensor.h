@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdint>
+
 #include "imaging/image.h"
 #include "models/manifest.h"
 
@@ -28,12 +30,28 @@ LetterboxGeometry letterbox_geometry(int source_width, int source_height, int in
                                      int input_height);
 LetterboxGeometry geometry_for(const ModelManifest& manifest, int source_width, int source_height);
 
+// Note [One upload per task]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Every model of a task starts from the same frame: an FHD frame is 6 MB of pageable memory to
+// copy to the card, and the foreground model, the person detector and the people model each used
+// to copy it again. Inside a TaskScope (common/task_scope.h; the Segmenter opens one per task) the
+// first model's upload is kept, per thread, and the task's other models on that thread start from
+// it; the scope's end drops it, so nothing outlives the task (its bytes are part of what
+// calibration measures for a task). The key is the scope's task id plus the pixels' address, size
+// and the device, so a different frame, or a later task whose frame happens to sit at the same
+// address, uploads its own. The upload is synchronous (pageable source), so a model on another
+// stream reads finished data.
+
 // The network input for `image`: [1,3,H,W] (nchw) or [1,H,W,3] (nhwc), contiguous, on `device`,
-// in `dtype`. Upload as uint8, then resize (bilinear, align_corners=false) and pad in byte units,
-// then reorder channels (channel_order), scale and normalise in float32, then cast.
+// in `dtype`. Upload as uint8 (once per task: Note [One upload per task]), then resize (bilinear,
+// align_corners=false) and pad in byte units, then reorder channels (channel_order), scale and
+// normalise in float32, then cast.
 at::Tensor make_input(const RgbImage& image, const ModelManifest& manifest,
                          const LetterboxGeometry& geometry, const c10::Device& device,
                          at::ScalarType dtype);
+
+// Uploads made by make_input in this process (shared ones not counted again): for tests.
+std::uint64_t image_uploads();
 
 // Resamples maps [1,C,h,w] (float, any device) that cover the whole network input to the source
 // size, dropping the letterbox padding: source pixel x samples the map at input coordinate

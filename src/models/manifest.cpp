@@ -252,6 +252,7 @@ Result<ModelManifest> parse_manifest(std::string_view json_text, std::string_vie
       {{"float32", WeightsDtype::kFloat32}, {"float16", WeightsDtype::kFloat16}},
       m.weights_dtype));
   SEGMENTOR_RETURN_IF_ERROR(r.read_bool("is_test_model", m.is_test_model));
+  SEGMENTOR_RETURN_IF_ERROR(r.read_bool("batchable", m.batchable));
   SEGMENTOR_RETURN_IF_ERROR(r.read_string("source", false, m.source));
   SEGMENTOR_RETURN_IF_ERROR(r.read_string("licence", false, m.licence));
   SEGMENTOR_RETURN_IF_ERROR(r.reject_unknown_fields());

@@ -51,6 +51,9 @@ struct ModelManifest {
   double box_margin = 0.1;      // person_detector: each side grows by this x box size
   WeightsDtype weights_dtype = WeightsDtype::kFloat32;
   bool is_test_model = false;
+  // false = never batch this model's forward passes, whatever MAX_MODEL_BATCH says (Note [Batching
+  // admitted tasks], models/forward_batcher.h); true still needs the load-time batch probe.
+  bool batchable = true;
   std::string source;
   std::string licence;
 };

@@ -2,6 +2,7 @@
 // the memory manager and their tests see only this header.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -42,6 +43,17 @@ struct ModelInfo {
   bool frozen = false;  // torch::jit::freeze applied (it gave the same output on a probe input)
 };
 
+// What a model's batcher did (Note [Batching admitted tasks], models/forward_batcher.h): for
+// `bench`'s mean batch size, and tests. All zero for a model that runs unbatched.
+struct BatchStats {
+  std::uint64_t batches = 0;        // forward passes run for callers (retries one by one included)
+  std::uint64_t inputs = 0;         // inputs those passes carried
+  std::uint64_t split_batches = 0;  // failed batches run again one input at a time
+  int largest = 0;                  // the largest batch run
+  int cap = 0;                      // the batch cap now
+  double mean() const { return batches == 0 ? 0.0 : static_cast<double>(inputs) / batches; }
+};
+
 // A loaded model that turns an image into a mask of the image's own size.
 // Thread-compatible: one instance serves one task at a time (the lane owns it).
 class MaskModel {
@@ -53,6 +65,19 @@ class MaskModel {
   // zeros, never an error. Device out-of-memory comes back as ErrorCode::kOutOfMemory and is never
   // turned into "no mask".
   virtual Result<Mask> segment(const RgbImage& image) = 0;
+
+  // Batching (Note [Batching admitted tasks], models/forward_batcher.h). Concurrent segment()
+  // calls share forward passes of up to max_batch() inputs; 1 = every call runs its own.
+  virtual int max_batch() const { return 1; }
+  // Lowers the batch cap to `max_batch` (>= 1; never raises it): calibration's memory check.
+  virtual void limit_batch(int /*max_batch*/) {}
+  // One forward pass of `batch` synthetic inputs, for calibration (Note [Batch sizes within the
+  // reserved bytes], pipeline/calibrate.h). Errors as segment(); kInvalidArgument where the model
+  // cannot run one.
+  virtual Status probe_batch(int /*batch*/) {
+    return Status(ErrorCode::kInvalidArgument, info().name + ": cannot probe a batch");
+  }
+  virtual BatchStats batch_stats() const { return {}; }
 };
 
 }  // namespace segmentor

@@ -22,6 +22,10 @@ struct ModelOptions {
   // Freeze the TorchScript module (torch::jit::freeze) when that gives the same output on a probe
   // input; see Note [Freezing TorchScript modules] in torch_mask_model.cpp.
   bool freeze = true;
+  // The most inputs one forward pass takes (MAX_MODEL_BATCH; Note [Batching admitted tasks] in
+  // forward_batcher.h). 1 = every call runs its own pass, as without batching. A model batches
+  // only when its manifest allows it and batch 2 gives what two batch-1 passes give.
+  int max_batch = 1;
   // person_detector models: the score a person box needs (PERSON_MIN_SCORE); unset = the
   // manifest's conf_threshold.
   std::optional<double> person_min_score;

@@ -123,6 +123,125 @@ TorchMaskModel::StreamMode parse_stream_mode(const std::string& mode) {
   return TorchMaskModel::StreamMode::kWorker;
 }
 
+// Puts the calling thread on the stream CUDA_STREAMS picks, for its lifetime (Note [One stream
+// per call]).
+class CallStream {
+ public:
+  CallStream(const c10::Device& device, TorchMaskModel::StreamMode mode) {
+#ifdef SEGMENTOR_WITH_CUDA
+    if (device.is_cuda() && mode == TorchMaskModel::StreamMode::kPool) {
+      guard_.emplace(c10::cuda::getStreamFromPool(false, device.index()));
+    } else if (device.is_cuda() && mode == TorchMaskModel::StreamMode::kWorker) {
+      guard_.emplace(worker_stream(device.index()));
+    }
+#else
+    (void)device;
+    (void)mode;
+#endif
+  }
+
+ private:
+#ifdef SEGMENTOR_WITH_CUDA
+  std::optional<c10::cuda::CUDAStreamGuard> guard_;
+#endif
+};
+
+// Waits for the calling thread's current stream: before another thread's stream reads what this
+// one wrote (Note [Batching admitted tasks]: inputs go to the batcher's stream, outputs back).
+void wait_for_stream(const c10::Device& device) {
+#ifdef SEGMENTOR_WITH_CUDA
+  if (device.is_cuda()) c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
+#else
+  (void)device;
+#endif
+}
+
+// The current exception as a Status: out-of-memory apart from the rest. Call inside a catch.
+Status failure_status(const std::string& where) {
+  try {
+    throw;
+  } catch (const c10::OutOfMemoryError& e) {
+    return out_of_memory(where + ": " + message_of(e));
+  } catch (const c10::Error& e) {
+    const std::string message = message_of(e);
+    if (looks_like_out_of_memory(message)) return out_of_memory(where + ": " + message);
+    return internal_error(where + ": " + message);
+  } catch (const std::bad_alloc&) {
+    return out_of_memory(where + ": host allocation failed");
+  } catch (const std::exception& e) {
+    if (looks_like_out_of_memory(e.what())) return out_of_memory(where + ": " + e.what());
+    return internal_error(where + ": " + e.what());
+  } catch (...) {
+    return internal_error(where + ": an unknown exception");
+  }
+}
+
+// Slice `index` of `count` along dim 0 of every tensor in `value`, in the same structure (a list
+// becomes a tuple: the decoders read both). kInternal when a tensor's dim 0 is not `count`.
+Result<c10::IValue> slice_output(const c10::IValue& value, std::int64_t index, std::int64_t count) {
+  if (value.isTensor()) {
+    const at::Tensor& tensor = value.toTensor();
+    if (tensor.dim() == 0 || tensor.size(0) != count) {
+      return internal_error("an output of a batch of " + std::to_string(count) +
+                            " has no batch dimension of that size");
+    }
+    return c10::IValue(tensor.slice(0, index, index + 1));
+  }
+  std::vector<c10::IValue> elements;
+  if (value.isTuple()) {
+    for (const auto& element : value.toTupleRef().elements()) elements.push_back(element);
+  } else if (value.isList()) {
+    for (const c10::IValue& element : value.toListRef()) elements.push_back(element);
+  } else {
+    return value;  // not a tensor: the same for every input
+  }
+  std::vector<c10::IValue> sliced;
+  sliced.reserve(elements.size());
+  for (const c10::IValue& element : elements) {
+    SEGMENTOR_ASSIGN_OR_RETURN(c10::IValue one, slice_output(element, index, count));
+    sliced.push_back(std::move(one));
+  }
+  return c10::IValue(c10::ivalue::Tuple::create(std::move(sliced)));
+}
+
+Result<std::vector<c10::IValue>> split_output(const c10::IValue& output, std::int64_t count) {
+  std::vector<c10::IValue> out;
+  out.reserve(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0; i < count; ++i) {
+    SEGMENTOR_ASSIGN_OR_RETURN(c10::IValue one, slice_output(output, i, count));
+    out.push_back(std::move(one));
+  }
+  return out;
+}
+
+// The probe image with every byte inverted: a second input that differs everywhere.
+RgbImage inverted(RgbImage image) {
+  for (auto& byte : image.pixels) byte = static_cast<std::uint8_t>(255 - byte);
+  return image;
+}
+
+// Note [Batching admitted tasks]: a traced graph may have batch 1 baked into a reshape, and then
+// batch 2 fails or, worse, mixes the inputs up. So a model batches only when batch 2 of two
+// different inputs gives, slice by slice, what each gives alone (within the dtype's tolerance).
+bool batches_correctly(torch::jit::Module& module, const ModelManifest& manifest,
+                       const c10::Device& device, at::ScalarType dtype) {
+  try {
+    c10::InferenceMode guard;
+    const LetterboxGeometry geometry =
+        stretch_geometry(manifest.input_width, manifest.input_height);
+    const RgbImage first = probe_image(manifest.input_width, manifest.input_height);
+    const at::Tensor a = make_input(first, manifest, geometry, device, dtype);
+    const at::Tensor b = make_input(inverted(first), manifest, geometry, device, dtype);
+    const c10::IValue alone_a = forward(module, a);
+    const c10::IValue alone_b = forward(module, b);
+    auto split = split_output(forward(module, at::cat({a, b}, 0)), 2);
+    return split.ok() && same_outputs(alone_a, (*split)[0], dtype) &&
+           same_outputs(alone_b, (*split)[1], dtype);
+  } catch (const std::exception&) {
+    return false;  // batch 2 does not run: the model stays unbatched
+  }
+}
+
 void cast_floating_state(torch::jit::Module& module, at::ScalarType dtype) {
   for (at::Tensor parameter : module.parameters()) {
     if (parameter.is_floating_point()) parameter.set_data(parameter.to(dtype));
@@ -162,6 +281,10 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
 
     bool frozen = false;
     if (options.freeze) frozen = try_freeze(module, manifest, torch_device, dtype);
+    const int max_batch = options.max_batch > 1 && manifest.batchable &&
+                                  batches_correctly(module, manifest, torch_device, dtype)
+                              ? options.max_batch
+                              : 1;
 
     ModelInfo info;
     info.name = manifest.name;
@@ -176,7 +299,7 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     return std::unique_ptr<TorchMaskModel>(
         new TorchMaskModel(std::move(module), std::move(manifest), std::move(info), torch_device,
                            dtype, options.inject_oom_rate, parse_stream_mode(options.cuda_streams),
-                           options.person_min_score));
+                           options.person_min_score, max_batch));
   } catch (const c10::OutOfMemoryError& e) {
     return out_of_memory("loading model " + file + ": " + message_of(e));
   } catch (const c10::Error& e) {
@@ -193,7 +316,8 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
 
 TorchMaskModel::TorchMaskModel(torch::jit::Module module, ModelManifest manifest, ModelInfo info,
                                c10::Device device, at::ScalarType dtype, double inject_oom_rate,
-                               StreamMode stream_mode, std::optional<double> person_min_score)
+                               StreamMode stream_mode, std::optional<double> person_min_score,
+                               int max_batch)
     : module_(std::move(module)),
       manifest_(std::move(manifest)),
       info_(std::move(info)),
@@ -209,6 +333,56 @@ TorchMaskModel::TorchMaskModel(torch::jit::Module module, ModelManifest manifest
   detector_options_.min_score = person_min_score.value_or(manifest_.conf_threshold);
   detector_options_.iou_threshold = manifest_.iou_threshold;
   detector_options_.box_margin = manifest_.box_margin;
+  if (max_batch > 1) {
+    ForwardBatcherOptions options;
+    options.max_batch = max_batch;
+    batcher_ = std::make_unique<Batcher>(
+        options, [this](std::vector<at::Tensor>& inputs) { return forward_batch(inputs); });
+  }
+}
+
+void TorchMaskModel::limit_batch(int max_batch) {
+  if (batcher_) batcher_->limit(max_batch);
+}
+
+BatchStats TorchMaskModel::batch_stats() const {
+  return batcher_ ? batcher_->stats() : BatchStats{};
+}
+
+Result<std::vector<c10::IValue>> TorchMaskModel::forward_batch(std::vector<at::Tensor>& inputs) {
+  try {
+    c10::InferenceMode guard;
+    CallStream stream(device_, stream_mode_);
+    const at::Tensor stacked = inputs.size() == 1 ? inputs.front() : at::cat(inputs, 0);
+    const c10::IValue output = forward(module_, stacked);
+    SEGMENTOR_ASSIGN_OR_RETURN(auto outputs,
+                               split_output(output, static_cast<std::int64_t>(inputs.size())));
+    wait_for_stream(device_);  // the callers read the outputs on their own streams
+    return outputs;
+  } catch (...) {
+    return failure_status("model " + info_.name + " on " + info_.device + ", batch of " +
+                          std::to_string(inputs.size()));
+  }
+}
+
+Status TorchMaskModel::probe_batch(int batch) {
+  if (batch < 1) return invalid_argument(info_.name + ": batch " + std::to_string(batch));
+  try {
+    c10::InferenceMode guard;
+    CallStream stream(device_, stream_mode_);
+    const at::Tensor one = make_input(
+        probe_image(manifest_.input_width, manifest_.input_height), manifest_,
+        stretch_geometry(manifest_.input_width, manifest_.input_height), device_, dtype_);
+    const at::Tensor stacked =
+        batch == 1 ? one
+                   : at::cat(std::vector<at::Tensor>(static_cast<std::size_t>(batch), one), 0);
+    forward(module_, stacked);  // its output is dropped: only the memory it took matters
+    wait_for_stream(device_);
+    return Status::Ok();
+  } catch (...) {
+    return failure_status("model " + info_.name + " on " + info_.device + ", batch probe of " +
+                          std::to_string(batch));
+  }
 }
 
 bool TorchMaskModel::should_inject_oom() {
@@ -226,7 +400,6 @@ Result<Mask> TorchMaskModel::segment(const RgbImage& image) {
   const std::string where = "model " + info_.name + " on " + info_.device;
   try {
     c10::InferenceMode guard;
-#ifdef SEGMENTOR_WITH_CUDA
     // Note [One stream per call]: the engine runs several admitted tasks on one GPU at once.
     // On the default stream their kernels would serialise; a stream of their own lets them
     // overlap, and the final copy of the mask to the host synchronises that stream only. But the
@@ -234,14 +407,8 @@ Result<Mask> TorchMaskModel::segment(const RgbImage& image) {
     // up to 32 streams) the cache grew to an 8 GiB cap with one task in flight on the H100
     // (bench/RESULTS.md, 2026-11-27). kWorker keeps one stream per calling thread, and the
     // engine calls from one thread per gate slot; kDefault queues every call on the default
-    // stream.
-    std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
-    if (device_.is_cuda() && stream_mode_ == StreamMode::kPool) {
-      stream_guard.emplace(c10::cuda::getStreamFromPool(false, device_.index()));
-    } else if (device_.is_cuda() && stream_mode_ == StreamMode::kWorker) {
-      stream_guard.emplace(worker_stream(device_.index()));
-    }
-#endif
+    // stream. A batched model's forward passes run on its batcher's thread, hence its stream.
+    CallStream stream(device_, stream_mode_);
     if (should_inject_oom()) {
       // Shaped like the caching allocator's own error, so the real classification runs.
       TORCH_CHECK_WITH(OutOfMemoryError, false,
@@ -249,26 +416,26 @@ Result<Mask> TorchMaskModel::segment(const RgbImage& image) {
                        "SEGMENTOR_INJECT_OOM_RATE)");
     }
     return run(image);
-  } catch (const c10::OutOfMemoryError& e) {
-    return out_of_memory(where + ": " + message_of(e));
-  } catch (const c10::Error& e) {
-    const std::string message = message_of(e);
-    if (looks_like_out_of_memory(message)) return out_of_memory(where + ": " + message);
-    return internal_error(where + ": " + message);
-  } catch (const std::bad_alloc&) {
-    return out_of_memory(where + ": host allocation failed");
-  } catch (const std::exception& e) {
-    if (looks_like_out_of_memory(e.what())) return out_of_memory(where + ": " + e.what());
-    return internal_error(where + ": " + e.what());
+  } catch (...) {
+    return failure_status(where);
   }
 }
 
 Result<Mask> TorchMaskModel::run(const RgbImage& image) {
   StageClock clock(device_);  // Note [Where the time goes]; the rest is post-processing
+  // Note [Batching admitted tasks]: an idle batcher waits for inputs still being prepared.
+  std::optional<Batcher::Preparing> preparing;
+  if (batcher_) preparing.emplace(*batcher_);
   const LetterboxGeometry geometry = geometry_for(manifest_, image.width, image.height);
   const at::Tensor input = make_input(image, manifest_, geometry, device_, dtype_);
   clock.lap(Stage::kUpload);
-  const c10::IValue output = forward(module_, input);
+  c10::IValue output;
+  if (batcher_) {
+    wait_for_stream(device_);  // the batcher's stream reads the input
+    SEGMENTOR_ASSIGN_OR_RETURN(output, batcher_->submit(input, &*preparing));
+  } else {
+    output = forward(module_, input);
+  }
   clock.lap(Stage::kModel);
 
   if (manifest_.kind == ModelKind::kForegroundProbability ||

@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 
+#include "models/forward_batcher.h"
 #include "models/image_tensor.h"
 #include "models/manifest.h"
 #include "models/mask_model.h"
@@ -20,6 +21,8 @@
 namespace segmentor {
 
 // Owns one TorchScript module on one device, with the manifest that says how to feed it.
+// With batching, concurrent segment() calls share forward passes run on the batcher's thread
+// (Note [Batching admitted tasks], forward_batcher.h).
 // Thread-safe: segment() only reads the module (the TorchScript interpreter keeps per-call state
 // and locks its own graph-executor caches), and the fault-injection generator has its own mutex.
 // On CUDA each calling thread runs on a stream of its own (CUDA_STREAMS=worker, the default), so
@@ -40,16 +43,27 @@ class TorchMaskModel final : public MaskModel {
   // Never throws; every LibTorch failure becomes kOutOfMemory or kInternal.
   Result<Mask> segment(const RgbImage& image) override;
 
+  // Note [Batching admitted tasks] (forward_batcher.h).
+  int max_batch() const override { return batcher_ ? batcher_->max_batch() : 1; }
+  void limit_batch(int max_batch) override;
+  Status probe_batch(int batch) override;
+  BatchStats batch_stats() const override;
+
   // Which CUDA stream a call runs on (CUDA_STREAMS); see Note [One stream per call].
   enum class StreamMode { kPool, kWorker, kDefault };
 
  private:
+  using Batcher = ForwardBatcher<at::Tensor, c10::IValue>;
+
+  // `max_batch` > 1 starts a batcher (the caller checked that the model batches correctly).
   TorchMaskModel(torch::jit::Module module, ModelManifest manifest, ModelInfo info,
                  c10::Device device, at::ScalarType dtype, double inject_oom_rate,
-                 StreamMode stream_mode, std::optional<double> person_min_score);
+                 StreamMode stream_mode, std::optional<double> person_min_score, int max_batch);
 
   // The work of segment(); LibTorch exceptions escape to segment()'s handlers.
   Result<Mask> run(const RgbImage& image);
+  // The batcher's work: one forward pass of the stacked inputs, split per input. On its thread.
+  Result<std::vector<c10::IValue>> forward_batch(std::vector<at::Tensor>& inputs);
   Result<Mask> probability_to_mask(const c10::IValue& output, const LetterboxGeometry& geometry,
                                    int source_width, int source_height) const;
   bool should_inject_oom();
@@ -64,6 +78,8 @@ class TorchMaskModel final : public MaskModel {
   DetectorDecodeOptions detector_options_;  // person_detector models only
   std::mutex random_mutex_;                 // guards random_
   std::mt19937_64 random_;
+  // Null when unbatched. Last, so it stops (its thread calls forward_batch) before the rest goes.
+  std::unique_ptr<Batcher> batcher_;
 };
 
 }  // namespace segmentor

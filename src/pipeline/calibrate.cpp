@@ -86,4 +86,44 @@ Status calibrate_segmenter(Segmenter& segmenter, DeviceMemory& device, Calibrati
   return Status::Ok();
 }
 
+namespace {
+
+// One probe of `batch` inputs from an empty cache, on a fresh thread; its bytes as task_bytes.
+Result<std::int64_t> measure_batch(MaskModel& model, DeviceMemory& device, int batch) {
+  SEGMENTOR_RETURN_IF_ERROR(model.probe_batch(batch));  // warm-up: lazy set-up, autotuning
+  device.release_cache();
+  const MemorySnapshot before = device.snapshot();
+  device.reset_peak();
+  std::optional<Status> probed;
+  std::thread([&] { probed.emplace(model.probe_batch(batch)); }).join();
+  SEGMENTOR_RETURN_IF_ERROR(*probed);
+  return task_bytes(before, device.snapshot());
+}
+
+}  // namespace
+
+// Note [Batch sizes within the reserved bytes] (calibrate.h).
+Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& device) {
+  BatchCalibration result;
+  const int cap = model.max_batch();
+  if (cap <= 1) return result;
+  SEGMENTOR_ASSIGN_OR_RETURN(const std::int64_t single, measure_batch(model, device, 1));
+  result.peaks.emplace_back(1, single);
+  int passed = 1;
+  for (int batch = 2; passed < cap; batch = std::min(cap, batch * 2)) {
+    auto bytes = measure_batch(model, device, batch);
+    if (!bytes.ok()) {
+      if (bytes.status().code() != ErrorCode::kOutOfMemory) return bytes.status();
+      break;  // this batch does not fit the card at all
+    }
+    result.peaks.emplace_back(batch, *bytes);
+    if (*bytes > static_cast<std::int64_t>(batch) * single) break;
+    passed = batch;
+  }
+  device.release_cache();
+  result.limit = passed;
+  model.limit_batch(passed);
+  return result;
+}
+
 }  // namespace segmentor

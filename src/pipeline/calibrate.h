@@ -2,7 +2,10 @@
 // size, so the admission gate can admit by measured bytes (DESIGN § Memory management, 1).
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 #include "memory/calibration.h"
@@ -23,6 +26,28 @@ void record_resident(CalibrationTable& table, const std::string& name,
 // during calibration is an error: the card cannot run one task.
 Status calibrate_segmenter(Segmenter& segmenter, DeviceMemory& device, CalibrationTable& table,
                            const std::string& task_name = "task");
+
+// Note [Batch sizes within the reserved bytes]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// The gate reserves each admitted task's calibrated bytes, measured with every model at batch 1.
+// A batch of k admitted tasks runs one forward pass of k inputs instead of k passes of one
+// (Note [Batching admitted tasks], models/forward_batcher.h); activations grow with k, but
+// workspaces and the algorithms cuDNN picks may not grow in proportion. The batch may use what
+// the gate reserved for its k tasks, so each batched model is measured at batch 1, 2, 4, ... up
+// to its cap, each pass from an empty cache on a fresh thread (as calibrate_segmenter measures):
+// the largest k whose peak is at most k × batch 1's, with every smaller k measured passing too,
+// is the model's batch limit. An out-of-memory error at some k stops there. Batch sizes between
+// measured powers of two are allowed when both neighbours passed: peaks grow with k.
+
+struct BatchCalibration {
+  int limit = 1;
+  std::vector<std::pair<int, std::int64_t>> peaks;  // (batch, bytes), as measured
+};
+
+// Measures `model`'s forward pass at batch 1..max_batch() on `device` (Note [Batch sizes within
+// the reserved bytes]) and lowers its batch cap to the result. A model that does not batch comes
+// back with limit 1 and nothing measured. Errors only when batch 1 cannot run.
+Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& device);
 
 // One task's bytes from snapshots taken before it (cache released) and after it (peaks since the
 // reset): the larger of its peak allocated and peak reserved growth, never negative. See

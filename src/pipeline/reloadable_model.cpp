@@ -1,5 +1,6 @@
 #include "pipeline/reloadable_model.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace segmentor {
@@ -11,7 +12,8 @@ ReloadableModel::ReloadableModel(std::unique_ptr<MaskModel> loaded, Loader loade
       hooks_(std::move(hooks)),
       now_(std::move(now)),
       model_(std::move(loaded)),
-      last_used_(this->now()) {}
+      last_used_(this->now()),
+      max_batch_(model_->max_batch()) {}
 
 std::chrono::steady_clock::time_point ReloadableModel::now() const {
   return now_ ? now_() : std::chrono::steady_clock::now();
@@ -25,6 +27,8 @@ Result<Mask> ReloadableModel::segment(const RgbImage& image) {
       auto reloaded = loader_();
       if (!reloaded.ok()) return reloaded.status().with_context("reloading " + info_.name);
       model_ = std::move(reloaded).value();
+      if (batch_limit_) model_->limit_batch(*batch_limit_);
+      max_batch_ = model_->max_batch();
       ++reloads_;
       if (hooks_.after_load) hooks_.after_load();
     }
@@ -46,6 +50,35 @@ bool ReloadableModel::unload_if_idle(std::chrono::nanoseconds idle) {
   ++unloads_;
   if (hooks_.after_unload) hooks_.after_unload();
   return true;
+}
+
+int ReloadableModel::max_batch() const {
+  std::lock_guard lock(mutex_);
+  return model_ ? model_->max_batch() : max_batch_;
+}
+
+void ReloadableModel::limit_batch(int max_batch) {
+  std::lock_guard lock(mutex_);
+  batch_limit_ = batch_limit_ ? std::min(*batch_limit_, max_batch) : max_batch;
+  if (model_) {
+    model_->limit_batch(*batch_limit_);
+    max_batch_ = model_->max_batch();
+  }
+}
+
+Status ReloadableModel::probe_batch(int batch) {
+  std::shared_ptr<MaskModel> model;
+  {
+    std::lock_guard lock(mutex_);
+    model = model_;
+  }
+  if (!model) return invalid_argument(info_.name + " is unloaded: no batch probe");
+  return model->probe_batch(batch);
+}
+
+BatchStats ReloadableModel::batch_stats() const {
+  std::lock_guard lock(mutex_);
+  return model_ ? model_->batch_stats() : BatchStats{};
 }
 
 bool ReloadableModel::loaded() const {

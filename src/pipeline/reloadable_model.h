@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "common/status.h"
 #include "models/mask_model.h"
@@ -44,6 +45,13 @@ class ReloadableModel final : public MaskModel {
   const ModelInfo& info() const override { return info_; }
   Result<Mask> segment(const RgbImage& image) override;
 
+  // The loaded model's batching; a reload gets the limit set here again. While unloaded:
+  // max_batch() is the last known one, probe_batch() fails, batch_stats() is empty.
+  int max_batch() const override;
+  void limit_batch(int max_batch) override;
+  Status probe_batch(int batch) override;
+  BatchStats batch_stats() const override;
+
   // Unloads when loaded, no call is running, and the last call ended at least `idle` ago.
   // Returns whether it unloaded. For a periodic reaper.
   bool unload_if_idle(std::chrono::nanoseconds idle);
@@ -66,6 +74,8 @@ class ReloadableModel final : public MaskModel {
   std::chrono::steady_clock::time_point last_used_;
   std::uint64_t unloads_ = 0;
   std::uint64_t reloads_ = 0;
+  std::optional<int> batch_limit_;  // from limit_batch(), for reloads
+  int max_batch_ = 1;               // the model's, as last seen
 };
 
 }  // namespace segmentor

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "common/stage_times.h"
+#include "common/task_scope.h"
 #include "imaging/mask_ops.h"
 
 namespace segmentor {
@@ -23,6 +24,7 @@ Status check_size(const Mask& mask, const RgbImage& image, const MaskModel& mode
 }  // namespace
 
 Result<AssetMasks> Segmenter::segment(const RgbImage& image) {
+  TaskScope task;  // the models share one upload of `image` (Note [One upload per task])
   AssetMasks masks;
   SEGMENTOR_ASSIGN_OR_RETURN(masks.foreground, foreground_.segment(image));
   SEGMENTOR_RETURN_IF_ERROR(check_size(masks.foreground, image, foreground_));

@@ -24,6 +24,8 @@ namespace segmentor {
 // slot(), in [0, MAX_CONCURRENT_IMAGES)) has one thread here, and a task's model calls run on its
 // slot's thread: the per-thread and per-stream state exists once per slot, which is what the gate's
 // arithmetic bounds. Slots are handed out last-in-first-out, so the warmest one is reused first.
+// A batched model's forward passes run on its batcher's one thread instead (Note [Batching
+// admitted tasks], models/forward_batcher.h); the task's pre- and post-processing stay here.
 //
 // Note [Slot threads outlive engines]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~

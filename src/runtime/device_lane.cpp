@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "memory/calibration_cache.h"
 #include "memory/host_memory.h"
@@ -31,7 +33,43 @@ ModelOptions model_options(const Config& config, const std::string& device, doub
   options.inject_oom_rate = inject_oom_rate;
   options.cuda_streams = config.cuda_streams;
   options.person_min_score = config.person_min_score;
+  // Note [Batching admitted tasks] (models/forward_batcher.h): the CPU lane runs one task at a
+  // time, so it has nothing to batch; a batch never holds more tasks than the gate admits.
+  options.max_batch =
+      device == "cpu" ? 1 : std::min(config.max_model_batch, config.max_concurrent_images);
   return options;
+}
+
+// The lane's models, for what applies to each of them.
+std::vector<MaskModel*> models_of(const ModelSet& lane) {
+  std::vector<MaskModel*> out{lane.foreground.get()};
+  if (lane.people) out.push_back(lane.people.get());
+  if (lane.person_detector) out.push_back(lane.person_detector.get());
+  return out;
+}
+
+// Note [Batch sizes within the reserved bytes] (pipeline/calibrate.h): the calibrated limits,
+// applied to (re)loaded models.
+void apply_batch_limits(ModelSet& lane, const CalibrationTable& calibration) {
+  for (MaskModel* model : models_of(lane)) {
+    const auto found = calibration.batch_limits().find(model->info().name);
+    if (found != calibration.batch_limits().end()) model->limit_batch(found->second);
+  }
+}
+
+// Logs which models batch, and up to what (Note [Batching admitted tasks]).
+void log_batching(const ModelSet& lane, const Config& config) {
+  for (const MaskModel* model : models_of(lane)) {
+    if (model->max_batch() > 1) {
+      spdlog::info("model {} on {}: forward passes of up to {} tasks at once", model->info().name,
+                   lane.name, model->max_batch());
+    } else if (config.max_model_batch > 1 && lane.name != "cpu") {
+      spdlog::info(
+          "model {} on {}: unbatched (its manifest, the load-time check that batch 2 gives what "
+          "two single passes give, calibration's memory check or MAX_CONCURRENT_IMAGES=1)",
+          model->info().name, lane.name);
+    }
+  }
 }
 
 // A lane's models, and what each one's weights hold on the device (when `memory` is given: the
@@ -152,7 +190,10 @@ Result<CalibrationKey> calibration_key(const Config& config, const std::string& 
   SEGMENTOR_RETURN_IF_ERROR(add_model(models.foreground, loaded.foreground_path));
   SEGMENTOR_RETURN_IF_ERROR(add_model(models.people, loaded.people_path));
   SEGMENTOR_RETURN_IF_ERROR(add_model(models.person_detector, loaded.detector_path));
-  key.settings["calibration"] = "2";  // bump when calibrate_segmenter measures differently
+  key.settings["calibration"] = "3";  // bump when calibrate_segmenter measures differently
+  // The batch cap calibration measures up to (model_options).
+  key.settings["max_model_batch"] =
+      std::to_string(std::min(config.max_model_batch, config.max_concurrent_images));
   key.settings["fp16"] = config.use_fp16 ? "true" : "false";
   key.settings["cuda_streams"] = config.cuda_streams;
   // LibTorch's own variable, read as LibTorch reads it: it changes how the allocator reserves.
@@ -185,6 +226,10 @@ Status calibrate_lane(DeviceLane& lane, const Config& config, const std::string&
       for (const CalibrationRow& row : stored->rows()) {
         lane.calibration.add_measurement(row.model, row.width, row.height, row.peak_bytes);
       }
+      for (const auto& [model, limit] : stored->batch_limits()) {
+        lane.calibration.set_batch_limit(model, limit);
+      }
+      apply_batch_limits(*lane.lane, lane.calibration);
       spdlog::info("calibration on {} from {} (same card, driver, LibTorch, models, settings):\n{}",
                    device, cache->path_for(key).string(), lane.calibration.describe());
       return Status::Ok();
@@ -195,6 +240,22 @@ Status calibrate_lane(DeviceLane& lane, const Config& config, const std::string&
                       lane.lane->person_detector.get());
   SEGMENTOR_RETURN_IF_ERROR(calibrate_segmenter(segmenter, *lane.device, lane.calibration)
                                 .with_context("calibrating on " + device));
+  for (MaskModel* model : models_of(*lane.lane)) {
+    if (model->max_batch() <= 1) continue;
+    auto measured = calibrate_batch_limit(*model, *lane.device);
+    if (!measured.ok()) {
+      return measured.status().with_context("calibrating batches of " + model->info().name +
+                                            " on " + device);
+    }
+    const BatchCalibration& batches = *measured;
+    lane.calibration.set_batch_limit(model->info().name, batches.limit);
+    std::string peaks;
+    for (const auto& [batch, bytes] : batches.peaks) {
+      peaks += (peaks.empty() ? "" : ", ") + std::to_string(batch) + ": " + format_bytes(bytes);
+    }
+    spdlog::info("batches of {} on {}: up to {} (peak by batch size: {})", model->info().name,
+                 device, batches.limit, peaks);
+  }
   spdlog::info("calibration on {}:\n{}", device, lane.calibration.describe());
   if (cache) {
     const Status stored = cache->store(key, lane.calibration);
@@ -285,6 +346,8 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
     enable_idle_unload(*lane, config, loaded,
                        model_options(config, device, options.inject_oom_rate));
   }
+  apply_batch_limits(*lane->lane, lane->calibration);  // the injected reload needs them again
+  log_batching(*lane->lane, config);
   return lane;
 }
 

@@ -108,6 +108,17 @@ TEST(BenchReport, StagesGoToJsonAndToTheirOwnTable) {
   EXPECT_EQ(stages_to_markdown({without}), "");
 }
 
+TEST(BenchReport, MeanBatchSizesGoToJsonAndMarkdown) {
+  BenchRunReport batched = sample_report("adaptive", 50);
+  batched.mean_batch = {{"isnet-medium", 6.5}, {"nanodet-g", 7.25}};
+  const auto json = nlohmann::json::parse(to_json(batched));
+  EXPECT_DOUBLE_EQ(json["mean_batch"]["isnet-medium"].get<double>(), 6.5);
+  const std::string md = to_markdown({batched, sample_report("legacy", 40)});
+  EXPECT_NE(md.find("- adaptive: isnet-medium 6.50 nanodet-g 7.25"), std::string::npos) << md;
+  EXPECT_EQ(md.find("- legacy:"), std::string::npos);  // unbatched runs get no line
+  EXPECT_EQ(to_markdown({sample_report("legacy", 40)}).find("Mean batch"), std::string::npos);
+}
+
 TEST(BenchReport, ResultStemNamesDateCardCapAndGate) {
   BenchRunReport r = sample_report("fixed:3", 1);
   EXPECT_EQ(result_stem(r), "20251127T064300Z_nvidia-h100-80gb-hbm3_cap8_fixed-3");

@@ -32,6 +32,7 @@ TEST(ParseConfig, EmptyEnvironmentGivesTheContractDefaults) {
   EXPECT_EQ(config, Config{});
   EXPECT_EQ(config.foreground_model, "isnet-medium");
   EXPECT_EQ(config.max_concurrent_images, 4);
+  EXPECT_EQ(config.max_model_batch, 8);
   EXPECT_EQ(config.min_concurrent_images, 1);
   EXPECT_DOUBLE_EQ(config.gpu_memory_threshold, 0.85);
   EXPECT_TRUE(config.retry_on_oom);
@@ -74,6 +75,7 @@ TEST(ParseConfig, ReadsEveryType) {
       {"LOG_FORMAT", "TEXT"},
       {"CUDA_STREAMS", "Worker"},
       {"CONCURRENCY_TUNING", "Throughput"},
+      {"MAX_MODEL_BATCH", "1"},
   });
   EXPECT_EQ(config.foreground_model, "/models/fg.pt");
   EXPECT_FALSE(config.use_fp16);
@@ -94,6 +96,7 @@ TEST(ParseConfig, ReadsEveryType) {
   EXPECT_EQ(config.log_format, "text");
   EXPECT_EQ(config.cuda_streams, "worker");
   EXPECT_EQ(config.concurrency_tuning, "throughput");
+  EXPECT_EQ(config.max_model_batch, 1);
 }
 
 TEST(ParseConfig, BadBooleanNamesVariableAndValue) {
@@ -110,6 +113,8 @@ TEST(ParseConfig, BadIntegersNameVariableAndValue) {
   // Fits in 64 bits but not in the int field.
   EXPECT_TRUE(contains(parse_error({{"CPU_THREADS", "3000000000"}}),
                        "CPU_THREADS='3000000000' is out of range"));
+  EXPECT_TRUE(contains(parse_error({{"MAX_MODEL_BATCH", "0"}}), "MAX_MODEL_BATCH='0'"));
+  EXPECT_TRUE(contains(parse_error({{"MAX_MODEL_BATCH", "65"}}), "MAX_MODEL_BATCH='65'"));
   EXPECT_TRUE(contains(parse_error({{"GPU_MEMORY_LIMIT_MB", "99999999999999999999"}}),
                        "GPU_MEMORY_LIMIT_MB='99999999999999999999' is out of range"));
 }

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 namespace segmentor {
 namespace {
 
@@ -94,6 +96,22 @@ TEST(CalibrationTest, JsonRoundTrip) {
   EXPECT_EQ(back->resident_bytes(), t.resident_bytes());
   EXPECT_EQ(*back->predict_task_bytes(3840, 2160), *t.predict_task_bytes(3840, 2160));
   EXPECT_NE(t.to_json().find("\"size_class\": \"fhd\""), std::string::npos);
+}
+
+TEST(CalibrationTest, BatchLimitsRoundTripAndNeverDropBelowOne) {
+  CalibrationTable t = measured();
+  t.set_batch_limit("isnet", 4);
+  t.set_batch_limit("selfie", 0);  // clamped: a model always runs at least one input
+  auto back = CalibrationTable::from_json(t.to_json());
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(back->batch_limits(), (std::map<std::string, int>{{"isnet", 4}, {"selfie", 1}}));
+  EXPECT_NE(t.describe().find("batches of isnet: up to 4"), std::string::npos);
+  // A table without limits (an older cache file) reads as none.
+  auto plain = CalibrationTable::from_json(measured().to_json());
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->batch_limits().empty());
+  EXPECT_EQ(CalibrationTable::from_json(R"({"batch_limits": {"m": 0}})").status().code(),
+            ErrorCode::kCorruptData);
 }
 
 TEST(CalibrationTest, BadJsonIsCorruptData) {

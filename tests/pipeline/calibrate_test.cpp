@@ -116,5 +116,86 @@ TEST(CalibrateTest, OutOfMemoryDuringCalibrationNamesTheSize) {
   EXPECT_NE(status.message().find("calibration warm-up at"), std::string::npos) << status.message();
 }
 
+// Note [Batch sizes within the reserved bytes]: a model whose forward pass of `batch` inputs
+// allocates fixed + batch × per_input bytes, or fails when `fails_at` <= batch.
+class BatchingModel : public MaskModel {
+ public:
+  BatchingModel(FakeDevice& device, int max_batch, std::int64_t fixed, std::int64_t per_input)
+      : device_(device), max_batch_(max_batch), fixed_(fixed), per_input_(per_input) {
+    info_.name = "batching";
+  }
+  const ModelInfo& info() const override { return info_; }
+  Result<Mask> segment(const RgbImage& image) override {
+    return Mask::zeros(image.width, image.height);
+  }
+  int max_batch() const override { return max_batch_; }
+  void limit_batch(int max_batch) override { max_batch_ = std::min(max_batch_, max_batch); }
+  Status probe_batch(int batch) override {
+    probed.push_back(batch);
+    if (batch >= fails_at) return out_of_memory("batch " + std::to_string(batch));
+    std::int64_t bytes = fixed_ + batch * per_input_;
+    if (batch >= grows_at) bytes *= 2;  // an algorithm with a bigger workspace, say
+    SEGMENTOR_ASSIGN_OR_RETURN(auto id, device_.allocate(bytes));
+    device_.free(id);
+    return Status::Ok();
+  }
+  int fails_at = 1 << 20;
+  int grows_at = 1 << 20;
+  std::vector<int> probed;
+
+ private:
+  FakeDevice& device_;
+  int max_batch_;
+  std::int64_t fixed_;
+  std::int64_t per_input_;
+  ModelInfo info_;
+};
+
+TEST(CalibrateBatchTest, KeepsTheWholeCapWhenPeaksGrowNoFasterThanTheBatch) {
+  FakeDevice device(64 * kMiB * 1024);
+  BatchingModel model(device, 8, 40 * kMiB, 100 * kMiB);
+  auto calibrated = calibrate_batch_limit(model, device);
+  ASSERT_TRUE(calibrated.ok()) << calibrated.status().to_string();
+  EXPECT_EQ(calibrated->limit, 8);
+  EXPECT_EQ(model.max_batch(), 8);
+  ASSERT_EQ(calibrated->peaks.size(), 4u);  // 1, 2, 4, 8
+  EXPECT_EQ(calibrated->peaks[0], (std::pair<int, std::int64_t>{1, 140 * kMiB}));
+  EXPECT_EQ(calibrated->peaks[3], (std::pair<int, std::int64_t>{8, 840 * kMiB}));
+}
+
+TEST(CalibrateBatchTest, StopsWhereABatchNeedsMoreThanItsTasksReserved) {
+  FakeDevice device(64 * kMiB * 1024);
+  BatchingModel model(device, 8, 40 * kMiB, 100 * kMiB);
+  model.grows_at = 4;  // 2 × 440 MiB > 4 × 140 MiB
+  auto calibrated = calibrate_batch_limit(model, device);
+  ASSERT_TRUE(calibrated.ok());
+  EXPECT_EQ(calibrated->limit, 2);
+  EXPECT_EQ(model.max_batch(), 2);               // the model's cap was lowered too
+  EXPECT_EQ(calibrated->peaks.back().first, 4);  // measured, failed, not tried further
+}
+
+TEST(CalibrateBatchTest, AnOutOfMemoryErrorStopsBelowThatBatch) {
+  FakeDevice device(64 * kMiB * 1024);
+  BatchingModel model(device, 6, 40 * kMiB, 100 * kMiB);
+  model.fails_at = 6;
+  auto calibrated = calibrate_batch_limit(model, device);
+  ASSERT_TRUE(calibrated.ok());
+  EXPECT_EQ(calibrated->limit, 4);  // 1, 2, 4 fit; 6 (the cap, not a power of two) did not
+  EXPECT_EQ(model.probed.back(), 6);
+
+  model.fails_at = 1;  // not even one input: calibration cannot go on
+  EXPECT_EQ(calibrate_batch_limit(model, device).status().code(), ErrorCode::kOutOfMemory);
+}
+
+TEST(CalibrateBatchTest, AnUnbatchedModelIsNotMeasured) {
+  FakeDevice device(64 * kMiB * 1024);
+  BatchingModel model(device, 1, 40 * kMiB, 100 * kMiB);
+  auto calibrated = calibrate_batch_limit(model, device);
+  ASSERT_TRUE(calibrated.ok());
+  EXPECT_EQ(calibrated->limit, 1);
+  EXPECT_TRUE(calibrated->peaks.empty());
+  EXPECT_TRUE(model.probed.empty());
+}
+
 }  // namespace
 }  // namespace segmentor

@@ -1,6 +1,7 @@
 // A MaskModel that returns a preset mask (or error), for pipeline tests without LibTorch.
 #pragma once
 
+#include <algorithm>
 #include <utility>
 
 #include "models/mask_model.h"
@@ -20,11 +21,16 @@ class FakeMaskModel : public MaskModel {
     ++calls;
     return answer_;
   }
+  // Batching as a plain number: what loading allowed, lowered by limit_batch().
+  int max_batch() const override { return max_batch_; }
+  void limit_batch(int max_batch) override { max_batch_ = std::min(max_batch_, max_batch); }
+  void set_max_batch(int max_batch) { max_batch_ = max_batch; }
   int calls = 0;
 
  private:
   Result<Mask> answer_;
   ModelInfo info_;
+  int max_batch_ = 1;
 };
 
 // A mask of `w`x`h` with the rectangle [x0,x1)x[y0,y1) set to 255.

@@ -62,6 +62,28 @@ TEST(ReloadableModelTest, UnloadsWhenIdleAndReloadsOnTheNextCall) {
   EXPECT_EQ(model.reloads(), 1u);
 }
 
+TEST(ReloadableModelTest, AReloadedModelKeepsTheCalibratedBatchLimit) {
+  ManualClock clock;
+  auto batching = []() -> std::unique_ptr<MaskModel> {
+    auto model = std::make_unique<FakeMaskModel>(rect_mask(4, 4, 0, 0, 2, 2), "fg");
+    model->set_max_batch(8);  // what a fresh load allows
+    return model;
+  };
+  ReloadableModel model(
+      batching(), [&]() -> Result<std::unique_ptr<MaskModel>> { return batching(); }, {},
+      clock.fn());
+  EXPECT_EQ(model.max_batch(), 8);
+  model.limit_batch(3);  // calibration's memory check
+  EXPECT_EQ(model.max_batch(), 3);
+  clock.t += seconds(60);
+  ASSERT_TRUE(model.unload_if_idle(seconds(60)));
+  EXPECT_EQ(model.max_batch(), 3);  // as last seen, while unloaded
+  EXPECT_FALSE(model.probe_batch(2).ok());
+  ASSERT_TRUE(model.segment(gray_image(4, 4)).ok());  // reloads: 8, limited again to 3
+  EXPECT_EQ(model.reloads(), 1u);
+  EXPECT_EQ(model.max_batch(), 3);
+}
+
 TEST(ReloadableModelTest, NeverUnloadsUnderARunningCall) {
   ManualClock clock;
   int loads = 0;

@@ -1,0 +1,143 @@
+// Batched forward passes of the TorchScript MaskModel on the toy models (Note [Batching admitted
+// tasks], models/forward_batcher.h): the same masks as unbatched, each caller its own, and models
+// that must not batch do not.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "models/model_loader.h"
+
+namespace segmentor {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kModels = SEGMENTOR_TEST_MODELS_DIR;
+
+std::unique_ptr<MaskModel> load(const fs::path& file, int max_batch) {
+  ModelOptions options;
+  options.max_batch = max_batch;
+  auto model = load_mask_model(file, options);
+  EXPECT_TRUE(model.ok()) << model.status().to_string();
+  return model.ok() ? std::move(model).value() : nullptr;
+}
+
+// A dark image of `width`×`height` with a bright red block whose place and size depend on `seed`,
+// so every seed has its own test-bright mask (red > 0.5 -> foreground).
+RgbImage red_block(int width, int height, int seed) {
+  RgbImage image{width, height,
+                 std::vector<std::uint8_t>(static_cast<std::size_t>(width) * height * 3, 20)};
+  const int x0 = (seed * 13) % (width / 2);
+  const int y0 = (seed * 7) % (height / 2);
+  const int x1 = x0 + width / 4 + seed % 5 * 3;
+  const int y1 = y0 + height / 4 + seed % 3 * 4;
+  for (int y = y0; y < std::min(y1, height); ++y) {
+    for (int x = x0; x < std::min(x1, width); ++x) {
+      image.pixels[(static_cast<std::size_t>(y) * width + x) * 3] = 250;
+    }
+  }
+  return image;
+}
+
+TEST(TorchBatchingTest, EveryConcurrentCallerGetsTheMaskItsImageGivesUnbatched) {
+  auto single = load(kModels / "test-bright.pt", 1);
+  auto batched = load(kModels / "test-bright.pt", 8);
+  ASSERT_TRUE(single && batched);
+  ASSERT_EQ(single->max_batch(), 1);
+  ASSERT_EQ(batched->max_batch(), 8);  // the load-time probe found batch 2 right
+
+  constexpr int kImages = 12;
+  std::vector<RgbImage> images;
+  std::vector<Mask> expected;
+  for (int i = 0; i < kImages; ++i) {
+    images.push_back(red_block(80 + 8 * (i % 3), 64 + 6 * (i % 4), i));  // sizes differ too
+    auto mask = single->segment(images.back());
+    ASSERT_TRUE(mask.ok()) << mask.status().to_string();
+    ASSERT_TRUE(mask->any());
+    expected.push_back(std::move(*mask));
+  }
+  // Different images, different masks: a mix-up between callers cannot go unnoticed.
+  for (int i = 1; i < kImages; ++i) {
+    ASSERT_FALSE(expected[static_cast<std::size_t>(i)].values == expected[0].values) << i;
+  }
+
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 12;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < kRounds; ++r) {
+        const auto i = static_cast<std::size_t>((t * 5 + r) % kImages);
+        auto mask = batched->segment(images[i]);
+        if (!mask.ok() || mask->width != expected[i].width || mask->values != expected[i].values) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
+  const BatchStats stats = batched->batch_stats();
+  EXPECT_EQ(stats.inputs, static_cast<std::uint64_t>(kThreads * kRounds));
+  EXPECT_GT(stats.largest, 1);  // passes were shared
+  EXPECT_EQ(stats.split_batches, 0u);
+  EXPECT_EQ(single->batch_stats().batches, 0u);  // unbatched: no batcher at all
+}
+
+TEST(TorchBatchingTest, ModelsWhoseOutputsIgnoreTheBatchRunUnbatched) {
+  // These return fixed [1,...] tensors whatever the input: batch 2 cannot give two results.
+  for (const char* name : {"test-disc", "test-yolo", "test-detector"}) {
+    auto model = load(kModels / (std::string(name) + ".pt"), 8);
+    ASSERT_TRUE(model) << name;
+    EXPECT_EQ(model->max_batch(), 1) << name;
+    ASSERT_TRUE(model->segment(red_block(64, 64, 1)).ok()) << name;
+    EXPECT_EQ(model->batch_stats().batches, 0u) << name;
+  }
+  // A per-pixel network batches (the people model's kind).
+  auto person = load(kModels / "test-person-prob.pt", 4);
+  ASSERT_TRUE(person);
+  EXPECT_EQ(person->max_batch(), 4);
+}
+
+TEST(TorchBatchingTest, TheManifestCanTurnBatchingOff) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("segmentor-batchable-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::copy_file(kModels / "test-bright.pt", dir / "test-bright.pt",
+                fs::copy_options::overwrite_existing);
+  std::ifstream in(kModels / "test-bright.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string json = text.str();
+  const auto brace = json.find('{');
+  ASSERT_NE(brace, std::string::npos);
+  json.insert(brace + 1, "\"batchable\": false, ");
+  std::ofstream(dir / "test-bright.json") << json;
+  auto model = load(dir / "test-bright.pt", 8);
+  ASSERT_TRUE(model);
+  EXPECT_EQ(model->max_batch(), 1);
+  fs::remove_all(dir);
+}
+
+TEST(TorchBatchingTest, LimitAndProbe) {
+  auto model = load(kModels / "test-bright.pt", 8);
+  ASSERT_TRUE(model);
+  EXPECT_TRUE(model->probe_batch(1).ok());
+  EXPECT_TRUE(model->probe_batch(5).ok());
+  EXPECT_EQ(model->probe_batch(0).code(), ErrorCode::kInvalidArgument);
+  model->limit_batch(3);
+  EXPECT_EQ(model->max_batch(), 3);
+  model->limit_batch(6);  // never raises
+  EXPECT_EQ(model->max_batch(), 3);
+}
+
+}  // namespace
+}  // namespace segmentor
