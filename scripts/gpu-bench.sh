@@ -29,6 +29,7 @@
 #   faults   issue 13 target 4: 1,000 frames fault-free, then with 10 % injected OOMs (ratio
 #            printed; goal ≥ 0.7, 0 lost), real OOMs at a 4 GiB cap with fixed:4 (they must be
 #            judged over-admission and shrink), and stage times on against --no-stages
+#   startup  where the start goes: per-part times of `run` on one frame, fuser on and off
 #   join     switch the phases after it to the bundled models (carry .gpu-models/b after stash-a)
 #   warm     issue 13 target 2: `segmentor run` on one frame twice with a fresh CALIBRATION_CACHE
 #            (start → exit and the start-up lines printed), then p95/p99 of a short bench
@@ -308,6 +309,25 @@ PY
       MODEL_CACHE=$PWD/build-gpu/bundled timed 60 join scripts/gpu-models.sh join || exit 1
       unset FOREGROUND_SEG_MODEL_NAME PEOPLE_SEG_MODEL_NAME
       export MODEL_CACHE=$PWD/build-gpu/bundled ;;
+    startup)
+      # Where start-up goes (Note [A fast start]): `run` on one frame with the calibration on disk,
+      # with LibTorch's TensorExpr fuser on (default) and off (PYTORCH_TENSOREXPR=0: no kernels
+      # compiled at the first calls), then what the fuser is worth to throughput.
+      frame=$res/startup-frame; cal=/tmp/gpu-bench-startup-calibration
+      rm -rf "$frame" "$cal"; mkdir -p "$frame"
+      python3 -c "
+from PIL import Image; import numpy as np
+Image.fromarray((np.random.default_rng(1).random((1080,1920,3))*255).astype('uint8')).save('$frame/f.jpg')"
+      for run in fill fuser-on fuser-off; do
+        te=1; [ "$run" = fuser-off ] && te=0
+        CALIBRATION_CACHE=$cal PYTORCH_TENSOREXPR=$te TAIL=3 timed 120 "startup-$run" "$bin" run \
+          --device cuda:0 "$frame" -o "$res/startup-out" --no-progress
+        grep -h "start-up" "$res/startup-$run.log" | sed 's/^.*start-up/start-up/' | cut -c1-150
+      done
+      for te in 1 0; do
+        bench "startup-throughput-te$te" 90 CALIBRATION_CACHE=$cal PYTORCH_TENSOREXPR=$te -- \
+          --cap-gib 8 --jobs 4 --frames 250 --gate adaptive --max-concurrent 16
+      done ;;
     warm)
       # Issue 13 target 2 with whichever models are set (stand-ins, or bundled after `join`):
       # start to exit of `run` on one FHD frame, twice (the second reuses the calibration on disk),
@@ -337,7 +357,7 @@ for f in sorted(glob.glob(sys.argv[1] + "/*.json")):
             print(f"first frames: p95 {p95:.0f} ms, p99 {p99:.0f} ms, p99/p95 {p99 / p95:.2f} (goal <= 2)")
 PY
       ;;
-    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|faults|join|warm|verify|cleanup|stash-a|bundled|detector|batching ..." >&2
+    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|faults|join|startup|warm|verify|cleanup|stash-a|bundled|detector|batching ..." >&2
        exit 2 ;;
   esac
 done

@@ -1,5 +1,8 @@
 #include "models/torch_mask_model.h"
 
+#include <spdlog/spdlog.h>
+
+#include <chrono>
 #include <new>
 #include <optional>
 #include <utility>
@@ -262,6 +265,12 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     const bool fp16 = torch_device.is_cuda() && options.use_fp16;
     const at::ScalarType dtype = fp16 ? at::kHalf : at::kFloat;
 
+    // Note [A fast start] (runtime.cpp): each part of a load is timed, so a slow start says where.
+    using Clock = std::chrono::steady_clock;
+    const auto since = [](Clock::time_point t) {
+      return std::chrono::duration<double>(Clock::now() - t).count();
+    };
+    const auto load_start = Clock::now();
     torch::jit::Module module;
     try {
       module = torch::jit::load(file, torch_device);
@@ -279,12 +288,20 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     // relative-position index, say) into floats, which then fail as indices.
     cast_floating_state(module, dtype);
 
+    const double load_seconds = since(load_start);
+
+    const auto freeze_start = Clock::now();
     bool frozen = false;
     if (options.freeze) frozen = try_freeze(module, manifest, torch_device, dtype);
+    const double freeze_seconds = since(freeze_start);
+    const auto batch_start = Clock::now();
     const int max_batch = options.max_batch > 1 && manifest.batchable &&
                                   batches_correctly(module, manifest, torch_device, dtype)
                               ? options.max_batch
                               : 1;
+    spdlog::info(
+        "start-up: model {} on {}: read {:.2f} s, freeze check {:.2f} s, batch check {:.2f} s",
+        manifest.name, device, load_seconds, freeze_seconds, since(batch_start));
 
     ModelInfo info;
     info.name = manifest.name;

@@ -283,11 +283,16 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
                                                       const DeviceLaneOptions& options) {
   auto lane = std::make_unique<DeviceLane>();
   const bool gpu = device != "cpu";
+  const auto device_start = std::chrono::steady_clock::now();
   SEGMENTOR_ASSIGN_OR_RETURN(lane->device, make_device_memory(device));
   if (config.gpu_memory_limit_mb > 0) {
     SEGMENTOR_RETURN_IF_ERROR(
         lane->device->set_process_limit(config.gpu_memory_limit_mb * 1024 * 1024));
   }
+  // Note [A fast start] (runtime.cpp): on a GPU this is where the CUDA context is made.
+  spdlog::info(
+      "start-up: {} memory view ready in {:.2f} s", device,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - device_start).count());
 
   const std::int64_t before = lane->device->snapshot().allocated_bytes;
   SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded, load_lane(config, device, 0.0, lane->device.get(),
@@ -325,7 +330,11 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   }
 
   if (options.calibrate && gpu) {
+    const auto calibration_start = std::chrono::steady_clock::now();
     SEGMENTOR_RETURN_IF_ERROR(calibrate_lane(*lane, config, device, loaded));
+    spdlog::info("start-up: {} calibrated in {:.2f} s", device,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - calibration_start)
+                     .count());
   }
 
   // Note [Calibrate before injecting]: fault injection (a test-only knob) would make calibration
