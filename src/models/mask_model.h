@@ -23,24 +23,33 @@ enum class ModelKind {
 // Inline so that code linking only segmentor_model_api (no LibTorch) can log a kind.
 inline std::string_view to_string(ModelKind kind) {
   switch (kind) {
-    case ModelKind::kForegroundProbability: return "foreground_probability";
-    case ModelKind::kPersonProbability: return "person_probability";
-    case ModelKind::kYoloSeg: return "yolo_seg";
-    case ModelKind::kPersonDetector: return "person_detector";
+    case ModelKind::kForegroundProbability:
+      return "foreground_probability";
+    case ModelKind::kPersonProbability:
+      return "person_probability";
+    case ModelKind::kYoloSeg:
+      return "yolo_seg";
+    case ModelKind::kPersonDetector:
+      return "person_detector";
   }
   return "unknown";
 }
 
 struct ModelInfo {
-  std::string name;     // manifest name, e.g. "isnet-medium" or "test-disc"
-  std::string path;     // the TorchScript file it came from
+  std::string name;  // manifest name, e.g. "isnet-medium" or "test-disc"
+  std::string path;  // the TorchScript file it came from
   ModelKind kind = ModelKind::kForegroundProbability;
   int input_width = 0;  // the fixed size the network runs at
   int input_height = 0;
-  std::string device;   // "cpu", "cuda:0"
-  bool fp16 = false;    // weights and activations in half precision
+  std::string device;          // "cpu", "cuda:0"
+  bool fp16 = false;           // weights and activations in half precision
   bool is_test_model = false;  // manifest says it is a toy for tests, not a real model
   bool frozen = false;  // torch::jit::freeze applied (it gave the same output on a probe input)
+  // Where its load went (Note [A fast start] in runtime/runtime.cpp): reading the file onto the
+  // device, the freeze check, the batch check; seconds. Logged by the lane, which has a logger.
+  struct LoadSeconds {
+    double read = 0, freeze_check = 0, batch_check = 0;
+  } load_seconds;
 };
 
 // What a model's batcher did (Note [Batching admitted tasks], models/forward_batcher.h): for

@@ -1,7 +1,5 @@
 #include "models/torch_mask_model.h"
 
-#include <spdlog/spdlog.h>
-
 #include <chrono>
 #include <new>
 #include <optional>
@@ -299,9 +297,7 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
                                   batches_correctly(module, manifest, torch_device, dtype)
                               ? options.max_batch
                               : 1;
-    spdlog::info(
-        "start-up: model {} on {}: read {:.2f} s, freeze check {:.2f} s, batch check {:.2f} s",
-        manifest.name, device, load_seconds, freeze_seconds, since(batch_start));
+    const double batch_seconds = since(batch_start);
 
     ModelInfo info;
     info.name = manifest.name;
@@ -313,6 +309,7 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     info.fp16 = fp16;
     info.is_test_model = manifest.is_test_model;
     info.frozen = frozen;
+    info.load_seconds = {load_seconds, freeze_seconds, batch_seconds};
     return std::unique_ptr<TorchMaskModel>(
         new TorchMaskModel(std::move(module), std::move(manifest), std::move(info), torch_device,
                            dtype, options.inject_oom_rate, parse_stream_mode(options.cuda_streams),

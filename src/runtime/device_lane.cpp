@@ -298,6 +298,14 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded, load_lane(config, device, 0.0, lane->device.get(),
                                                           options.freeze_cpu_models));
   lane->lane = std::move(loaded.lane);
+  for (const MaskModel* model : {lane->lane->foreground.get(), lane->lane->people.get(),
+                                 lane->lane->person_detector.get()}) {
+    if (model == nullptr) continue;
+    const ModelInfo::LoadSeconds& took = model->info().load_seconds;
+    spdlog::info(
+        "start-up: model {} on {}: read {:.2f} s, freeze check {:.2f} s, batch check {:.2f} s",
+        model->info().name, device, took.read, took.freeze_check, took.batch_check);
+  }
   const std::int64_t after = lane->device->snapshot().allocated_bytes;
   record_resident(lane->calibration, "models", before, after);
 
