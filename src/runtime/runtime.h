@@ -37,7 +37,8 @@ struct RuntimeOptions {
   // a few images: Note [Freezing pays only for many images on the CPU] (run_command.cpp).
   bool freeze_cpu_models = true;
   // Run each model once on every slot thread of every GPU lane before returning (Note [Warm every
-  // slot before ready], runtime/slot_warmup.h). `plan` turns it off: it only calibrates.
+  // slot before ready], runtime/slot_warmup.h). `plan` turns it off (it only calibrates), and so
+  // does `run` (a batch job: its total time counts, not its first frames' latency).
   bool warm_slots = true;
 };
 
