@@ -122,6 +122,13 @@ void WorkerProcess::kill_now() {
   pid_ = -1;
 }
 
+bool WorkerProcess::alive() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) pid_ = -1;
+  return pid_ > 0;
+}
+
 int WorkerProcess::terminate(std::chrono::seconds timeout) {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);
