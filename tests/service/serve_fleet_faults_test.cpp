@@ -21,6 +21,8 @@ class FleetFaultsTest : public FleetTest {
     FleetTest::SetUp();
     extra_env_["FOREGROUND_SEG_MODEL_NAME"] = "test-bright-trap";
     extra_env_["SHUTDOWN_GRACE_SECONDS"] = "2";
+    // A job completes only when every asset is accounted for, so the counts below are exact.
+    extra_env_["COMPLETION_THRESHOLD_PERCENTAGE"] = "100";
   }
 
   // Publishes a products.image.ready for a solid image of one colour (file and row included).
