@@ -23,9 +23,10 @@ Models:
   test-bright-trap     test-bright's function, with two traps for the fleet tests (issue 11): an
                        image that is mostly green makes forward raise (a task that throws inside
                        `segmentor serve`), one that is mostly blue makes it spin for a long time
-                       (TRAP_SPIN products of 256x256 matrices, ~20 s on one 2020s CPU core; a task
-                       in flight long enough to kill the worker holding it). Any other image gets
-                       test-bright's mask.
+                       (TRAP_SPIN products of 256x256 matrices, ~60 s on one core of the build
+                       machine: a task in flight long enough to kill the worker holding it, even
+                       after starting another replica first). Any other image gets test-bright's
+                       mask.
 """
 
 import argparse
@@ -127,8 +128,9 @@ class Bright(nn.Module):
 
 
 # test-bright-trap's spin: 256x256 matrix products, about 5 ms each on one core of the build
-# machine; the fleet test kills the worker within a second of the task starting.
-TRAP_SPIN = 4000
+# machine; the fleet test kills the worker a replica start-up (a second or two) after the task
+# starts, so even a core several times faster leaves a wide margin.
+TRAP_SPIN = 12000
 
 
 class BrightTrap(nn.Module):
