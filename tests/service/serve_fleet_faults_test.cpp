@@ -50,6 +50,22 @@ class FleetFaultsTest : public FleetTest {
     return false;
   }
 
+  // Every copy taken, for a failure message: one of 17 runs once took more than one copy (or
+  // none) of a dead-letter expected once, and its log was not kept.
+  static std::string describe(const std::vector<messaging::InboundDelivery>& dead) {
+    std::string text = std::to_string(dead.size()) + " cop(ies) dead-lettered:\n";
+    for (const auto& d : dead) {
+      const messaging::HeaderValue* retries =
+          messaging::find_header(d.headers, messaging::kRetryCountHeader);
+      const auto* count = retries ? std::get_if<std::int64_t>(retries) : nullptr;
+      text += "  x-retry-count " + (count ? std::to_string(*count) : std::string("-")) +
+              ", redelivered " + (d.redelivered ? "yes" : "no") + ", " +
+              header_text(d, messaging::kErrorTypeHeader) + ": " +
+              header_text(d, messaging::kFailureReasonHeader).substr(0, 200) + "\n";
+    }
+    return text;
+  }
+
   // Waits until replica `i`'s log holds `text`.
   bool log_shows(std::size_t i, const std::string& text, std::chrono::milliseconds timeout = 30s) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -75,7 +91,7 @@ TEST_F(FleetFaultsTest, ATaskThatThrowsIsDeadLetteredAndTheReplicasCarryOn) {
   publish_image(job, job + "-before");
 
   auto dead = take_matching(kImageDlq, poison, 1, 30s);
-  ASSERT_EQ(dead.size(), 1u) << logs();
+  ASSERT_EQ(dead.size(), 1u) << describe(dead) << logs();
   // Three retries, 1 + 2 + 4 s apart (RetryPolicy's defaults), then the dead-letter.
   EXPECT_LT(std::chrono::steady_clock::now() - started, 20s);
   const std::string reason = header_text(dead[0], messaging::kFailureReasonHeader);
@@ -127,7 +143,7 @@ TEST_F(FleetFaultsTest, AMessageThatKeepsComingBackIsDeadLetteredAfterItsRedeliv
   replicas_[0]->kill_now();
 
   auto dead = take_matching(kImageDlq, poison, 1, 20s);
-  ASSERT_EQ(dead.size(), 1u) << logs();
+  ASSERT_EQ(dead.size(), 1u) << describe(dead) << logs();
   EXPECT_LT(std::chrono::steady_clock::now() - third, 10s);
   EXPECT_EQ(header_text(dead[0], messaging::kErrorTypeHeader), "RedeliveredTooOften");
   const std::string reason = header_text(dead[0], messaging::kFailureReasonHeader);
