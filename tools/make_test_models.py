@@ -20,6 +20,13 @@ Models:
                        [1,32,32,32]; see YOLO_BOXES below for the boxes and the expected result.
   test-detector        a person detector (NanoDet's output format): 64x64 stretch, strides 8 and
                        16, 3 classes, 4 bins per side, fixed outputs; see DETECTOR_CELLS below.
+  test-bright-trap     test-bright's function, with two traps for the fleet tests (issue 11): an
+                       image that is mostly green makes forward raise (a task that throws inside
+                       `segmentor serve`), one that is mostly blue makes it spin for a long time
+                       (TRAP_SPIN products of 256x256 matrices, ~60 s on one core of the build
+                       machine: a task in flight long enough to kill the worker holding it, even
+                       after starting another replica first). Any other image gets test-bright's
+                       mask.
 """
 
 import argparse
@@ -120,6 +127,40 @@ class Bright(nn.Module):
         return (red > 0.5).to(x.dtype)
 
 
+# test-bright-trap's spin: 256x256 matrix products, about 5 ms each on one core of the build
+# machine; the fleet test kills the worker a replica start-up (a second or two) after the task
+# starts, so even a core several times faster leaves a wide margin.
+TRAP_SPIN = 12000
+
+
+class BrightTrap(nn.Module):
+    """test-bright, but a mostly green image raises and a mostly blue one spins."""
+
+    def __init__(self, mean, std, spin: int):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        # All 1/256: the product of two is itself, so the spin neither grows nor underflows.
+        self.register_buffer("work", torch.full((256, 256), 1.0 / 256))
+        self.spin = spin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rgb = x * self.std.to(x.dtype) + self.mean.to(x.dtype)
+        means = rgb.mean(dim=[0, 2, 3])
+        red = float(means[0])
+        green = float(means[1])
+        blue = float(means[2])
+        if green > 0.5 and red < 0.5 and blue < 0.5:
+            raise RuntimeError("test-bright-trap: a green image (the test's poison input)")
+        if blue > 0.5 and red < 0.5 and green < 0.5:
+            work = self.work.to(x.dtype)
+            acc = work
+            for _ in range(self.spin):
+                acc = torch.mm(acc, work)
+            rgb = rgb + acc.sum() * 0.0  # keeps the loop from being optimised away
+        return (rgb[:, 0:1, :, :] > 0.5).to(x.dtype)
+
+
 class Disc(nn.Module):
     """Input-independent (coarse, fine) probability maps."""
 
@@ -211,6 +252,9 @@ def main(argv):
     save(args.out, Bright(IMAGENET_MEAN[0], IMAGENET_STD[0], nhwc=False),
          manifest("test-bright-letterbox", "foreground_probability", resize="letterbox",
                   letterbox_pad_value=255, mean=IMAGENET_MEAN, std=IMAGENET_STD))
+    save(args.out, BrightTrap(IMAGENET_MEAN, IMAGENET_STD, TRAP_SPIN),
+         manifest("test-bright-trap", "foreground_probability", mean=IMAGENET_MEAN,
+                  std=IMAGENET_STD))
     save(args.out, Disc(), manifest("test-disc", "foreground_probability", output_index=-1))
 
     person = PersonProb().half()  # stored as float16, like an fp16 export

@@ -9,6 +9,7 @@
 #include "models/image_tensor.h"
 #include "models/oom_classify.h"
 #include "models/person_detector_decode.h"
+#include "models/script_error.h"
 #include "models/stage_clock.h"
 #include "models/yolo_seg_decode.h"
 
@@ -164,14 +165,17 @@ Status failure_status(const std::string& where) {
   } catch (const c10::OutOfMemoryError& e) {
     return out_of_memory(where + ": " + message_of(e));
   } catch (const c10::Error& e) {
-    const std::string message = message_of(e);
+    // Note [TorchScript errors lead with the error] (script_error.h)
+    const std::string message = lead_with_script_error(message_of(e));
     if (looks_like_out_of_memory(message)) return out_of_memory(where + ": " + message);
     return internal_error(where + ": " + message);
   } catch (const std::bad_alloc&) {
     return out_of_memory(where + ": host allocation failed");
   } catch (const std::exception& e) {
-    if (looks_like_out_of_memory(e.what())) return out_of_memory(where + ": " + e.what());
-    return internal_error(where + ": " + e.what());
+    // A `raise` in the model's code arrives as torch::jit::JITException, a std::runtime_error.
+    const std::string message = lead_with_script_error(e.what());
+    if (looks_like_out_of_memory(message)) return out_of_memory(where + ": " + message);
+    return internal_error(where + ": " + message);
   } catch (...) {
     return internal_error(where + ": an unknown exception");
   }

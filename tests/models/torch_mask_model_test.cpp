@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/model_loader.h"
+#include "models/script_error.h"
 #include "bilinear_reference.h"
 
 namespace segmentor {
@@ -192,6 +193,53 @@ TEST(BrightLetterboxTest, PaddingIsCroppedAway) {
     const int either = test::expect_matches(*mask, reference_bright(image, true, 255));
     EXPECT_LE(either, 4 * ((r.x1 - r.x0) + (r.y1 - r.y0)) * 2);
   }
+}
+
+// ---- test-bright-trap: a model that raises ----
+
+// Note [TorchScript errors lead with the error]: the reason a dead-letter header keeps (its first
+// 500 characters) must hold the model's own error, not the start of the interpreter's traceback.
+TEST(BrightTrapTest, ARaiseInTheModelIsAFailureLedByItsMessage) {
+  auto model = load_named("test-bright-trap");
+  ASSERT_NE(model, nullptr);
+  RgbImage green = solid(64, 48);
+  paint(green, {0, 0, 64, 48}, 1, 255);
+  auto failed = model->segment(green);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), ErrorCode::kInternal);
+  const std::string message = failed.status().message();
+  const std::size_t error = message.find("test-bright-trap: a green image");
+  ASSERT_NE(error, std::string::npos) << message;
+  EXPECT_LT(error, 120u) << message;
+  EXPECT_NE(message.find("Traceback of TorchScript"), std::string::npos) << "kept, after it";
+
+  // Any other image: test-bright's mask.
+  RgbImage image = solid(64, 64);
+  const Rect red{10, 5, 30, 50};
+  paint(image, red, 0, 255);
+  auto mask = model->segment(image);
+  ASSERT_TRUE(mask.ok()) << mask.status().to_string();
+  expect_rect(*mask, red);
+}
+
+TEST(ScriptErrorTest, TheErrorLineMovesToTheFront) {
+  const std::string traced =
+      "The following operation failed in the TorchScript interpreter.\n"
+      "Traceback of TorchScript, serialized code (most recent call last):\n"
+      "  File \"code/__torch__.py\", line 30, in forward\n"
+      "\n"
+      "      ops.prim.RaiseException(_0, \"builtins.RuntimeError\")\n"
+      "Traceback of TorchScript, original code (most recent call last):\n"
+      "  File \"m.py\", line 16, in forward\n"
+      "builtins.RuntimeError: bad input\n"
+      "second line of it\n";
+  const std::string led = lead_with_script_error(traced);
+  EXPECT_EQ(led.rfind("builtins.RuntimeError: bad input\nsecond line of it [The following", 0), 0u)
+      << led;
+  EXPECT_NE(led.find("line 16, in forward]"), std::string::npos) << led;
+  EXPECT_EQ(lead_with_script_error("plain error"), "plain error");
+  const std::string no_error = "x\nTraceback of TorchScript (most recent call last):\n  File a\n";
+  EXPECT_EQ(lead_with_script_error(no_error), no_error);
 }
 
 // ---- test-disc: tuple outputs ----

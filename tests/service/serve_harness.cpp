@@ -122,6 +122,13 @@ void WorkerProcess::kill_now() {
   pid_ = -1;
 }
 
+bool WorkerProcess::alive() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) pid_ = -1;
+  return pid_ > 0;
+}
+
 int WorkerProcess::terminate(std::chrono::seconds timeout) {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);
@@ -195,9 +202,18 @@ std::vector<messaging::InboundDelivery> take_matching(const std::string& queue,
                                                       const std::string& marker, int count,
                                                       std::chrono::milliseconds timeout) {
   std::vector<messaging::InboundDelivery> out;
-  auto conn = messaging::testing::connect(shared_broker()->url());
-  if (!conn.ok()) return out;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // A connection that fails (a busy broker) is tried again until the deadline: giving up at once
+  // would read as "nothing dead-lettered" and hide the real cause.
+  auto conn = messaging::testing::connect(shared_broker()->url());
+  while (!conn.ok() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    conn = messaging::testing::connect(shared_broker()->url());
+  }
+  if (!conn.ok()) {
+    ADD_FAILURE() << "cannot connect to take from " << queue << ": " << conn.status().to_string();
+    return out;
+  }
   while (static_cast<int>(out.size()) < count && std::chrono::steady_clock::now() < deadline) {
     for (auto& d : messaging::testing::take(**conn, queue, 100, std::chrono::milliseconds(300))) {
       if (d.body.find(marker) != std::string::npos) out.push_back(std::move(d));

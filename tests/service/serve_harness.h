@@ -39,6 +39,8 @@ class WorkerProcess {
   // SIGKILL (a crash, an OOM kill): nothing is settled, nothing is flushed.
   void kill_now();
   bool running() const { return pid_ > 0; }
+  // Started and not exited since (reaps it if it has exited).
+  bool alive();
   std::string log() const;
 
  private:
