@@ -291,9 +291,8 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   auto batch_totals = [&] {
     std::map<std::string, BatchStats> totals;
     for (const auto& lane : runtime.lanes) {
-      for (const MaskModel* model :
-           {lane->lane->foreground.get(), lane->lane->people.get(),
-            lane->lane->person_detector.get()}) {
+      for (const MaskModel* model : {lane->lane->foreground.get(), lane->lane->people.get(),
+                                     lane->lane->person_detector.get()}) {
         if (model == nullptr) continue;
         const BatchStats stats = model->batch_stats();
         BatchStats& total = totals[model->info().name];
@@ -358,7 +357,7 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   report.masks_written = options.write_masks;
   engine_options.max_concurrent = guard_options.gate.max_concurrent;
   engine_options.worker_threads =
-      static_cast<int>(lanes.size()) * guard_options.gate.max_concurrent + 2;
+      default_worker_threads(static_cast<int>(lanes.size()), guard_options.gate.max_concurrent);
   engine_options.decode = DecodeOptions{config.max_image_pixels, {}};
   {
     Engine engine(engine_options, guarded, cpu_fallback);

@@ -2,11 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "pipeline/lane_picker.h"
@@ -24,6 +26,12 @@ double seconds_since(SteadyClock::time_point start) {
 
 }  // namespace
 
+// Note [Worker threads for the GPU and for the codecs] (engine.h)
+int default_worker_threads(int lanes, int max_concurrent) {
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(1, lanes) * std::max(1, max_concurrent) + std::max(2, cores);
+}
+
 Engine::Engine(EngineOptions options, std::vector<LaneView> lanes, ModelSet* cpu_fallback)
     : options_(std::move(options)), cpu_fallback_(cpu_fallback) {
   if (lanes.empty()) throw std::invalid_argument("Engine: no lanes");
@@ -36,8 +44,9 @@ Engine::Engine(EngineOptions options, std::vector<LaneView> lanes, ModelSet* cpu
     lanes_.push_back(std::move(state));
   }
   const int lane_count = static_cast<int>(lanes_.size());
-  const int threads = options_.worker_threads > 0 ? options_.worker_threads
-                                                  : lane_count * options_.max_concurrent + 2;
+  const int threads = options_.worker_threads > 0
+                          ? options_.worker_threads
+                          : default_worker_threads(lane_count, options_.max_concurrent);
   workers_.reserve(static_cast<std::size_t>(threads));
   for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }

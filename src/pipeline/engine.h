@@ -87,10 +87,22 @@ struct TaskOutcome {
   StageTimes stages;
 };
 
+// Note [Worker threads for the GPU and for the codecs]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// An engine worker thread carries a task from decoding through its wait at the gate and its time
+// on the GPU (blocked while its slot thread runs the models) to writing the masks. With
+// lanes × MAX_CONCURRENT_IMAGES + 2 threads, a lane running all its slots left two threads for
+// every decode and PNG write: `segmentor run` over JPEG frames on the H200 with 16 concurrent
+// spent 7 ms decoding and 14 ms writing per frame, beside 94 ms on the GPU, and reached 148
+// frames/s where `bench` (pre-decoded, no writes) reached 225 (bench/RESULTS.md, 2026-11-30). So
+// the default adds a thread per core on top of the GPU slots, so the codecs keep up with every
+// slot busy; a thread waiting at the gate costs only its decoded image.
+int default_worker_threads(int lanes, int max_concurrent);
+
 struct EngineOptions {
   MaskLayout layout;
   DecodeOptions decode;
-  // 0 = lanes × MAX_CONCURRENT_IMAGES + 2, so decoding overlaps inference on every lane
+  // 0 = default_worker_threads(lanes, max_concurrent)
   int worker_threads = 0;
   int max_concurrent = 4;                           // per lane; used for the default worker count
   std::optional<std::filesystem::path> cutout_dir;  // also write RGBA cut-outs there

@@ -220,6 +220,15 @@ TEST_F(EngineTest, EnginesInTurnOnOneLaneReuseItsSlotThreads) {
   EXPECT_LE(seen.size(), 2u);  // three engines, the same (at most two) threads
 }
 
+// Note [Worker threads for the GPU and for the codecs]: beyond a thread per GPU slot there is a
+// thread per core (at least two) for decoding and writing while every slot is busy.
+TEST(EngineWorkerThreads, EveryGpuSlotPlusAThreadPerCoreForTheCodecs) {
+  const int cores = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+  EXPECT_EQ(default_worker_threads(1, 16), 16 + cores);
+  EXPECT_EQ(default_worker_threads(2, 4), 8 + cores);
+  EXPECT_EQ(default_worker_threads(0, 0), 1 + cores);  // nonsense in, still a working engine
+}
+
 TEST_F(EngineTest, ABackingOffTaskHoldsNoTicketAndComesBackFirst) {
   std::vector<int> in_flight_while_sleeping;
   build(1000, 1, false, [&](std::chrono::nanoseconds) {
