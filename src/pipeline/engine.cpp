@@ -28,8 +28,9 @@ double seconds_since(SteadyClock::time_point start) {
 
 // Note [Worker threads for the GPU and for the codecs] (engine.h)
 int default_worker_threads(int lanes, int max_concurrent) {
+  const int slots = std::max(1, lanes) * std::max(1, max_concurrent);
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
-  return std::max(1, lanes) * std::max(1, max_concurrent) + std::max(2, cores);
+  return slots + std::max(2, std::min(cores, slots));
 }
 
 Engine::Engine(EngineOptions options, std::vector<LaneView> lanes, ModelSet* cpu_fallback)

@@ -95,8 +95,9 @@ struct TaskOutcome {
 // every decode and PNG write: `segmentor run` over JPEG frames on the H200 with 16 concurrent
 // spent 7 ms decoding and 14 ms writing per frame, beside 94 ms on the GPU, and reached 148
 // frames/s where `bench` (pre-decoded, no writes) reached 225 (bench/RESULTS.md, 2026-11-30). So
-// the default adds a thread per core on top of the GPU slots, so the codecs keep up with every
-// slot busy; a thread waiting at the gate costs only its decoded image.
+// the default adds a thread per core on top of the slots, so the codecs keep up with every slot
+// busy. No more than one per slot, though: a thread waiting at the gate holds its decoded image,
+// and a CPU-only host with many cores would otherwise decode far ahead of its serialised lane.
 int default_worker_threads(int lanes, int max_concurrent);
 
 struct EngineOptions {

@@ -221,12 +221,16 @@ TEST_F(EngineTest, EnginesInTurnOnOneLaneReuseItsSlotThreads) {
 }
 
 // Note [Worker threads for the GPU and for the codecs]: beyond a thread per GPU slot there is a
-// thread per core (at least two) for decoding and writing while every slot is busy.
+// thread per core for decoding and writing while every slot is busy (at least two, at most one
+// per slot).
 TEST(EngineWorkerThreads, EveryGpuSlotPlusAThreadPerCoreForTheCodecs) {
-  const int cores = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
-  EXPECT_EQ(default_worker_threads(1, 16), 16 + cores);
-  EXPECT_EQ(default_worker_threads(2, 4), 8 + cores);
-  EXPECT_EQ(default_worker_threads(0, 0), 1 + cores);  // nonsense in, still a working engine
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  const auto codecs = [cores](int slots) { return std::max(2, std::min(cores, slots)); };
+  EXPECT_EQ(default_worker_threads(1, 16), 16 + codecs(16));
+  EXPECT_EQ(default_worker_threads(2, 4), 8 + codecs(8));
+  EXPECT_LE(default_worker_threads(1, 4), 4 + 4);  // never more codec threads than slots
+  EXPECT_GE(default_worker_threads(1, 4), 4 + 2);
+  EXPECT_EQ(default_worker_threads(0, 0), 1 + 2);  // nonsense in, still a working engine
 }
 
 TEST_F(EngineTest, ABackingOffTaskHoldsNoTicketAndComesBackFirst) {
