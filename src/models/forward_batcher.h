@@ -111,6 +111,32 @@ class ForwardBatcher {
     ForwardBatcher* batcher_;
   };
 
+  // Queues every input at once, so an idle batcher runs them as one batch (split by the cap when
+  // there are more), and waits for all their outputs, in order. For warming a batch size
+  // (Note [Warm every slot before ready], runtime/slot_warmup.h).
+  std::vector<Result<Output>> submit_together(std::vector<Input> inputs) {
+    std::vector<Request> requests;
+    requests.reserve(inputs.size());
+    for (Input& input : inputs) requests.push_back(Request{std::move(input)});
+    std::vector<Result<Output>> outputs;
+    {
+      std::unique_lock lock(mutex_);
+      if (stopping_) {
+        outputs.assign(requests.size(), internal_error("a model's batcher is shutting down"));
+        return outputs;
+      }
+      for (Request& request : requests) queue_.push_back(&request);
+      changed_.notify_all();
+      done_.wait(lock, [&] {
+        return std::all_of(requests.begin(), requests.end(),
+                           [](const Request& r) { return r.result.has_value(); });
+      });
+    }
+    outputs.reserve(requests.size());
+    for (Request& request : requests) outputs.push_back(std::move(*request.result));
+    return outputs;
+  }
+
   // Runs `input` in the next batch and waits for its output. `preparing` (may be null) is ended
   // here, as the input joins the queue.
   Result<Output> submit(Input input, Preparing* preparing = nullptr) {

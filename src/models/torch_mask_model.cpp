@@ -403,6 +403,30 @@ Status TorchMaskModel::probe_batch(int batch) {
   }
 }
 
+Status TorchMaskModel::warm_batches(int up_to) {
+  if (!batcher_) return Status::Ok();
+  const int largest = std::min(up_to, batcher_->max_batch());
+  if (largest < 2) return Status::Ok();
+  try {
+    c10::InferenceMode guard;
+    CallStream stream(device_, stream_mode_);
+    const at::Tensor one = make_input(
+        probe_image(manifest_.input_width, manifest_.input_height), manifest_,
+        stretch_geometry(manifest_.input_width, manifest_.input_height), device_, dtype_);
+    wait_for_stream(device_);  // the batcher's stream reads it
+    for (int batch = 2; batch <= largest; ++batch) {
+      for (Result<c10::IValue>& output : batcher_->submit_together(
+               std::vector<at::Tensor>(static_cast<std::size_t>(batch), one))) {
+        if (!output.ok())
+          return output.status().with_context("warming batches of " + std::to_string(batch));
+      }
+    }
+    return Status::Ok();
+  } catch (...) {
+    return failure_status("model " + info_.name + " on " + info_.device + ", warming batches");
+  }
+}
+
 bool TorchMaskModel::should_inject_oom() {
   if (inject_oom_rate_ <= 0.0) return false;
   std::lock_guard lock(random_mutex_);

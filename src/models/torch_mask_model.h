@@ -47,6 +47,7 @@ class TorchMaskModel final : public MaskModel {
   int max_batch() const override { return batcher_ ? batcher_->max_batch() : 1; }
   void limit_batch(int max_batch) override;
   Status probe_batch(int batch) override;
+  Status warm_batches(int up_to) override;
   BatchStats batch_stats() const override;
 
   // Which CUDA stream a call runs on (CUDA_STREAMS); see Note [One stream per call].

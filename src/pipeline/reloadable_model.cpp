@@ -76,6 +76,15 @@ Status ReloadableModel::probe_batch(int batch) {
   return model->probe_batch(batch);
 }
 
+Status ReloadableModel::warm_batches(int up_to) {
+  std::shared_ptr<MaskModel> model;
+  {
+    std::lock_guard lock(mutex_);
+    model = model_;
+  }
+  return model ? model->warm_batches(up_to) : Status::Ok();
+}
+
 BatchStats ReloadableModel::batch_stats() const {
   std::lock_guard lock(mutex_);
   return model_ ? model_->batch_stats() : BatchStats{};

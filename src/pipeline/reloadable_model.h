@@ -50,6 +50,7 @@ class ReloadableModel final : public MaskModel {
   int max_batch() const override;
   void limit_batch(int max_batch) override;
   Status probe_batch(int batch) override;
+  Status warm_batches(int up_to) override;  // nothing while unloaded
   BatchStats batch_stats() const override;
 
   // Unloads when loaded, no call is running, and the last call ended at least `idle` ago.

@@ -2,9 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -41,6 +43,37 @@ int call_every_model(const ModelSet& models, const RgbImage& frame, int slot) {
     if (!mask.ok()) {
       ++failures;
       spdlog::warn("warming slot {} of {}: {}", slot, models.name, mask.status().to_string());
+    }
+  }
+  return failures;
+}
+
+// Every batch size of every batched model, on its batcher's thread, under tickets for as many
+// tasks as the largest batch holds (as many as the gate admits now, at most). The number of
+// calls that failed.
+int warm_batch_sizes(DeviceLane& lane, std::int64_t predicted, WarmupReport& report) {
+  const ModelSet& models = *lane.lane;
+  int largest = 1;
+  for (const MaskModel* model :
+       {models.foreground.get(), models.people.get(), models.person_detector.get()}) {
+    if (model != nullptr) largest = std::max(largest, model->max_batch());
+  }
+  if (largest < 2) return 0;
+  std::vector<AdmissionGate::Ticket> tickets;
+  while (static_cast<int>(tickets.size()) < largest) {
+    std::optional<AdmissionGate::Ticket> ticket = lane.gate->try_admit(predicted);
+    if (!ticket) break;
+    tickets.push_back(std::move(*ticket));
+  }
+  report.batch_size = static_cast<int>(tickets.size());
+  int failures = 0;
+  for (MaskModel* model :
+       {models.foreground.get(), models.people.get(), models.person_detector.get()}) {
+    if (model == nullptr || model->max_batch() < 2) continue;
+    const Status warmed = model->warm_batches(report.batch_size);
+    if (!warmed.ok()) {
+      ++failures;
+      spdlog::warn("warming batches on {}: {}", models.name, warmed.to_string());
     }
   }
   return failures;
@@ -86,6 +119,12 @@ WarmupReport warm_slots(DeviceLane& lane, int slots) {
   for (auto& caller : callers) caller.join();
   report.slots = warmed.load();
   report.failures = failures.load();
+  try {
+    report.failures += warm_batch_sizes(lane, predicted, report);
+  } catch (const std::exception& e) {
+    ++report.failures;
+    spdlog::warn("warming batches on {}: {}", lane.name(), e.what());
+  }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }

@@ -16,12 +16,16 @@ namespace segmentor {
 // frame is run through each of its models on every slot thread, all slots at once, each under a
 // ticket of the lane's own gate (with the calibrated prediction for that frame), so warming never
 // admits more than a task would. The slot threads belong to the lane (Note [Slot threads outlive
-// engines]), so what is warmed here is what serve's, run's and bench's engines use. Slots the gate
-// cannot admit at once are warmed as tickets come free. A failure (an out-of-memory error, a
-// model that throws) is logged and ends nothing: the tasks themselves would meet it and go
-// through the recovery ladder.
+// engines]), so what is warmed here is what serve's and bench's engines use. Slots the gate
+// cannot admit at once are warmed as tickets come free. Then every batch size of every batched
+// model (Note [Batching admitted tasks]) runs once on the batcher's own thread, under tickets for
+// as many tasks as the batch holds: a 60-frame bench right after start ran at p95 1.5 s before,
+// each new batch size paying its first calls (bench/RESULTS.md, 2026-11-30). A failure (an
+// out-of-memory error, a model that throws) is logged and ends nothing: the tasks themselves would
+// meet it and go through the recovery ladder.
 struct WarmupReport {
   int slots = 0;       // slot threads that ran every model once
+  int batch_size = 0;  // batches warmed from 2 up to this (0/1: no batched model, or no room)
   int failures = 0;    // model calls that failed (logged)
   double seconds = 0;  // wall time of the whole warm-up
 };

@@ -56,6 +56,29 @@ TEST(ForwardBatcherTest, EveryCallerGetsItsOwnOutputUnderConcurrency) {
   EXPECT_EQ(stats.split_batches, 0u);
 }
 
+// Warming a batch size (Note [Warm every slot before ready]): inputs queued together on an idle
+// batcher run as one batch, in order; more than the cap are split by it.
+TEST(ForwardBatcherTest, InputsSubmittedTogetherRunAsOneBatch) {
+  ForwardBatcherOptions options;
+  options.max_batch = 4;
+  IntBatcher batcher(options, times_ten);
+  for (int size = 1; size <= 4; ++size) {
+    std::vector<int> inputs;
+    for (int i = 0; i < size; ++i) inputs.push_back(i + 1);
+    const auto outputs = batcher.submit_together(inputs);
+    ASSERT_EQ(outputs.size(), static_cast<std::size_t>(size));
+    for (int i = 0; i < size; ++i) {
+      ASSERT_TRUE(outputs[static_cast<std::size_t>(i)].ok());
+      EXPECT_EQ(*outputs[static_cast<std::size_t>(i)], (i + 1) * 10 + size);  // one batch of size
+    }
+  }
+  const auto split = batcher.submit_together({1, 2, 3, 4, 5, 6});
+  ASSERT_EQ(split.size(), 6u);
+  EXPECT_EQ(*split[0], 14);  // the first four together
+  EXPECT_EQ(*split[5], 62);  // the last two together
+  EXPECT_EQ(batcher.stats().largest, 4);
+}
+
 TEST(ForwardBatcherTest, WaitsForPreparingCallersAndNoLongerThanMaxWait) {
   ForwardBatcherOptions options;
   options.max_batch = 4;

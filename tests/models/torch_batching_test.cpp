@@ -92,6 +92,24 @@ TEST(TorchBatchingTest, EveryConcurrentCallerGetsTheMaskItsImageGivesUnbatched) 
   EXPECT_EQ(single->batch_stats().batches, 0u);  // unbatched: no batcher at all
 }
 
+// Note [Warm every slot before ready]: warming runs every batch size up to the tickets held (and
+// the cap) on the batcher's thread; an unbatched model has nothing to warm.
+TEST(TorchBatchingTest, WarmingRunsEveryBatchSizeUpToWhatIsHeld) {
+  auto batched = load(kModels / "test-bright.pt", 8);
+  ASSERT_EQ(batched->max_batch(), 8);
+  ASSERT_TRUE(batched->warm_batches(5).ok());
+  BatchStats stats = batched->batch_stats();
+  EXPECT_EQ(stats.largest, 5);
+  EXPECT_EQ(stats.batches, 4u);  // 2, 3, 4, 5
+  EXPECT_EQ(stats.inputs, 2u + 3u + 4u + 5u);
+  ASSERT_TRUE(batched->warm_batches(64).ok());  // never beyond the cap
+  EXPECT_EQ(batched->batch_stats().largest, 8);
+
+  auto single = load(kModels / "test-bright.pt", 1);
+  ASSERT_TRUE(single->warm_batches(8).ok());
+  EXPECT_EQ(single->batch_stats().batches, 0u);
+}
+
 TEST(TorchBatchingTest, ModelsWhoseOutputsIgnoreTheBatchRunUnbatched) {
   // These return fixed [1,...] tensors whatever the input: batch 2 cannot give two results.
   for (const char* name : {"test-disc", "test-yolo", "test-detector"}) {

@@ -39,12 +39,19 @@ class ThreadRecordingModel : public MaskModel {
     device_->free(*held);
     return Mask::zeros(image.width, image.height);
   }
+  int max_batch() const override { return max_batch_; }
+  Status warm_batches(int up_to) override {
+    warmed_up_to = up_to;
+    return Status::Ok();
+  }
   std::set<std::thread::id> threads() const {
     std::lock_guard lock(mutex_);
     return threads_;
   }
   bool fails = false;
   bool throws = false;
+  int max_batch_ = 1;
+  int warmed_up_to = 0;  // warm_batches' argument; 0 = not called
 
  private:
   FakeDevice* device_;
@@ -60,10 +67,14 @@ struct FakeLane {
   ThreadRecordingModel* foreground = nullptr;
   ThreadRecordingModel* people = nullptr;
 
-  explicit FakeLane(int max_concurrent, std::int64_t task_bytes = 100) {
+  // memory_threshold 1.0 admits by count alone (the rollback mode); below it, by bytes.
+  // `others`: bytes another process holds on the card from the start.
+  explicit FakeLane(int max_concurrent, std::int64_t task_bytes = 100, double threshold = 1.0,
+                    std::int64_t others = 0) {
+    device.set_other_process_bytes(others);
     AdmissionGateOptions options;
     options.max_concurrent = max_concurrent;
-    options.memory_threshold = 1.0;
+    options.memory_threshold = threshold;
     lane.gate = AdmissionGate::create(options, &device).value();
     lane.lane = std::make_unique<ModelSet>();
     lane.lane->name = "fake:0";
@@ -86,6 +97,28 @@ TEST(SlotWarmupTest, EveryModelRunsOnceOnEverySlotThread) {
   EXPECT_EQ(fake.people->threads().size(), 3u);
   EXPECT_EQ(fake.foreground->threads().count(std::this_thread::get_id()), 0u);
   EXPECT_EQ(fake.lane.gate->stats().in_flight, 0);  // every ticket given back
+}
+
+// Batch sizes are warmed under tickets for as many tasks as the batch holds: as many as the gate
+// admits at once (below, memory fits only a few tasks of 100 B: another process holds 500 B of 1000
+// B).
+TEST(SlotWarmupTest, BatchSizesAreWarmedWithinWhatTheGateAdmits) {
+  FakeLane fake(8);
+  fake.foreground->max_batch_ = 8;
+  WarmupReport report = warm_slots(fake.lane, 2);
+  EXPECT_EQ(report.batch_size, 8);
+  EXPECT_EQ(fake.foreground->warmed_up_to, 8);
+  EXPECT_EQ(fake.people->warmed_up_to, 0);  // unbatched: not asked
+  EXPECT_EQ(fake.lane.gate->stats().in_flight, 0);
+
+  FakeLane tight(8, 100, 0.9, 500);
+  tight.foreground->max_batch_ = 8;
+  tight.lane.calibration.add_measurement("fg", 1280, 720, 100);
+  report = warm_slots(tight.lane, 2);
+  EXPECT_GE(report.batch_size, 2);
+  EXPECT_LT(report.batch_size, 8);
+  EXPECT_EQ(tight.foreground->warmed_up_to, report.batch_size);
+  EXPECT_EQ(tight.lane.gate->stats().in_flight, 0);
 }
 
 TEST(SlotWarmupTest, FailuresAreCountedAndEndNothing) {
