@@ -92,8 +92,11 @@ Status open_directory(const std::filesystem::path& target, const std::filesystem
     if (out.get() < 0) return io_error(errno_text(dir, "cannot open directory", errno));
     return Status::Ok();
   }
+  // Both made absolute first: `segmentor run --out out` passes a relative root and absolute
+  // targets, and a relative path is never "below" an absolute one lexically.
   const std::filesystem::path relative =
-      dir.lexically_normal().lexically_relative(root.lexically_normal());
+      std::filesystem::absolute(dir).lexically_normal().lexically_relative(
+          std::filesystem::absolute(root).lexically_normal());
   if (relative.empty() || *relative.begin() == "..") {
     return invalid_argument(target.string() + ": not below " + root.string());
   }

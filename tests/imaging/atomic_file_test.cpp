@@ -158,5 +158,25 @@ TEST(AtomicFileTest, BeneathARootMissingDirectoriesAreCreated) {
   EXPECT_FALSE(write_file_atomically(dir / "outside.png", bytes, root).ok());
 }
 
+// `segmentor run --out out/check` gives a relative root and absolute mask paths (or the other way
+// round): both name the same directory and the write lands below it.
+TEST(AtomicFileTest, BeneathARelativeRootAbsoluteTargetsAreBelowIt) {
+  fixtures::TempDir dir;
+  const auto previous = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  const std::filesystem::path root = "out/check";
+  const auto target = std::filesystem::absolute(root) / "masks_product" / "a.png";
+  const std::vector<std::uint8_t> bytes = {9};
+  const Status absolute_target = write_file_atomically(target, bytes, root);
+  const Status relative_target = write_file_atomically(root / "masks_people" / "b.png", bytes,
+                                                       std::filesystem::absolute(root));
+  const Status outside = write_file_atomically("elsewhere/c.png", bytes, root);
+  std::filesystem::current_path(previous);
+  EXPECT_TRUE(absolute_target.ok()) << absolute_target.to_string();
+  EXPECT_TRUE(relative_target.ok()) << relative_target.to_string();
+  EXPECT_TRUE(std::filesystem::exists(target));
+  EXPECT_FALSE(outside.ok());
+}
+
 }  // namespace
 }  // namespace segmentor
