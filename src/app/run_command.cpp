@@ -14,6 +14,7 @@
 
 #include "app/progress.h"
 #include "app/subcommand.h"
+#include "common/elapsed.h"
 #include "imaging/input_files.h"
 #include "pipeline/engine.h"
 #include "runtime/runtime.h"
@@ -147,8 +148,7 @@ int run_images(const RunOptions& options, const Config& config) {
         const std::string name = t.source.string();
         if (outcome.status.ok()) {
           if (tally.done == 0) {
-            tally.first_mask_seconds =
-                std::chrono::duration<double>(SteadyClock::now() - command_start).count();
+            tally.first_mask_seconds = seconds_since(command_start);
           }
           ++tally.done;
           ++tally.by_lane[outcome.lane];
@@ -168,8 +168,7 @@ int run_images(const RunOptions& options, const Config& config) {
   }
   progress.finish();
   std::sort(tally.failed.begin(), tally.failed.end());
-  print_summary(tally, std::chrono::duration<double>(SteadyClock::now() - start).count(), rt,
-                options);
+  print_summary(tally, seconds_since(start), rt, options);
   return tally.failed.empty() ? 0 : 1;
 }
 

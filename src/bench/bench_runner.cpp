@@ -291,9 +291,7 @@ Result<BenchRunReport> run_bench(Runtime& runtime, const Config& config, const B
   auto batch_totals = [&] {
     std::map<std::string, BatchStats> totals;
     for (const auto& lane : runtime.lanes) {
-      for (const MaskModel* model : {lane->lane->foreground.get(), lane->lane->people.get(),
-                                     lane->lane->person_detector.get()}) {
-        if (model == nullptr) continue;
+      for (const MaskModel* model : lane->lane->models()) {
         const BatchStats stats = model->batch_stats();
         BatchStats& total = totals[model->info().name];
         total.batches += stats.batches;

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/elapsed.h"
 #include "models/image_tensor.h"
 #include "models/oom_classify.h"
 #include "models/person_detector_decode.h"
@@ -73,6 +74,14 @@ RgbImage probe_image(int width, int height) {
   return image;
 }
 
+// probe_image on the device, prepared as the network takes it: for the freeze check, batch
+// probes and warming.
+at::Tensor probe_input(const ModelManifest& manifest, const c10::Device& device,
+                       at::ScalarType dtype) {
+  return make_input(probe_image(manifest.input_width, manifest.input_height), manifest,
+                    stretch_geometry(manifest.input_width, manifest.input_height), device, dtype);
+}
+
 c10::IValue forward(torch::jit::Module& module, const at::Tensor& input) {
   c10::InferenceMode guard;
   std::vector<c10::IValue> inputs{input};
@@ -82,10 +91,7 @@ c10::IValue forward(torch::jit::Module& module, const at::Tensor& input) {
 // Applies freeze (and then optimize_for_inference) where they keep the output; see the Note.
 bool try_freeze(torch::jit::Module& module, const ModelManifest& manifest,
                 const c10::Device& device, at::ScalarType dtype) {
-  const RgbImage image = probe_image(manifest.input_width, manifest.input_height);
-  const at::Tensor input =
-      make_input(image, manifest, stretch_geometry(manifest.input_width, manifest.input_height),
-                 device, dtype);
+  const at::Tensor input = probe_input(manifest, device, dtype);
   const c10::IValue reference = forward(module, input);
   bool frozen = false;
   try {
@@ -268,11 +274,7 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     const at::ScalarType dtype = fp16 ? at::kHalf : at::kFloat;
 
     // Note [A fast start] (runtime.cpp): each part of a load is timed, so a slow start says where.
-    using Clock = std::chrono::steady_clock;
-    const auto since = [](Clock::time_point t) {
-      return std::chrono::duration<double>(Clock::now() - t).count();
-    };
-    const auto load_start = Clock::now();
+    const auto load_start = std::chrono::steady_clock::now();
     torch::jit::Module module;
     try {
       module = torch::jit::load(file, torch_device);
@@ -290,18 +292,18 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     // relative-position index, say) into floats, which then fail as indices.
     cast_floating_state(module, dtype);
 
-    const double load_seconds = since(load_start);
+    const double load_seconds = seconds_since(load_start);
 
-    const auto freeze_start = Clock::now();
+    const auto freeze_start = std::chrono::steady_clock::now();
     bool frozen = false;
     if (options.freeze) frozen = try_freeze(module, manifest, torch_device, dtype);
-    const double freeze_seconds = since(freeze_start);
-    const auto batch_start = Clock::now();
+    const double freeze_seconds = seconds_since(freeze_start);
+    const auto batch_start = std::chrono::steady_clock::now();
     const int max_batch = options.max_batch > 1 && manifest.batchable &&
                                   batches_correctly(module, manifest, torch_device, dtype)
                               ? options.max_batch
                               : 1;
-    const double batch_seconds = since(batch_start);
+    const double batch_seconds = seconds_since(batch_start);
 
     ModelInfo info;
     info.name = manifest.name;
@@ -388,9 +390,7 @@ Status TorchMaskModel::probe_batch(int batch) {
   try {
     c10::InferenceMode guard;
     CallStream stream(device_, stream_mode_);
-    const at::Tensor one = make_input(
-        probe_image(manifest_.input_width, manifest_.input_height), manifest_,
-        stretch_geometry(manifest_.input_width, manifest_.input_height), device_, dtype_);
+    const at::Tensor one = probe_input(manifest_, device_, dtype_);
     const at::Tensor stacked =
         batch == 1 ? one
                    : at::cat(std::vector<at::Tensor>(static_cast<std::size_t>(batch), one), 0);
@@ -410,9 +410,7 @@ Status TorchMaskModel::warm_batches(int up_to) {
   try {
     c10::InferenceMode guard;
     CallStream stream(device_, stream_mode_);
-    const at::Tensor one = make_input(
-        probe_image(manifest_.input_width, manifest_.input_height), manifest_,
-        stretch_geometry(manifest_.input_width, manifest_.input_height), device_, dtype_);
+    const at::Tensor one = probe_input(manifest_, device_, dtype_);
     wait_for_stream(device_);  // the batcher's stream reads it
     for (int batch = 2; batch <= largest; ++batch) {
       for (Result<c10::IValue>& output : batcher_->submit_together(

@@ -11,6 +11,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/elapsed.h"
 #include "pipeline/lane_picker.h"
 #include "pipeline/mask_writer.h"
 
@@ -19,10 +20,6 @@ namespace segmentor {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-
-double seconds_since(SteadyClock::time_point start) {
-  return std::chrono::duration<double>(SteadyClock::now() - start).count();
-}
 
 }  // namespace
 

@@ -40,6 +40,15 @@ struct ModelSet {
   bool serialize = false;
   // May be null: the people model alone decides (Note [People are decided by a detector]).
   std::unique_ptr<MaskModel> person_detector{};
+
+  // The models that are loaded, in pipeline order (foreground, people, detector).
+  std::vector<MaskModel*> models() const {
+    std::vector<MaskModel*> loaded;
+    for (MaskModel* model : {foreground.get(), people.get(), person_detector.get()}) {
+      if (model != nullptr) loaded.push_back(model);
+    }
+    return loaded;
+  }
 };
 
 // The engine's borrowed view of a lane: its model set and the memory manager that guards it: its

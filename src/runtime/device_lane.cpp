@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/elapsed.h"
 #include "memory/calibration_cache.h"
 #include "memory/host_memory.h"
 #include "models/model_loader.h"
@@ -290,17 +291,13 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
         lane->device->set_process_limit(config.gpu_memory_limit_mb * 1024 * 1024));
   }
   // Note [A fast start] (runtime.cpp): on a GPU this is where the CUDA context is made.
-  spdlog::info(
-      "start-up: {} memory view ready in {:.2f} s", device,
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - device_start).count());
+  spdlog::info("start-up: {} memory view ready in {:.2f} s", device, seconds_since(device_start));
 
   const std::int64_t before = lane->device->snapshot().allocated_bytes;
   SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded, load_lane(config, device, 0.0, lane->device.get(),
                                                           options.freeze_cpu_models));
   lane->lane = std::move(loaded.lane);
-  for (const MaskModel* model : {lane->lane->foreground.get(), lane->lane->people.get(),
-                                 lane->lane->person_detector.get()}) {
-    if (model == nullptr) continue;
+  for (const MaskModel* model : lane->lane->models()) {
     const ModelInfo::LoadSeconds& took = model->info().load_seconds;
     spdlog::info(
         "start-up: model {} on {}: read {:.2f} s, freeze check {:.2f} s, batch check {:.2f} s",
@@ -340,9 +337,7 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   if (options.calibrate && gpu) {
     const auto calibration_start = std::chrono::steady_clock::now();
     SEGMENTOR_RETURN_IF_ERROR(calibrate_lane(*lane, config, device, loaded));
-    spdlog::info("start-up: {} calibrated in {:.2f} s", device,
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - calibration_start)
-                     .count());
+    spdlog::info("start-up: {} calibrated in {:.2f} s", device, seconds_since(calibration_start));
   }
 
   // Note [Calibrate before injecting]: fault injection (a test-only knob) would make calibration

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <future>
 
+#include "common/elapsed.h"
 #include "models/model_loader.h"
 #include "runtime/slot_warmup.h"
 
@@ -41,14 +42,6 @@ std::string Runtime::describe() const {
   text += cpu_lane ? ", CPU fallback on" : ", no CPU fallback";
   return text;
 }
-
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-}  // namespace
 
 // Note [A fast start]
 // ~~~~~~~~~~~~~~~~~~~

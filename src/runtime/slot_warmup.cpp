@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/elapsed.h"
 #include "imaging/image.h"
 
 namespace segmentor {
@@ -36,9 +37,7 @@ RgbImage warm_frame() {
 // Every model of the set once; the number of calls that failed.
 int call_every_model(const ModelSet& models, const RgbImage& frame, int slot) {
   int failures = 0;
-  for (MaskModel* model :
-       {models.foreground.get(), models.people.get(), models.person_detector.get()}) {
-    if (model == nullptr) continue;
+  for (MaskModel* model : models.models()) {
     Result<Mask> mask = model->segment(frame);
     if (!mask.ok()) {
       ++failures;
@@ -54,9 +53,8 @@ int call_every_model(const ModelSet& models, const RgbImage& frame, int slot) {
 int warm_batch_sizes(DeviceLane& lane, std::int64_t predicted, WarmupReport& report) {
   const ModelSet& models = *lane.lane;
   int largest = 1;
-  for (const MaskModel* model :
-       {models.foreground.get(), models.people.get(), models.person_detector.get()}) {
-    if (model != nullptr) largest = std::max(largest, model->max_batch());
+  for (const MaskModel* model : models.models()) {
+    largest = std::max(largest, model->max_batch());
   }
   if (largest < 2) return 0;
   std::vector<AdmissionGate::Ticket> tickets;
@@ -67,9 +65,8 @@ int warm_batch_sizes(DeviceLane& lane, std::int64_t predicted, WarmupReport& rep
   }
   report.batch_size = static_cast<int>(tickets.size());
   int failures = 0;
-  for (MaskModel* model :
-       {models.foreground.get(), models.people.get(), models.person_detector.get()}) {
-    if (model == nullptr || model->max_batch() < 2) continue;
+  for (MaskModel* model : models.models()) {
+    if (model->max_batch() < 2) continue;
     const Status warmed = model->warm_batches(report.batch_size);
     if (!warmed.ok()) {
       ++failures;
@@ -125,7 +122,7 @@ WarmupReport warm_slots(DeviceLane& lane, int slots) {
     ++report.failures;
     spdlog::warn("warming batches on {}: {}", lane.name(), e.what());
   }
-  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.seconds = seconds_since(start);
   return report;
 }
 
