@@ -29,7 +29,9 @@
 #   faults   issue 13 target 4: 1,000 frames fault-free, then with 10 % injected OOMs (ratio
 #            printed; goal ≥ 0.7, 0 lost), real OOMs at a 4 GiB cap with fixed:4 (they must be
 #            judged over-admission and shrink), and stage times on against --no-stages
-#   startup  where the start goes: per-part times of `run` on one frame, fuser on and off
+#   startup  where the start goes: per-part times of `run` on one frame (first start, then with
+#            calibration and load checks on disk), fuser on and off; throughput and first frames
+#   runpath  issue 13 target 1 through `segmentor run`: 1,440 JPEG frames, masks written
 #   join     switch the phases after it to the bundled models (carry .gpu-models/b after stash-a)
 #   warm     issue 13 target 2: `segmentor run` on one frame twice with a fresh CALIBRATION_CACHE
 #            (start → exit and the start-up lines printed), then p95/p99 of a short bench
@@ -310,24 +312,74 @@ PY
       unset FOREGROUND_SEG_MODEL_NAME PEOPLE_SEG_MODEL_NAME
       export MODEL_CACHE=$PWD/build-gpu/bundled ;;
     startup)
-      # Where start-up goes (Note [A fast start]): `run` on one frame with the calibration on disk,
-      # with LibTorch's TensorExpr fuser on (default) and off (PYTORCH_TENSOREXPR=0: no kernels
-      # compiled at the first calls), then what the fuser is worth to throughput.
+      # Where start-up goes (Note [A fast start], Note [Load checks on disk]): `run` on one frame
+      # twice per fuser setting (the first start checks, calibrates and stores; the second finds
+      # both on disk), LibTorch's TensorExpr fuser on (default) and off (PYTORCH_TENSOREXPR=0: no
+      # kernels compiled at the first calls; part of the cache key). Then, per setting, what it
+      # does to throughput (16 concurrent, batches) and to the first frames after a start.
       frame=$res/startup-frame; cal=/tmp/gpu-bench-startup-calibration
       rm -rf "$frame" "$cal"; mkdir -p "$frame"
       python3 -c "
 from PIL import Image; import numpy as np
 Image.fromarray((np.random.default_rng(1).random((1080,1920,3))*255).astype('uint8')).save('$frame/f.jpg')"
-      for run in fill fuser-on fuser-off; do
-        te=1; [ "$run" = fuser-off ] && te=0
-        CALIBRATION_CACHE=$cal PYTORCH_TENSOREXPR=$te TAIL=3 timed 120 "startup-$run" "$bin" run \
-          --device cuda:0 "$frame" -o "$res/startup-out" --no-progress
-        grep -h "start-up" "$res/startup-$run.log" | sed 's/^.*start-up/start-up/' | cut -c1-150
-      done
       for te in 1 0; do
-        bench "startup-throughput-te$te" 90 CALIBRATION_CACHE=$cal PYTORCH_TENSOREXPR=$te -- \
+        for run in first again; do
+          t0=$EPOCHREALTIME
+          CALIBRATION_CACHE=$cal PYTORCH_TENSOREXPR=$te TAIL=3 timed 120 "startup-te$te-$run" \
+            "$bin" run --device cuda:0 "$frame" -o "$res/startup-out" --no-progress
+          echo "startup-te$te-$run: start to exit $(python3 -c "print(round($EPOCHREALTIME - $t0, 2))") s"
+          grep -h "start-up" "$res/startup-te$te-$run.log" | sed 's/^.*start-up/start-up/' | cut -c1-160
+        done
+        ceiling=; [ "$te" = 1 ] && ceiling=--ceiling
+        bench "startup-throughput-te$te" 120 CALIBRATION_CACHE=$cal PYTORCH_TENSOREXPR=$te -- $ceiling \
           --cap-gib 8 --jobs 4 --frames 250 --gate adaptive --max-concurrent 16
-      done ;;
+        bench "startup-first-frames-te$te" 90 CALIBRATION_CACHE=$cal PYTORCH_TENSOREXPR=$te -- \
+          --cap-gib 8 --jobs 4 --frames 60 --gate adaptive --max-concurrent 16
+      done
+      python3 - "$res/results" <<'PY' | tee "$res/startup-summary.txt"
+import glob, json, sys
+for te in ("1", "0"):
+    for kind in ("throughput", "first-frames"):
+        for f in sorted(glob.glob(f"{sys.argv[1]}/startup-{kind}-te{te}/*.json")):
+            j = json.load(open(f))
+            if "throughput_fps" not in j: continue
+            p95, p99 = j.get("p95_ms"), j.get("p99_ms")
+            print(f"fuser {'on ' if te == '1' else 'off'} {kind:12s}: {j['throughput_fps']:6.1f} frames/s, "
+                  f"lost {j.get('frames_lost')}, p50 {j.get('p50_ms')} p95 {p95} p99 {p99} ms, "
+                  f"p99/p95 {p99 / p95 if p95 else float('nan'):.2f}, mean batch {j.get('mean_batch')}")
+PY
+      ;;
+    runpath)
+      # Issue 13 target 1 through `segmentor run`: the bundled models over 1,440 HD/FHD JPEG frames
+      # (long enough that the start and first calls weigh little), masks written, 16 concurrent
+      # with batches; the summary's per-frame decode, gate wait, segment and write say what bounds
+      # it. RUNPATH_TE lists the fuser settings to run (default "1 0").
+      frames=/tmp/gpu-bench-runpath-frames; cal=/tmp/gpu-bench-runpath-calibration
+      if [ ! -f "$frames/done" ]; then
+        rm -rf "$frames"; mkdir -p "$frames"
+        python3 - "$frames" <<'PY'
+import sys
+from concurrent.futures import ProcessPoolExecutor
+import numpy as np
+from PIL import Image
+def make(i):
+    rng = np.random.default_rng(i)
+    w, h = (1920, 1080) if i % 2 else (1280, 720)
+    small = (rng.random((9, 16, 3)) * 255).astype("uint8")  # smooth, photo-like to the codec
+    Image.fromarray(small).resize((w, h), Image.BILINEAR).save(f"{sys.argv[1]}/f{i:04d}.jpg",
+                                                                quality=90)
+with ProcessPoolExecutor() as pool:
+    list(pool.map(make, range(1440), chunksize=40))
+PY
+        touch "$frames/done"
+      fi
+      for te in ${RUNPATH_TE:-1 0}; do
+        rm -rf /tmp/gpu-bench-runpath-out
+        TAIL=6 timed 150 "runpath-te$te" env CALIBRATION_CACHE=$cal PYTORCH_TENSOREXPR=$te \
+          MAX_MODEL_BATCH=8 MAX_CONCURRENT_IMAGES=16 GPU_MEMORY_LIMIT_MB=8192 "$bin" run "$frames" \
+          -o /tmp/gpu-bench-runpath-out --kind frame --device cuda:0 --no-progress
+      done
+      rm -rf /tmp/gpu-bench-runpath-out ;;
     warm)
       # Issue 13 target 2 with whichever models are set (stand-ins, or bundled after `join`):
       # start to exit of `run` on one FHD frame, twice (the second reuses the calibration on disk),
@@ -357,7 +409,7 @@ for f in sorted(glob.glob(sys.argv[1] + "/*.json")):
             print(f"first frames: p95 {p95:.0f} ms, p99 {p99:.0f} ms, p99/p95 {p99 / p95:.2f} (goal <= 2)")
 PY
       ;;
-    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|faults|join|startup|warm|verify|cleanup|stash-a|bundled|detector|batching ..." >&2
+    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|faults|join|startup|runpath|warm|verify|cleanup|stash-a|bundled|detector|batching ..." >&2
        exit 2 ;;
   esac
 done

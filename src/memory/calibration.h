@@ -43,6 +43,7 @@ struct CalibrationRow {
   int width = 0;
   int height = 0;
   std::int64_t peak_bytes = 0;  // one task's bytes above the weights (pipeline/calibrate.h)
+  bool operator==(const CalibrationRow& other) const = default;
 };
 
 // How the per-model peaks of one task combine.

@@ -100,8 +100,8 @@ std::filesystem::path CalibrationCache::path_for(const CalibrationKey& key) cons
   return dir_ / ("calibration-" + hex16(fnv1a64(kFnvOffset, text.data(), text.size())) + ".json");
 }
 
-std::optional<CalibrationTable> CalibrationCache::load(const CalibrationKey& key,
-                                                       std::string* why_not) const {
+std::optional<CachedMeasurements> CalibrationCache::load(const CalibrationKey& key,
+                                                         std::string* why_not) const {
   auto say = [why_not](std::string reason) {
     if (why_not != nullptr) *why_not = std::move(reason);
     return std::nullopt;
@@ -116,26 +116,48 @@ std::optional<CalibrationTable> CalibrationCache::load(const CalibrationKey& key
     if (nlohmann::json::parse(key_to_json(key).dump()) != j.at("key")) {
       return say(path.string() + " was made for another card, driver, LibTorch, model or setting");
     }
+    CachedMeasurements measured;
     auto table = CalibrationTable::from_json(j.at("calibration").dump());
     if (!table.ok()) return say(path.string() + ": " + table.status().message());
-    if (table->empty()) return say(path.string() + ": no measurements");
-    return std::move(*table);
+    measured.calibration = std::move(*table);
+    if (j.contains("load_checks")) {
+      for (const auto& [model, checks] : j.at("load_checks").items()) {
+        LoadChecks& into = measured.load_checks[model];
+        into.frozen = checks.at("frozen").get<bool>();
+        into.optimized = checks.at("optimized").get<bool>();
+        if (!checks.at("batches").is_null()) into.batches = checks.at("batches").get<bool>();
+      }
+    }
+    return measured;
   } catch (const nlohmann::json::exception& e) {
     return say(path.string() + ": " + e.what());
   }
 }
 
-Status CalibrationCache::store(const CalibrationKey& key, const CalibrationTable& table) const {
+Status CalibrationCache::store(const CalibrationKey& key,
+                               const CachedMeasurements& measured) const {
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
   if (ec) return io_error(dir_.string() + ": cannot create: " + ec.message());
-  CalibrationTable rows_only;
-  for (const CalibrationRow& row : table.rows()) {
-    rows_only.add_measurement(row.model, row.width, row.height, row.peak_bytes);
+  // Resident bytes are measured at every load (Note [Calibration on disk]); the rest is kept.
+  CalibrationTable kept;
+  for (const CalibrationRow& row : measured.calibration.rows()) {
+    kept.add_measurement(row.model, row.width, row.height, row.peak_bytes);
+  }
+  for (const auto& [model, limit] : measured.calibration.batch_limits()) {
+    kept.set_batch_limit(model, limit);
   }
   nlohmann::ordered_json j;
   j["key"] = key_to_json(key);
-  j["calibration"] = nlohmann::ordered_json::parse(rows_only.to_json());
+  j["calibration"] = nlohmann::ordered_json::parse(kept.to_json());
+  nlohmann::ordered_json checks = nlohmann::ordered_json::object();
+  for (const auto& [model, verdicts] : measured.load_checks) {
+    checks[model]["frozen"] = verdicts.frozen;
+    checks[model]["optimized"] = verdicts.optimized;
+    checks[model]["batches"] =
+        verdicts.batches ? nlohmann::ordered_json(*verdicts.batches) : nlohmann::ordered_json();
+  }
+  j["load_checks"] = checks;
   const std::filesystem::path path = path_for(key);
   // Atomic: a temporary name in the same folder, then a rename over the old file.
   const std::filesystem::path temp =

@@ -1,5 +1,6 @@
-// CalibrationCache: calibration tables kept on disk, so a restart on the same card, driver,
-// LibTorch, models and settings reuses the measurement instead of repeating it.
+// CalibrationCache: calibration tables, and the models' load-time checks, kept on disk, so a
+// restart on the same card, driver, LibTorch, models and settings reuses them instead of
+// measuring and checking again.
 #pragma once
 
 #include <filesystem>
@@ -9,6 +10,7 @@
 
 #include "common/status.h"
 #include "memory/calibration.h"
+#include "models/mask_model.h"
 
 namespace segmentor {
 
@@ -21,6 +23,18 @@ namespace segmentor {
 // (fp16, CUDA_STREAMS, PYTORCH_CUDA_ALLOC_CONF, which models). Those make the key. A table is
 // stored as one small JSON file per key, named by the key's hash, holding the key in full, so a
 // hash collision or a hand-edited file is caught by comparing keys, not trusted.
+//
+// Note [Load checks on disk]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A model's load runs probe forward passes: the freeze check (the plain module, the frozen one,
+// the optimised one) and the batch check (two single passes and one of batch 2). On a GPU each
+// first pass of a graph pays TorchScript's profiling run and cuDNN's first calls, and on the CPU a
+// pass at 1024² takes seconds, so these checks were most of the start after calibration was
+// cached. Their verdicts (`LoadChecks`, models/mask_model.h) depend on the same things as the
+// calibration — the LibTorch build, the exact model file, the device kind and dtype — so they are
+// kept in the same file under the same key, and a restart freezes, optimises and batches as they
+// say without the passes. A stale verdict cannot do much harm: a freeze that now throws leaves the
+// plain module, and a key change (a new LibTorch, a re-exported model, fp16 off) checks again.
 //
 // Any change to a key's part (a new driver, a re-exported model, fp16 turned off) misses the
 // cache and re-measures, then overwrites nothing but its own file. Resident weight bytes are not
@@ -52,18 +66,26 @@ std::string nvidia_driver_version();
 // The model name of the index-th GPU in /proc/driver/nvidia/gpus ("" where there is none).
 std::string nvidia_card_name(int index);
 
+// What is kept for one key: the lane's calibration (empty where none was measured: a CPU lane)
+// and the load-time checks of its models, by model name.
+struct CachedMeasurements {
+  CalibrationTable calibration;
+  std::map<std::string, LoadChecks> load_checks;
+};
+
 // Loads and stores tables under one directory. Thread-compatible; the directory may be shared by
 // several workers (writes are atomic renames, so a reader sees a whole file or none).
 class CalibrationCache {
  public:
   explicit CalibrationCache(std::filesystem::path dir) : dir_(std::move(dir)) {}
 
-  // The stored table for exactly `key`; nothing when there is none or it does not match.
+  // What is stored for exactly `key`; nothing when there is none or it does not match.
   // `why_not` (optional) says why a present file was not used.
-  std::optional<CalibrationTable> load(const CalibrationKey& key,
-                                       std::string* why_not = nullptr) const;
-  // Writes the table's measurements (not its resident bytes) for `key`, creating the directory.
-  Status store(const CalibrationKey& key, const CalibrationTable& table) const;
+  std::optional<CachedMeasurements> load(const CalibrationKey& key,
+                                         std::string* why_not = nullptr) const;
+  // Writes the measurements (the calibration's rows and batch limits, not its resident bytes, and
+  // the load checks) for `key`, creating the directory.
+  Status store(const CalibrationKey& key, const CachedMeasurements& measured) const;
 
   // "<dir>/calibration-<16 hex digits of the key's hash>.json"
   std::filesystem::path path_for(const CalibrationKey& key) const;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,19 @@ inline std::string_view to_string(ModelKind kind) {
   return "unknown";
 }
 
+// What a model's load-time checks found on its device: whether freezing (and then
+// optimize_for_inference) kept its output (Note [Freezing TorchScript modules]) and whether batch
+// 2 gives what two single passes give (Note [Batching admitted tasks]). Each check runs probe
+// forward passes, the slowest part of a load on a GPU, so the verdicts are kept on disk with the
+// calibration and a restart with the same card, LibTorch, model file and settings trusts them
+// (Note [Load checks on disk], memory/calibration_cache.h).
+struct LoadChecks {
+  bool frozen = false;            // freeze kept the output: load frozen
+  bool optimized = false;         // optimize_for_inference kept it as well (only when frozen)
+  std::optional<bool> batches;    // batch 2 matched; unset = not checked (unbatched settings)
+  bool operator==(const LoadChecks& other) const = default;
+};
+
 struct ModelInfo {
   std::string name;  // manifest name, e.g. "isnet-medium" or "test-disc"
   std::string path;  // the TorchScript file it came from
@@ -45,11 +59,13 @@ struct ModelInfo {
   bool fp16 = false;           // weights and activations in half precision
   bool is_test_model = false;  // manifest says it is a toy for tests, not a real model
   bool frozen = false;  // torch::jit::freeze applied (it gave the same output on a probe input)
+  LoadChecks checks;    // what the load-time checks found (or what the caller said they had found)
   // Where its load went (Note [A fast start] in runtime/runtime.cpp): reading the file onto the
   // device, the freeze check, the batch check; seconds. Logged by the lane, which has a logger.
   struct LoadSeconds {
     double read = 0, freeze_check = 0, batch_check = 0;
   } load_seconds;
+  bool checks_known = false;  // the load trusted checks found earlier (ModelOptions::known_checks)
 };
 
 // What a model's batcher did (Note [Batching admitted tasks], models/forward_batcher.h): for

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,10 @@ struct ModelOptions {
   // forward_batcher.h). 1 = every call runs its own pass, as without batching. A model batches
   // only when its manifest allows it and batch 2 gives what two batch-1 passes give.
   int max_batch = 1;
+  // Verdicts of earlier load-time checks, by model name (the manifest's), from the cache on disk
+  // (Note [Load checks on disk], memory/calibration_cache.h). A model found here is frozen,
+  // optimised and batched as they say, without the probe forward passes; others are checked.
+  std::map<std::string, LoadChecks> known_checks;
   // person_detector models: the score a person box needs (PERSON_MIN_SCORE); unset = the
   // manifest's conf_threshold.
   std::optional<double> person_min_score;

@@ -89,28 +89,49 @@ c10::IValue forward(torch::jit::Module& module, const at::Tensor& input) {
 }
 
 // Applies freeze (and then optimize_for_inference) where they keep the output; see the Note.
-bool try_freeze(torch::jit::Module& module, const ModelManifest& manifest,
-                const c10::Device& device, at::ScalarType dtype) {
+// Fills checks.frozen and checks.optimized.
+void try_freeze(torch::jit::Module& module, const ModelManifest& manifest,
+                const c10::Device& device, at::ScalarType dtype, LoadChecks& checks) {
   const at::Tensor input = probe_input(manifest, device, dtype);
   const c10::IValue reference = forward(module, input);
-  bool frozen = false;
   try {
     torch::jit::Module candidate = torch::jit::freeze(module);
     if (same_outputs(reference, forward(candidate, input), dtype)) {
       module = candidate;
-      frozen = true;
+      checks.frozen = true;
     }
   } catch (const std::exception&) {
-    return false;  // keep the plain module (freeze runs outside InferenceMode on purpose)
+    return;  // keep the plain module (freeze runs outside InferenceMode on purpose)
   }
-  if (!frozen) return false;
+  if (!checks.frozen) return;
   try {
     torch::jit::Module candidate = torch::jit::optimize_for_inference(module);
-    if (same_outputs(reference, forward(candidate, input), dtype)) module = candidate;
+    if (same_outputs(reference, forward(candidate, input), dtype)) {
+      module = candidate;
+      checks.optimized = true;
+    }
   } catch (const std::exception&) {
     // Not available in this LibTorch build or not applicable to this graph: frozen is enough.
   }
-  return true;
+}
+
+// Note [Load checks on disk] (memory/calibration_cache.h): freezes and optimises as an earlier
+// load's checks found, with no probe pass. A pass that throws now (it did not then) leaves the
+// module as it was, so the worst a stale verdict can do is a plain, slower module.
+void apply_known_freeze(torch::jit::Module& module, const LoadChecks& known, LoadChecks& checks) {
+  if (!known.frozen) return;
+  try {
+    module = torch::jit::freeze(module);
+    checks.frozen = true;
+  } catch (const std::exception&) {
+    return;
+  }
+  if (!known.optimized) return;
+  try {
+    module = torch::jit::optimize_for_inference(module);
+    checks.optimized = true;
+  } catch (const std::exception&) {
+  }
 }
 
 #ifdef SEGMENTOR_WITH_CUDA
@@ -294,15 +315,27 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
 
     const double load_seconds = seconds_since(load_start);
 
+    // Note [Load checks on disk]: verdicts found by an earlier load replace the probe passes.
+    const auto known = options.known_checks.find(manifest.name);
+    const LoadChecks* known_checks =
+        known == options.known_checks.end() ? nullptr : &known->second;
+    LoadChecks checks;
     const auto freeze_start = std::chrono::steady_clock::now();
-    bool frozen = false;
-    if (options.freeze) frozen = try_freeze(module, manifest, torch_device, dtype);
+    if (options.freeze) {
+      if (known_checks != nullptr) {
+        apply_known_freeze(module, *known_checks, checks);
+      } else {
+        try_freeze(module, manifest, torch_device, dtype, checks);
+      }
+    }
     const double freeze_seconds = seconds_since(freeze_start);
     const auto batch_start = std::chrono::steady_clock::now();
-    const int max_batch = options.max_batch > 1 && manifest.batchable &&
-                                  batches_correctly(module, manifest, torch_device, dtype)
-                              ? options.max_batch
-                              : 1;
+    if (options.max_batch > 1 && manifest.batchable) {
+      checks.batches = known_checks != nullptr && known_checks->batches.has_value()
+                           ? *known_checks->batches
+                           : batches_correctly(module, manifest, torch_device, dtype);
+    }
+    const int max_batch = checks.batches.value_or(false) ? options.max_batch : 1;
     const double batch_seconds = seconds_since(batch_start);
 
     ModelInfo info;
@@ -314,7 +347,9 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     info.device = device;
     info.fp16 = fp16;
     info.is_test_model = manifest.is_test_model;
-    info.frozen = frozen;
+    info.frozen = checks.frozen;
+    info.checks = checks;
+    info.checks_known = known_checks != nullptr;
     info.load_seconds = {load_seconds, freeze_seconds, batch_seconds};
     return std::unique_ptr<TorchMaskModel>(
         new TorchMaskModel(std::move(module), std::move(manifest), std::move(info), torch_device,

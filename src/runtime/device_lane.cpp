@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -12,10 +11,10 @@
 #include <vector>
 
 #include "common/elapsed.h"
-#include "memory/calibration_cache.h"
 #include "memory/host_memory.h"
 #include "models/model_loader.h"
 #include "pipeline/calibrate.h"
+#include "runtime/lane_cache.h"
 #ifdef SEGMENTOR_WITH_CUDA
 #include "memory/cuda_device_memory.h"
 #endif
@@ -25,8 +24,10 @@ namespace segmentor {
 namespace {
 
 ModelOptions model_options(const Config& config, const std::string& device, double inject_oom_rate,
-                           bool freeze_cpu = true) {
+                           bool freeze_cpu = true,
+                           const std::map<std::string, LoadChecks>& known_checks = {}) {
   ModelOptions options;
+  options.known_checks = known_checks;
   options.freeze = freeze_cpu || device != "cpu";
   options.device = device;
   options.use_fp16 = config.use_fp16;
@@ -85,8 +86,10 @@ struct LoadedLane {
 
 Result<LoadedLane> load_lane(const Config& config, const std::string& device,
                              double inject_oom_rate, DeviceMemory* memory = nullptr,
-                             bool freeze_cpu = true) {
-  const ModelOptions options = model_options(config, device, inject_oom_rate, freeze_cpu);
+                             bool freeze_cpu = true,
+                             const std::map<std::string, LoadChecks>& known_checks = {}) {
+  const ModelOptions options =
+      model_options(config, device, inject_oom_rate, freeze_cpu, known_checks);
   LoadedLane loaded;
   loaded.lane = std::make_unique<ModelSet>();
   loaded.lane->name = device;
@@ -173,69 +176,26 @@ Result<std::unique_ptr<DeviceMemory>> make_device_memory(const std::string& devi
   return std::unique_ptr<DeviceMemory>(std::make_unique<HostMemory>());
 }
 
-// Note [Calibration on disk] (memory/calibration_cache.h): what the lane's calibration depends on.
-Result<CalibrationKey> calibration_key(const Config& config, const std::string& device,
-                                       const ModelSet& models, const LoadedLane& loaded) {
-  CalibrationKey key;
-  const auto colon = device.find(':');
-  key.card = nvidia_card_name(colon == std::string::npos ? 0 : std::stoi(device.substr(colon + 1)));
-  key.driver = nvidia_driver_version();
-  key.libtorch = libtorch_version();
-  key.device = device;
-  auto add_model = [&](const std::unique_ptr<MaskModel>& model,
-                       const std::filesystem::path& path) -> Status {
-    if (!model) return Status::Ok();
-    SEGMENTOR_ASSIGN_OR_RETURN(key.models[model->info().name], file_fingerprint(path));
-    return Status::Ok();
-  };
-  SEGMENTOR_RETURN_IF_ERROR(add_model(models.foreground, loaded.foreground_path));
-  SEGMENTOR_RETURN_IF_ERROR(add_model(models.people, loaded.people_path));
-  SEGMENTOR_RETURN_IF_ERROR(add_model(models.person_detector, loaded.detector_path));
-  key.settings["calibration"] = "3";  // bump when calibrate_segmenter measures differently
-  // The batch cap calibration measures up to (model_options).
-  key.settings["max_model_batch"] =
-      std::to_string(std::min(config.max_model_batch, config.max_concurrent_images));
-  key.settings["fp16"] = config.use_fp16 ? "true" : "false";
-  key.settings["cuda_streams"] = config.cuda_streams;
-  // LibTorch's own variable, read as LibTorch reads it: it changes how the allocator reserves.
-  const char* alloc_conf = std::getenv("PYTORCH_CUDA_ALLOC_CONF");
-  key.settings["alloc_conf"] = alloc_conf != nullptr ? alloc_conf : "";
-  return key;
+// What the lane's models' load-time checks found, by model name (Note [Load checks on disk]).
+std::map<std::string, LoadChecks> load_checks_of(const ModelSet& lane) {
+  std::map<std::string, LoadChecks> checks;
+  for (const MaskModel* model : lane.models()) checks[model->info().name] = model->info().checks;
+  return checks;
 }
 
 // Calibrates the lane, or takes the table stored for the same key (Note [Calibration on disk]).
-// `loaded` supplies the model files' paths (its models have moved into `lane`).
-Status calibrate_lane(DeviceLane& lane, const Config& config, const std::string& device,
-                      const LoadedLane& loaded) {
-  std::optional<CalibrationCache> cache;
-  CalibrationKey key;
-  if (config.calibration_cache != "none") {
-    cache.emplace(config.calibration_cache.empty()
-                      ? config.model_cache / "calibration"
-                      : std::filesystem::path(config.calibration_cache));
-    auto made = calibration_key(config, device, *lane.lane, loaded);
-    if (made.ok()) {
-      key = std::move(*made);
-    } else {
-      spdlog::warn("calibration cache off for {}: {}", device, made.status().to_string());
-      cache.reset();
+Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCache& cache) {
+  if (const CalibrationTable* stored = cache.calibration()) {
+    for (const CalibrationRow& row : stored->rows()) {
+      lane.calibration.add_measurement(row.model, row.width, row.height, row.peak_bytes);
     }
-  }
-  if (cache) {
-    std::string why_not;
-    if (auto stored = cache->load(key, &why_not)) {
-      for (const CalibrationRow& row : stored->rows()) {
-        lane.calibration.add_measurement(row.model, row.width, row.height, row.peak_bytes);
-      }
-      for (const auto& [model, limit] : stored->batch_limits()) {
-        lane.calibration.set_batch_limit(model, limit);
-      }
-      apply_batch_limits(*lane.lane, lane.calibration);
-      spdlog::info("calibration on {} from {} (same card, driver, LibTorch, models, settings):\n{}",
-                   device, cache->path_for(key).string(), lane.calibration.describe());
-      return Status::Ok();
+    for (const auto& [model, limit] : stored->batch_limits()) {
+      lane.calibration.set_batch_limit(model, limit);
     }
-    if (!why_not.empty()) spdlog::info("calibration cache: {}; measuring again", why_not);
+    apply_batch_limits(*lane.lane, lane.calibration);
+    spdlog::info("calibration on {} from {} (same card, driver, LibTorch, models, settings):\n{}",
+                 device, cache.path(), lane.calibration.describe());
+    return Status::Ok();
   }
   Segmenter segmenter(*lane.lane->foreground, lane.lane->people.get(),
                       lane.lane->person_detector.get());
@@ -258,10 +218,6 @@ Status calibrate_lane(DeviceLane& lane, const Config& config, const std::string&
                  device, batches.limit, peaks);
   }
   spdlog::info("calibration on {}:\n{}", device, lane.calibration.describe());
-  if (cache) {
-    const Status stored = cache->store(key, lane.calibration);
-    if (!stored.ok()) spdlog::warn("calibration not cached: {}", stored.to_string());
-  }
   return Status::Ok();
 }
 
@@ -293,15 +249,28 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   // Note [A fast start] (runtime.cpp): on a GPU this is where the CUDA context is made.
   spdlog::info("start-up: {} memory view ready in {:.2f} s", device, seconds_since(device_start));
 
+  // Note [Load checks on disk]: what an earlier start found for these files, before they load. A
+  // CPU lane that does not freeze runs no checks and has no calibration: nothing to look up.
+  const bool freezes = gpu || options.freeze_cpu_models;
+  LaneCache cache;
+  if (freezes) {
+    SEGMENTOR_ASSIGN_OR_RETURN(const std::vector<std::filesystem::path> files,
+                               lane_model_files(config));
+    cache = LaneCache::open(config, device, files);
+  }
+
   const std::int64_t before = lane->device->snapshot().allocated_bytes;
-  SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded, load_lane(config, device, 0.0, lane->device.get(),
-                                                          options.freeze_cpu_models));
+  SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded,
+                             load_lane(config, device, 0.0, lane->device.get(),
+                                       options.freeze_cpu_models, cache.load_checks()));
   lane->lane = std::move(loaded.lane);
   for (const MaskModel* model : lane->lane->models()) {
-    const ModelInfo::LoadSeconds& took = model->info().load_seconds;
+    const ModelInfo& info = model->info();
     spdlog::info(
-        "start-up: model {} on {}: read {:.2f} s, freeze check {:.2f} s, batch check {:.2f} s",
-        model->info().name, device, took.read, took.freeze_check, took.batch_check);
+        "start-up: model {} on {}: read {:.2f} s, freeze {:.2f} s, batch check {:.2f} s ({})",
+        info.name, device, info.load_seconds.read, info.load_seconds.freeze_check,
+        info.load_seconds.batch_check,
+        info.checks_known ? "checks found earlier, no probe passes" : "checked now");
   }
   const std::int64_t after = lane->device->snapshot().allocated_bytes;
   record_resident(lane->calibration, "models", before, after);
@@ -336,9 +305,11 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
 
   if (options.calibrate && gpu) {
     const auto calibration_start = std::chrono::steady_clock::now();
-    SEGMENTOR_RETURN_IF_ERROR(calibrate_lane(*lane, config, device, loaded));
+    SEGMENTOR_RETURN_IF_ERROR(calibrate_lane(*lane, device, cache));
     spdlog::info("start-up: {} calibrated in {:.2f} s", device, seconds_since(calibration_start));
   }
+  const std::map<std::string, LoadChecks> checks = load_checks_of(*lane->lane);
+  cache.store(CachedMeasurements{lane->calibration, checks});
 
   // Note [Calibrate before injecting]: fault injection (a test-only knob) would make calibration
   // fail, and a calibrated table is what the injected run is meant to exercise. So the GPU lane
@@ -348,7 +319,8 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
     lane->lane.reset();
     SEGMENTOR_ASSIGN_OR_RETURN(
         LoadedLane injected,
-        load_lane(config, device, options.inject_oom_rate, nullptr, options.freeze_cpu_models));
+        load_lane(config, device, options.inject_oom_rate, nullptr, options.freeze_cpu_models,
+                  checks));
     lane->lane = std::move(injected.lane);
     lane->device->release_cache();
     spdlog::warn("fault injection on: {:.0f} % of model calls on {} fail with out-of-memory",
@@ -356,7 +328,8 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   }
   if (config.model_idle_unload_seconds > 0 && gpu) {
     enable_idle_unload(*lane, config, loaded,
-                       model_options(config, device, options.inject_oom_rate));
+                       model_options(config, device, options.inject_oom_rate,
+                                     options.freeze_cpu_models, checks));
   }
   apply_batch_limits(*lane->lane, lane->calibration);  // the injected reload needs them again
   log_batching(*lane->lane, config);

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
 
 namespace segmentor {
 namespace {
@@ -31,12 +33,12 @@ class CalibrationCacheTest : public ::testing::Test {
     k.settings = {{"fp16", "true"}, {"cuda_streams", "worker"}};
     return k;
   }
-  static CalibrationTable table() {
-    CalibrationTable t;
-    t.set_resident_bytes("models", 91'000'000);
-    t.add_measurement("task", 400, 400, 207'000'000);
-    t.add_measurement("task", 1920, 1080, 208'000'000);
-    return t;
+  static CachedMeasurements table() {
+    CachedMeasurements m;
+    m.calibration.set_resident_bytes("models", 91'000'000);
+    m.calibration.add_measurement("task", 400, 400, 207'000'000);
+    m.calibration.add_measurement("task", 1920, 1080, 208'000'000);
+    return m;
   }
   fs::path dir_;
 };
@@ -48,9 +50,60 @@ TEST_F(CalibrationCacheTest, ARestartWithTheSameKeyGetsTheSameMeasurements) {
   EXPECT_TRUE(fs::exists(cache.path_for(key())));
   auto loaded = cache.load(key());
   ASSERT_TRUE(loaded.has_value());
-  EXPECT_EQ(loaded->rows().size(), 2u);
-  EXPECT_EQ(*loaded->predict_task_bytes(1920, 1080), 208'000'000);
-  EXPECT_EQ(loaded->resident_bytes(), 0) << "weights are measured at every load, not cached";
+  EXPECT_EQ(loaded->calibration.rows().size(), 2u);
+  EXPECT_EQ(*loaded->calibration.predict_task_bytes(1920, 1080), 208'000'000);
+  EXPECT_EQ(loaded->calibration.resident_bytes(), 0)
+      << "weights are measured at every load, not cached";
+  EXPECT_TRUE(loaded->load_checks.empty());
+}
+
+// Calibration lowers a model's batch cap where a batch would need more than the gate reserves;
+// a restart that lost the limit would let that model batch beyond what memory was measured for.
+TEST_F(CalibrationCacheTest, BatchLimitsSurviveARestart) {
+  const CalibrationCache cache(dir_);
+  CachedMeasurements measured = table();
+  measured.calibration.set_batch_limit("isnet-medium", 8);
+  measured.calibration.set_batch_limit("selfie", 1);
+  ASSERT_TRUE(cache.store(key(), measured).ok());
+  auto loaded = cache.load(key());
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->calibration.batch_limits(), measured.calibration.batch_limits());
+}
+
+// Note [Load checks on disk]: every verdict, including "batching not checked", comes back as it
+// was found, and a lane without calibration (the CPU) can keep its checks alone.
+TEST_F(CalibrationCacheTest, LoadChecksSurviveARestartWithOrWithoutCalibration) {
+  const CalibrationCache cache(dir_);
+  CachedMeasurements measured;
+  measured.load_checks["isnet-medium"] = {.frozen = true, .optimized = true, .batches = true};
+  measured.load_checks["nanodet-g"] = {.frozen = true, .optimized = false, .batches = false};
+  measured.load_checks["selfie"] = {.frozen = false, .optimized = false, .batches = std::nullopt};
+  ASSERT_TRUE(cache.store(key(), measured).ok());
+  auto loaded = cache.load(key());
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_TRUE(loaded->calibration.empty());
+  EXPECT_EQ(loaded->load_checks, measured.load_checks);
+
+  measured.calibration = table().calibration;
+  ASSERT_TRUE(cache.store(key(), measured).ok());
+  loaded = cache.load(key());
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->calibration.rows().size(), 2u);
+  EXPECT_EQ(loaded->load_checks, measured.load_checks);
+}
+
+TEST_F(CalibrationCacheTest, ALoadCheckWithAMissingVerdictIsAMiss) {
+  const CalibrationCache cache(dir_);
+  ASSERT_TRUE(cache.store(key(), table()).ok());
+  std::ifstream in(cache.path_for(key()));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto at = text.find("\"load_checks\": {}");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, 17, "\"load_checks\": {\"m\": {\"frozen\": true}}");
+  std::ofstream(cache.path_for(key())) << text;
+  std::string why;
+  EXPECT_FALSE(cache.load(key(), &why).has_value());
+  EXPECT_NE(why.find("optimized"), std::string::npos) << why;
 }
 
 TEST_F(CalibrationCacheTest, AnyChangeToTheKeyMissesAndReMeasures) {

@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <string>
@@ -26,6 +28,7 @@ Config test_config(const std::string& device) {
   config.people_model = std::string(SEGMENTOR_TEST_MODELS_DIR) + "/test-yolo.pt";
   config.cpu_threads = 2;
   config.model_idle_unload_seconds = 1;
+  config.calibration_cache = "none";  // a test that wants it gives its own folder
   return config;
 }
 
@@ -46,6 +49,54 @@ TEST(RuntimeTest, CpuModelsAreFrozenUnlessTheCallerSaysItDoesNotPay) {
   ASSERT_TRUE(plain.ok()) << plain.status().to_string();
   EXPECT_FALSE((*plain)->first().lane->foreground->info().frozen);
   EXPECT_FALSE((*plain)->first().lane->people->info().frozen);
+}
+
+// Note [Load checks on disk]: a restart with the same model files does what the first start's
+// checks found, without their probe passes, and follows the stored verdicts exactly.
+TEST(RuntimeTest, ARestartFollowsTheLoadChecksTheFirstStartStored) {
+  fixtures::TempDir cache;
+  Config config = test_config("cpu");
+  config.calibration_cache = cache.path().string();
+  RuntimeOptions options;
+  options.cpu_fallback = false;
+  auto first = build_runtime(config, options);
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  const ModelInfo first_info = (*first)->first().lane->foreground->info();
+  EXPECT_FALSE(first_info.checks_known);
+  EXPECT_TRUE(first_info.frozen);
+  first->reset();
+
+  std::vector<std::filesystem::path> entries;
+  for (const auto& entry : std::filesystem::directory_iterator(cache.path())) {
+    entries.push_back(entry.path());
+  }
+  ASSERT_EQ(entries.size(), 1u);
+
+  auto second = build_runtime(config, options);
+  ASSERT_TRUE(second.ok()) << second.status().to_string();
+  const ModelInfo& second_info = (*second)->first().lane->foreground->info();
+  EXPECT_TRUE(second_info.checks_known);
+  EXPECT_EQ(second_info.checks, first_info.checks);
+  EXPECT_TRUE(second_info.frozen);
+  second->reset();
+
+  // The stored verdict decides: one saying freezing changed the output leaves the model plain.
+  std::ifstream in(entries.front());
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  const std::string frozen = "\"frozen\": true";
+  const auto at = text.find(frozen, text.find("\"load_checks\""));
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, frozen.size(), "\"frozen\": false");
+  std::ofstream(entries.front()) << text;
+  auto third = build_runtime(config, options);
+  ASSERT_TRUE(third.ok()) << third.status().to_string();
+  int plain = 0;
+  for (const MaskModel* model : (*third)->first().lane->models()) {
+    EXPECT_TRUE(model->info().checks_known) << model->info().name;
+    if (!model->info().frozen) ++plain;
+  }
+  EXPECT_EQ(plain, 1) << "exactly the model whose stored verdict was changed";
 }
 
 TEST(RuntimeTest, IdleUnloadLeavesCpuModelsLoaded) {
