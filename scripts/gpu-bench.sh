@@ -32,6 +32,7 @@
 #   startup  where the start goes: per-part times of `run` on one frame (first start, then with
 #            calibration and load checks on disk), fuser on and off; throughput and first frames
 #   runpath  issue 13 target 1 through `segmentor run`: 1,440 JPEG frames, masks written
+#   sweep    adaptive against the fixed sweep at 8, 16 and 24 GiB (the measure phase's sweep alone)
 #   join     switch the phases after it to the bundled models (carry .gpu-models/b after stash-a)
 #   warm     issue 13 target 2: `segmentor run` on one frame twice with a fresh CALIBRATION_CACHE
 #            (start → exit and the start-up lines printed), then p95/p99 of a short bench
@@ -276,7 +277,7 @@ PY
       TAIL=30 bench soak $((soak + 180)) -- --cap-gib 8 --jobs 4 --frames 200 --gate adaptive \
         --duration "$soak" --warmup-fraction "${SOAK_WARMUP:-0.3}" --sample-ms 200 ;;
     faults)
-      bench faults-clean 150 CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 1000 \
+      bench faults-clean 180 CUDA_STREAMS=worker -- --ceiling --cap-gib 8 --jobs 4 --frames 1000 \
         --gate adaptive
       bench faults-inject 200 CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 1000 \
         --gate adaptive --inject-oom-rate 0.1
@@ -304,6 +305,11 @@ if "faults-clean" in runs and "faults-nostages" in runs:
                                       runs["faults-nostages"]["throughput_fps"]))
 PY
       ;;
+    sweep)
+      # The memory guarantee: adaptive against the best fixed concurrency at 8, 16 and 24 GiB
+      # (goal >= 95 %), with whichever models are set, MAX=8.
+      bench sweep 300 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 8,16,24 --jobs 4 \
+        --frames 240 --sweep 4 --gate adaptive --max-concurrent 8 ;;
     join)
       # The bundled models for the phases after it in this call (carry .gpu-models/b; stash-a
       # kept half a in an earlier call): MODEL_CACHE points at them, the stand-ins' names go.
@@ -409,7 +415,7 @@ for f in sorted(glob.glob(sys.argv[1] + "/*.json")):
             print(f"first frames: p95 {p95:.0f} ms, p99 {p99:.0f} ms, p99/p95 {p99 / p95:.2f} (goal <= 2)")
 PY
       ;;
-    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|faults|join|startup|runpath|warm|verify|cleanup|stash-a|bundled|detector|batching ..." >&2
+    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|faults|join|startup|runpath|sweep|warm|verify|cleanup|stash-a|bundled|detector|batching ..." >&2
        exit 2 ;;
   esac
 done
