@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "models/manifest.h"
 #include "models/model_loader.h"
 
 namespace segmentor {
@@ -84,17 +85,21 @@ void LaneCache::store(const CachedMeasurements& measured) const {
 }
 
 Result<std::vector<std::filesystem::path>> lane_model_files(const Config& config) {
-  std::vector<std::string> names{config.foreground_model};
-  if (config.people_model != "none") {
-    names.push_back(config.people_model);
-    if (config.people_detector_model != "none") names.push_back(config.people_detector_model);
-  }
   std::vector<std::filesystem::path> files;
-  for (const std::string& name : names) {
-    SEGMENTOR_ASSIGN_OR_RETURN(std::filesystem::path file,
-                               resolve_model(name, config.model_cache));
-    files.push_back(std::move(file));
-  }
+  SEGMENTOR_ASSIGN_OR_RETURN(std::filesystem::path foreground,
+                             resolve_model(config.foreground_model, config.model_cache));
+  files.push_back(std::move(foreground));
+  if (config.people_model == "none") return files;
+  SEGMENTOR_ASSIGN_OR_RETURN(std::filesystem::path people,
+                             resolve_model(config.people_model, config.model_cache));
+  SEGMENTOR_ASSIGN_OR_RETURN(const ModelManifest manifest,
+                             read_manifest(manifest_path_for(people)));
+  files.push_back(std::move(people));
+  // As load_lane: a YOLO-seg people model finds people itself, so no detector is loaded.
+  if (config.people_detector_model == "none" || manifest.kind == ModelKind::kYoloSeg) return files;
+  SEGMENTOR_ASSIGN_OR_RETURN(std::filesystem::path detector,
+                             resolve_model(config.people_detector_model, config.model_cache));
+  files.push_back(std::move(detector));
   return files;
 }
 
