@@ -425,7 +425,7 @@ Status TorchMaskModel::probe_batch(int batch) {
   try {
     c10::InferenceMode guard;
     CallStream stream(device_, stream_mode_);
-    const at::Tensor one = probe_input(manifest_, device_, dtype_);
+    const at::Tensor one = probe_input_once();
     const at::Tensor stacked =
         batch == 1 ? one
                    : at::cat(std::vector<at::Tensor>(static_cast<std::size_t>(batch), one), 0);
@@ -445,7 +445,7 @@ Status TorchMaskModel::warm_batches(int up_to) {
   try {
     c10::InferenceMode guard;
     CallStream stream(device_, stream_mode_);
-    const at::Tensor one = probe_input(manifest_, device_, dtype_);
+    const at::Tensor one = probe_input_once();
     wait_for_stream(device_);  // the batcher's stream reads it
     for (int batch = 2; batch <= largest; ++batch) {
       for (Result<c10::IValue>& output : batcher_->submit_together(
@@ -458,6 +458,15 @@ Status TorchMaskModel::warm_batches(int up_to) {
   } catch (...) {
     return failure_status("model " + info_.name + " on " + info_.device + ", warming batches");
   }
+}
+
+at::Tensor TorchMaskModel::probe_input_once() {
+  std::call_once(probe_once_, [this] {
+    probe_image_ = probe_image(manifest_.input_width, manifest_.input_height);
+  });
+  return make_input(probe_image_, manifest_,
+                    stretch_geometry(manifest_.input_width, manifest_.input_height), device_,
+                    dtype_);
 }
 
 bool TorchMaskModel::should_inject_oom() {
@@ -499,13 +508,17 @@ Result<Mask> TorchMaskModel::segment(const RgbImage& image) {
 Result<Mask> TorchMaskModel::run(const RgbImage& image) {
   StageClock clock(device_);  // Note [Where the time goes]; the rest is post-processing
   // Note [Batching admitted tasks]: an idle batcher waits for inputs still being prepared.
+  // A batcher limited to 1 (calibration found that batches do not fit or do not pay: Note [A
+  // batch must pay for itself]) is bypassed: the pass runs here, on this slot's own thread and
+  // stream, beside the other slots' passes, instead of one at a time on the batcher's thread.
+  const bool batching = batcher_ && batcher_->max_batch() > 1;
   std::optional<Batcher::Preparing> preparing;
-  if (batcher_) preparing.emplace(*batcher_);
+  if (batching) preparing.emplace(*batcher_);
   const LetterboxGeometry geometry = geometry_for(manifest_, image.width, image.height);
   const at::Tensor input = make_input(image, manifest_, geometry, device_, dtype_);
   clock.lap(Stage::kUpload);
   c10::IValue output;
-  if (batcher_) {
+  if (batching) {
     wait_for_stream(device_);  // the batcher's stream reads the input
     SEGMENTOR_ASSIGN_OR_RETURN(output, batcher_->submit(input, &*preparing));
   } else {

@@ -68,6 +68,9 @@ class TorchMaskModel final : public MaskModel {
   Result<Mask> probability_to_mask(const c10::IValue& output, const LetterboxGeometry& geometry,
                                    int source_width, int source_height) const;
   bool should_inject_oom();
+  // The probe input on the device (probe_batch, warm_batches), from a host image made once: a
+  // timed probe must time the forward pass, not the drawing of a 1024² test pattern.
+  at::Tensor probe_input_once();
 
   torch::jit::Module module_;
   ModelManifest manifest_;
@@ -79,6 +82,8 @@ class TorchMaskModel final : public MaskModel {
   DetectorDecodeOptions detector_options_;  // person_detector models only
   std::mutex random_mutex_;                 // guards random_
   std::mt19937_64 random_;
+  std::once_flag probe_once_;
+  RgbImage probe_image_;  // set under probe_once_
   // Null when unbatched. Last, so it stops (its thread calls forward_batch) before the rest goes.
   std::unique_ptr<Batcher> batcher_;
 };

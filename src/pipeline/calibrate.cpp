@@ -1,11 +1,15 @@
 #include "pipeline/calibrate.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "common/elapsed.h"
 
 namespace segmentor {
 
@@ -100,6 +104,17 @@ Result<std::int64_t> measure_batch(MaskModel& model, DeviceMemory& device, int b
   return task_bytes(before, device.snapshot());
 }
 
+// The best of two passes of `batch` inputs, in seconds (Note [A batch must pay for itself]).
+Result<double> time_pass(MaskModel& model, int batch) {
+  double best = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < 2; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    SEGMENTOR_RETURN_IF_ERROR(model.probe_batch(batch));
+    best = std::min(best, seconds_since(start));
+  }
+  return best;
+}
+
 }  // namespace
 
 // Note [Batch sizes within the reserved bytes] (calibrate.h).
@@ -119,6 +134,20 @@ Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& d
     result.peaks.emplace_back(batch, *bytes);
     if (*bytes > static_cast<std::int64_t>(batch) * single) break;
     passed = batch;
+  }
+  if (passed > 1) {
+    double batch_one_seconds = 0;
+    for (const auto& [batch, bytes] : result.peaks) {
+      if (batch > passed) break;
+      SEGMENTOR_ASSIGN_OR_RETURN(const double seconds, time_pass(model, batch));
+      result.pass_seconds.emplace_back(batch, seconds);
+      if (batch == 1) batch_one_seconds = seconds;
+      if (seconds > 0 && batch_one_seconds > 0) {
+        result.speedup = std::max(result.speedup, batch * batch_one_seconds / seconds);
+      }
+    }
+    result.pays = result.speedup >= kMinBatchSpeedup;
+    if (!result.pays) passed = 1;
   }
   device.release_cache();
   result.limit = passed;

@@ -39,13 +39,32 @@ Status calibrate_segmenter(Segmenter& segmenter, DeviceMemory& device, Calibrati
 // is the model's batch limit. An out-of-memory error at some k stops there. Batch sizes between
 // measured powers of two are allowed when both neighbours passed: peaks grow with k.
 
+// Note [A batch must pay for itself]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Batching trades concurrency for width: a batched model runs one pass at a time on its batcher's
+// thread and stream, where unbatched tasks run their passes side by side on their slots' streams,
+// which the GPU overlaps. A light model leaves most of the GPU idle at batch 1, so one pass of 8
+// does far more per second than 8 overlapping passes of 1 (IS-Net medium on an H200, 2026-11-30:
+// 143 frames/s alone at batch 1, 278 at batch 8; 197 frames/s unbatched at 4 tasks against 235
+// batched at 16). A heavy one fills the GPU already: the RMBG-2.0 stand-in ran 54 frames/s at
+// batch 1 and 63 at batch 4 (1.17×), and batched it fell from 59 to 46 frames/s end to end,
+// because 4 overlapping passes of 1 had done as well as one pass of 4 and batching took that
+// overlap away. So after the memory check, each batch size that passed is timed on one thread
+// (the best of two passes, after the measuring pass warmed it) and the model batches only if its
+// best frames per second reach kMinBatchSpeedup × batch 1's; otherwise its limit is 1.
+inline constexpr double kMinBatchSpeedup = 1.25;
+
 struct BatchCalibration {
   int limit = 1;
   std::vector<std::pair<int, std::int64_t>> peaks;  // (batch, bytes), as measured
+  std::vector<std::pair<int, double>> pass_seconds;  // (batch, seconds per pass), as timed
+  double speedup = 1;  // the best batch's frames per second over batch 1's (1 when not timed)
+  bool pays = true;    // speedup >= kMinBatchSpeedup (or nothing passed the memory check)
 };
 
 // Measures `model`'s forward pass at batch 1..max_batch() on `device` (Note [Batch sizes within
-// the reserved bytes]) and lowers its batch cap to the result. A model that does not batch comes
+// the reserved bytes]), times the sizes that fit (Note [A batch must pay for itself]) and lowers
+// its batch cap to the result. A model that does not batch comes
 // back with limit 1 and nothing measured. Errors only when batch 1 cannot run.
 Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& device);
 

@@ -214,8 +214,21 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCac
     for (const auto& [batch, bytes] : batches.peaks) {
       peaks += (peaks.empty() ? "" : ", ") + std::to_string(batch) + ": " + format_bytes(bytes);
     }
-    spdlog::info("batches of {} on {}: up to {} (peak by batch size: {})", model->info().name,
-                 device, batches.limit, peaks);
+    std::string passes;
+    for (const auto& [batch, seconds] : batches.pass_seconds) {
+      passes += fmt::format("{}{}: {:.1f} ms", passes.empty() ? "" : ", ", batch, seconds * 1e3);
+    }
+    if (batches.pays) {
+      spdlog::info("batches of {} on {}: up to {} (peak by batch size: {}; pass: {}; {:.2f}x the "
+                   "frames per second of batch 1)",
+                   model->info().name, device, batches.limit, peaks, passes, batches.speedup);
+    } else {
+      spdlog::info(
+          "batches of {} on {}: none; they fit but gain only {:.2f}x the frames per second of "
+          "batch 1 (pass: {}), below {:.2f}x, so passes run side by side unbatched (Note [A batch "
+          "must pay for itself])",
+          model->info().name, device, batches.speedup, passes, kMinBatchSpeedup);
+    }
   }
   spdlog::info("calibration on {}:\n{}", device, lane.calibration.describe());
   return Status::Ok();

@@ -110,6 +110,27 @@ TEST(TorchBatchingTest, WarmingRunsEveryBatchSizeUpToWhatIsHeld) {
   EXPECT_EQ(single->batch_stats().batches, 0u);
 }
 
+// Note [A batch must pay for itself]: a model limited to batch 1 by calibration runs each pass on
+// its caller's thread, side by side, not one at a time through its batcher.
+TEST(TorchBatchingTest, AModelLimitedToOneRunsItsPassesOnTheCallersThreads) {
+  auto model = load(kModels / "test-bright.pt", 8);
+  ASSERT_EQ(model->max_batch(), 8);
+  model->limit_batch(1);
+  ASSERT_EQ(model->max_batch(), 1);
+  std::vector<std::thread> threads;
+  std::atomic<int> failed{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < 5; ++r) {
+        if (!model->segment(red_block(64, 64, t * 5 + r)).ok()) ++failed;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(model->batch_stats().batches, 0u) << "no pass went through the batcher";
+}
+
 TEST(TorchBatchingTest, ModelsWhoseOutputsIgnoreTheBatchRunUnbatched) {
   // These return fixed [1,...] tensors whatever the input: batch 2 cannot give two results.
   for (const char* name : {"test-disc", "test-yolo", "test-detector"}) {

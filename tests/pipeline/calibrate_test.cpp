@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 #include <vector>
 
 #include "fake_mask_model.h"
@@ -132,6 +136,7 @@ class BatchingModel : public MaskModel {
   void limit_batch(int max_batch) override { max_batch_ = std::min(max_batch_, max_batch); }
   Status probe_batch(int batch) override {
     probed.push_back(batch);
+    std::this_thread::sleep_for(pass_ms * (time_per_input ? batch : 1));
     if (batch >= fails_at) return out_of_memory("batch " + std::to_string(batch));
     std::int64_t bytes = fixed_ + batch * per_input_;
     if (batch >= grows_at) bytes *= 2;  // an algorithm with a bigger workspace, say
@@ -141,6 +146,10 @@ class BatchingModel : public MaskModel {
   }
   int fails_at = 1 << 20;
   int grows_at = 1 << 20;
+  // A pass's time: pass_ms whatever the batch (a light model: the GPU was mostly idle), or
+  // pass_ms per input (a heavy one: batch 1 already fills the GPU).
+  std::chrono::milliseconds pass_ms{4};
+  bool time_per_input = false;
   std::vector<int> probed;
 
  private:
@@ -181,10 +190,40 @@ TEST(CalibrateBatchTest, AnOutOfMemoryErrorStopsBelowThatBatch) {
   auto calibrated = calibrate_batch_limit(model, device);
   ASSERT_TRUE(calibrated.ok());
   EXPECT_EQ(calibrated->limit, 4);  // 1, 2, 4 fit; 6 (the cap, not a power of two) did not
-  EXPECT_EQ(model.probed.back(), 6);
+  // 6 was tried once, failed, and was neither measured again nor timed.
+  EXPECT_EQ(std::count(model.probed.begin(), model.probed.end(), 6), 1);
 
   model.fails_at = 1;  // not even one input: calibration cannot go on
   EXPECT_EQ(calibrate_batch_limit(model, device).status().code(), ErrorCode::kOutOfMemory);
+}
+
+// Note [A batch must pay for itself]: batches that fit but do not raise frames per second would
+// only serialise passes that run side by side unbatched.
+TEST(CalibrateBatchTest, AModelWhoseBatchesDoNotPayStaysUnbatched) {
+  FakeDevice device(64 * kMiB * 1024);
+  BatchingModel model(device, 4, 40 * kMiB, 100 * kMiB);
+  model.time_per_input = true;
+  model.pass_ms = std::chrono::milliseconds(10);
+  auto calibrated = calibrate_batch_limit(model, device);
+  ASSERT_TRUE(calibrated.ok()) << calibrated.status().to_string();
+  EXPECT_FALSE(calibrated->pays);
+  EXPECT_LT(calibrated->speedup, kMinBatchSpeedup);
+  EXPECT_EQ(calibrated->limit, 1);
+  EXPECT_EQ(model.max_batch(), 1);
+  ASSERT_EQ(calibrated->pass_seconds.size(), 3u);  // 1, 2 and 4 fit and were timed
+  EXPECT_EQ(calibrated->pass_seconds.back().first, 4);
+  EXPECT_GE(calibrated->pass_seconds.back().second, 0.040);
+}
+
+TEST(CalibrateBatchTest, AModelWhoseBatchesPayKeepsWhatFits) {
+  FakeDevice device(64 * kMiB * 1024);
+  BatchingModel model(device, 4, 40 * kMiB, 100 * kMiB);
+  model.pass_ms = std::chrono::milliseconds(10);
+  auto calibrated = calibrate_batch_limit(model, device);
+  ASSERT_TRUE(calibrated.ok()) << calibrated.status().to_string();
+  EXPECT_TRUE(calibrated->pays);
+  EXPECT_GT(calibrated->speedup, 2.0);  // about 4: four inputs in one pass's time
+  EXPECT_EQ(calibrated->limit, 4);
 }
 
 TEST(CalibrateBatchTest, AnUnbatchedModelIsNotMeasured) {
