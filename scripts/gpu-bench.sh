@@ -32,6 +32,7 @@
 #   startup  where the start goes: per-part times of `run` on one frame (first start, then with
 #            calibration and load checks on disk), fuser on and off; throughput and first frames
 #   runpath  issue 13 target 1 through `segmentor run`: 1,440 JPEG frames, masks written
+#   batchab  MAX_MODEL_BATCH=1 against 8, 1,000 frames each (Note [A batch must pay for itself])
 #   sweep    adaptive against the fixed sweep at 8, 16 and 24 GiB (the measure phase's sweep alone)
 #   join     switch the phases after it to the bundled models (carry .gpu-models/b after stash-a)
 #   warm     issue 13 target 2: `segmentor run` on one frame twice with a fresh CALIBRATION_CACHE
@@ -305,6 +306,14 @@ if "faults-clean" in runs and "faults-nostages" in runs:
                                       runs["faults-nostages"]["throughput_fps"]))
 PY
       ;;
+    batchab)
+      # Batching on against off with whichever models are set (Note [A batch must pay for
+      # itself]): 1,000 frames each, cap 8 GiB, adaptive, the default MAX_CONCURRENT_IMAGES.
+      for b in 1 8; do
+        bench "batchab-b$b" 150 CUDA_STREAMS=worker MAX_MODEL_BATCH=$b -- --cap-gib 8 --jobs 4 \
+          --frames 1000 --gate adaptive
+        grep -h "batches of\|forward passes of\|unbatched" "$res/batchab-b$b.log" | cut -c1-300
+      done ;;
     sweep)
       # The memory guarantee: adaptive against the best fixed concurrency at 8, 16 and 24 GiB
       # (goal >= 95 %), with whichever models are set, MAX=8.
@@ -415,7 +424,7 @@ for f in sorted(glob.glob(sys.argv[1] + "/*.json")):
             print(f"first frames: p95 {p95:.0f} ms, p99 {p99:.0f} ms, p99/p95 {p99 / p95:.2f} (goal <= 2)")
 PY
       ;;
-    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|faults|join|startup|runpath|sweep|warm|verify|cleanup|stash-a|bundled|detector|batching ..." >&2
+    *) echo "usage: $0 build|prepare|streams|lanes|tuning|soak|measure|faults|join|startup|runpath|sweep|batchab|warm|verify|cleanup|stash-a|bundled|detector|batching ..." >&2
        exit 2 ;;
   esac
 done
