@@ -117,8 +117,14 @@ Result<double> time_pass(MaskModel& model, int batch) {
 
 }  // namespace
 
+Result<double> time_single_pass(MaskModel& model) {
+  SEGMENTOR_RETURN_IF_ERROR(model.probe_batch(1));  // its first calls are not what is timed
+  return time_pass(model, 1);
+}
+
 // Note [Batch sizes within the reserved bytes] (calibrate.h).
-Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& device) {
+Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& device,
+                                               double task_pass_seconds) {
   BatchCalibration result;
   const int cap = model.max_batch();
   if (cap <= 1) return result;
@@ -146,7 +152,13 @@ Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& d
         result.speedup = std::max(result.speedup, batch * batch_one_seconds / seconds);
       }
     }
-    result.pays = result.speedup >= kMinBatchSpeedup;
+    // Note [A batch must pay for itself]: the share of a task's GPU time this model's passes
+    // take bounds what batching them can give the lane.
+    if (task_pass_seconds > 0 && batch_one_seconds > 0) {
+      result.share = std::min(1.0, batch_one_seconds / task_pass_seconds);
+    }
+    result.gain = result.share * (1.0 - 1.0 / result.speedup);
+    result.pays = result.speedup >= kMinBatchSpeedup && result.gain >= kMinBatchGain;
     if (!result.pays) passed = 1;
   }
   device.release_cache();

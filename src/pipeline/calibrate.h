@@ -51,22 +51,43 @@ Status calibrate_segmenter(Segmenter& segmenter, DeviceMemory& device, Calibrati
 // because 4 overlapping passes of 1 had done as well as one pass of 4 and batching took that
 // overlap away. So after the memory check, each batch size that passed is timed on one thread
 // (the best of two passes, after the measuring pass warmed it) and the model batches only if its
-// best frames per second reach kMinBatchSpeedup × batch 1's; otherwise its limit is 1.
+// best frames per second reach kMinBatchSpeedup × batch 1's.
+//
+// That is not enough on a lane with a heavy model beside a light one. The YOLO-seg stand-in runs
+// 1.8× faster at batch 4 than at 1, yet batching it beside the RMBG-2.0 stand-in took the lane
+// from 59.6 to 48.6 frames/s (H200, cap 8 GiB, 2026-11-30): its batches stayed near 1 (tasks
+// reach it one by one, spaced by the heavy model's passes), and its passes, queued behind the
+// heavy kernels on one stream, were waited for one at a time. What batching a model can give the
+// lane is bounded by the share of a task's GPU time its passes take: gain = share × (1 − 1 /
+// speedup), the share being its batch-1 pass time over the sum of every model's on the lane. So
+// a model batches only where that bound is at least kMinBatchGain as well; otherwise its limit is
+// 1 and its passes run on the slots' threads side by side. IS-Net medium beside the bundled
+// detector: share ~0.75, speedup 2.1, gain ~0.4; the YOLO-seg stand-in: share 0.07, gain 0.03.
 inline constexpr double kMinBatchSpeedup = 1.25;
+inline constexpr double kMinBatchGain = 0.10;
 
 struct BatchCalibration {
   int limit = 1;
   std::vector<std::pair<int, std::int64_t>> peaks;  // (batch, bytes), as measured
   std::vector<std::pair<int, double>> pass_seconds;  // (batch, seconds per pass), as timed
   double speedup = 1;  // the best batch's frames per second over batch 1's (1 when not timed)
-  bool pays = true;    // speedup >= kMinBatchSpeedup (or nothing passed the memory check)
+  double share = 1;    // its batch-1 pass over a task's passes on the lane (1: not given)
+  double gain = 0;     // share × (1 − 1 / speedup): at most what batching gives the lane
+  bool pays = true;    // speedup and gain reach their minimums (or nothing passed the memory check)
 };
+
+// One pass of one synthetic input, in seconds (the best of two, after one untimed): what a
+// model's pass costs a task, for the shares of Note [A batch must pay for itself].
+Result<double> time_single_pass(MaskModel& model);
 
 // Measures `model`'s forward pass at batch 1..max_batch() on `device` (Note [Batch sizes within
 // the reserved bytes]), times the sizes that fit (Note [A batch must pay for itself]) and lowers
 // its batch cap to the result. A model that does not batch comes
 // back with limit 1 and nothing measured. Errors only when batch 1 cannot run.
-Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& device);
+// `task_pass_seconds`: the sum of every lane model's time_single_pass, this one's included; 0
+// (alone) counts this model as a task's whole GPU time.
+Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& device,
+                                               double task_pass_seconds = 0);
 
 // One task's bytes from snapshots taken before it (cache released) and after it (peaks since the
 // reset): the larger of its peak allocated and peak reserved growth, never negative. See

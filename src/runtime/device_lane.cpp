@@ -201,9 +201,20 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCac
                       lane.lane->person_detector.get());
   SEGMENTOR_RETURN_IF_ERROR(calibrate_segmenter(segmenter, *lane.device, lane.calibration)
                                 .with_context("calibrating on " + device));
+  // Note [A batch must pay for itself]: a task's GPU time, for each batched model's share of it.
+  double task_pass_seconds = 0;
+  const bool any_batched = std::ranges::any_of(
+      models_of(*lane.lane), [](const MaskModel* model) { return model->max_batch() > 1; });
+  for (MaskModel* model : any_batched ? models_of(*lane.lane) : std::vector<MaskModel*>{}) {
+    auto seconds = time_single_pass(*model);
+    if (!seconds.ok()) {
+      return seconds.status().with_context("timing " + model->info().name + " on " + device);
+    }
+    task_pass_seconds += *seconds;
+  }
   for (MaskModel* model : models_of(*lane.lane)) {
     if (model->max_batch() <= 1) continue;
-    auto measured = calibrate_batch_limit(*model, *lane.device);
+    auto measured = calibrate_batch_limit(*model, *lane.device, task_pass_seconds);
     if (!measured.ok()) {
       return measured.status().with_context("calibrating batches of " + model->info().name +
                                             " on " + device);
@@ -219,15 +230,19 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCac
       passes += fmt::format("{}{}: {:.1f} ms", passes.empty() ? "" : ", ", batch, seconds * 1e3);
     }
     if (batches.pays) {
-      spdlog::info("batches of {} on {}: up to {} (peak by batch size: {}; pass: {}; {:.2f}x the "
-                   "frames per second of batch 1)",
-                   model->info().name, device, batches.limit, peaks, passes, batches.speedup);
+      spdlog::info(
+          "batches of {} on {}: up to {} (peak by batch size: {}; pass: {}; {:.2f}x the frames "
+          "per second of batch 1, {:.0f} % of a task's GPU time, so up to {:.0f} % more tasks)",
+          model->info().name, device, batches.limit, peaks, passes, batches.speedup,
+          batches.share * 100, batches.gain * 100);
     } else {
       spdlog::info(
-          "batches of {} on {}: none; they fit but gain only {:.2f}x the frames per second of "
-          "batch 1 (pass: {}), below {:.2f}x, so passes run side by side unbatched (Note [A batch "
-          "must pay for itself])",
-          model->info().name, device, batches.speedup, passes, kMinBatchSpeedup);
+          "batches of {} on {}: none; they fit (peak by batch size: {}) but run {:.2f}x the "
+          "frames per second of batch 1 (pass: {}) in {:.0f} % of a task's GPU time: at most "
+          "{:.0f} % more tasks, below the {:.2f}x and {:.0f} % it takes, so its passes run side "
+          "by side unbatched (Note [A batch must pay for itself])",
+          model->info().name, device, peaks, batches.speedup, passes, batches.share * 100,
+          batches.gain * 100, kMinBatchSpeedup, kMinBatchGain * 100);
     }
   }
   spdlog::info("calibration on {}:\n{}", device, lane.calibration.describe());

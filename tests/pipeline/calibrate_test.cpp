@@ -226,6 +226,38 @@ TEST(CalibrateBatchTest, AModelWhoseBatchesPayKeepsWhatFits) {
   EXPECT_EQ(calibrated->limit, 4);
 }
 
+// A light model beside a heavy one: its batches run several times faster, but its passes are a
+// small part of a task's GPU time, so batching them cannot give the lane much.
+TEST(CalibrateBatchTest, AModelWithASmallShareOfATasksTimeStaysUnbatched) {
+  FakeDevice device(64 * kMiB * 1024);
+  BatchingModel light(device, 4, 40 * kMiB, 100 * kMiB);
+  light.pass_ms = std::chrono::milliseconds(5);
+  BatchingModel heavy(device, 1, 40 * kMiB, 100 * kMiB);
+  heavy.pass_ms = std::chrono::milliseconds(95);
+  auto light_seconds = time_single_pass(light);
+  auto heavy_seconds = time_single_pass(heavy);
+  ASSERT_TRUE(light_seconds.ok() && heavy_seconds.ok());
+  EXPECT_GE(*heavy_seconds, 0.095);
+  auto calibrated = calibrate_batch_limit(light, device, *light_seconds + *heavy_seconds);
+  ASSERT_TRUE(calibrated.ok()) << calibrated.status().to_string();
+  EXPECT_GT(calibrated->speedup, kMinBatchSpeedup);
+  EXPECT_LT(calibrated->share, 0.10);  // 5 of 100 ms (more under a slow scheduler: still small)
+  EXPECT_LT(calibrated->gain, kMinBatchGain);
+  EXPECT_FALSE(calibrated->pays);
+  EXPECT_EQ(light.max_batch(), 1);
+
+  // The same model where it is most of a task's time batches.
+  BatchingModel alone(device, 4, 40 * kMiB, 100 * kMiB);
+  alone.pass_ms = std::chrono::milliseconds(5);
+  auto alone_seconds = time_single_pass(alone);
+  ASSERT_TRUE(alone_seconds.ok());
+  calibrated = calibrate_batch_limit(alone, device, *alone_seconds * 1.25);
+  ASSERT_TRUE(calibrated.ok());
+  EXPECT_GT(calibrated->share, 0.5);
+  EXPECT_TRUE(calibrated->pays);
+  EXPECT_EQ(alone.max_batch(), 4);
+}
+
 TEST(CalibrateBatchTest, AnUnbatchedModelIsNotMeasured) {
   FakeDevice device(64 * kMiB * 1024);
   BatchingModel model(device, 1, 40 * kMiB, 100 * kMiB);
