@@ -100,6 +100,7 @@ Result<ModelCeiling> measure_model_ceiling(const std::filesystem::path& model_fi
   torch::jit::Module module;
   c10::Device device(device_name);
   at::ScalarType dtype = at::kFloat;
+  configure_torchscript();  // the ceiling runs the models as the pipeline does
   try {
     ceiling.fp16 = device.is_cuda() && options.use_fp16;
     dtype = ceiling.fp16 ? at::kHalf : at::kFloat;

@@ -1,11 +1,13 @@
 #include "models/model_loader.h"
 
 #include <ATen/Parallel.h>
+#include <torch/csrc/jit/passes/tensorexpr_fuser.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
 #include <algorithm>
 #include <charconv>
+#include <mutex>
 #include <thread>
 
 #include "models/manifest.h"
@@ -45,7 +47,25 @@ Result<std::filesystem::path> resolve_model(const std::string& name_or_path,
 
 std::string libtorch_version() { return TORCH_VERSION; }
 
+// Note [The TorchScript fuser is off]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// LibTorch's TensorExpr fuser compiles fused kernels for the shapes a graph has seen. A model
+// here sees several batch shapes before its first task (the load-time batch check, calibration's
+// batch probes, warming), and on an H200 (2026-11-30, cap 8 GiB) that cost the unbatched
+// RMBG-2.0 and YOLO-seg stand-ins 17 % of their throughput once MAX_MODEL_BATCH let those probes
+// run: 50.4 frames/s against 60.4 with the fuser off, where batch probes or not made no
+// difference (60.2 / 60.4). The bundled models ran as fast without it (233.6 against 234.8
+// frames/s, 16 concurrent, batched), their first start took 11.7 s instead of 18.6 s (no kernels
+// compiled at the first calls), and their first 60 frames after a start ran at 126 against 102
+// frames/s. So the fuser is off unless PYTORCH_TENSOREXPR (LibTorch's own variable, which wins
+// over this default) turns it on.
+void configure_torchscript() {
+  static std::once_flag once;
+  std::call_once(once, [] { torch::jit::setTensorExprFuserEnabled(false); });
+}
+
 void configure_torch_threads(int cpu_threads) {
+  configure_torchscript();
   int threads = cpu_threads;
   if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
   at::set_num_threads(std::max(1, threads));

@@ -51,8 +51,12 @@ Result<std::unique_ptr<MaskModel>> load_mask_model(const std::filesystem::path& 
                                                    const ModelOptions& options);
 
 // Sets LibTorch's intra-op thread count (process-wide). 0 = std::thread::hardware_concurrency():
-// Debian's LibTorch otherwise runs on one thread.
+// Debian's LibTorch otherwise runs on one thread. Also applies configure_torchscript().
 void configure_torch_threads(int cpu_threads);
+
+// Turns LibTorch's TensorExpr fuser off, once per process, unless PYTORCH_TENSOREXPR says
+// otherwise (Note [The TorchScript fuser is off], model_loader.cpp).
+void configure_torchscript();
 
 // The LibTorch this binary was built against, "2.11.0" (TORCH_VERSION). For calibration keys.
 std::string libtorch_version();

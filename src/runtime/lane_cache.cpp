@@ -28,8 +28,9 @@ Result<CalibrationKey> make_key(const Config& config, const std::string& device,
     SEGMENTOR_ASSIGN_OR_RETURN(key.models[file.stem().string()], file_fingerprint(file));
   }
   // Bump when calibration measures differently or the stored fields change (4: batch limits and
-  // load checks are kept, files before it lost the batch limits; 6: a batch must pay for itself).
-  key.settings["calibration"] = "6";
+  // load checks are kept, files before it lost the batch limits; 6: a batch must pay for itself;
+  // 7: the TorchScript fuser is off unless PYTORCH_TENSOREXPR turns it on).
+  key.settings["calibration"] = "7";
   // The batch cap calibration measures up to (model_options in device_lane.cpp).
   key.settings["max_model_batch"] =
       std::to_string(std::min(config.max_model_batch, config.max_concurrent_images));
