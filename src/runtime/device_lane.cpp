@@ -36,9 +36,8 @@ ModelOptions model_options(const Config& config, const std::string& device, doub
   options.cuda_streams = config.cuda_streams;
   options.person_min_score = config.person_min_score;
   // Note [Batching admitted tasks] (models/forward_batcher.h): the CPU lane runs one task at a
-  // time, so it has nothing to batch; a batch never holds more tasks than the gate admits.
-  options.max_batch =
-      device == "cpu" ? 1 : std::min(config.max_model_batch, config.max_concurrent_images);
+  // time, so it has nothing to batch.
+  options.max_batch = device == "cpu" ? 1 : gpu_batch_cap(config);
   return options;
 }
 
@@ -250,6 +249,10 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCac
 }
 
 }  // namespace
+
+int gpu_batch_cap(const Config& config) {
+  return std::max(1, std::min(config.max_model_batch, config.max_concurrent_images / 2));
+}
 
 LaneView DeviceLane::view() const {
   return LaneView{lane.get(),  gate.get(),  recovery.get(),    &calibration,

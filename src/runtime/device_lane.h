@@ -57,6 +57,12 @@ struct DeviceLane {
   LaneView view() const;
 };
 
+// Note [A batch must pay for itself] (pipeline/calibrate.h): the most inputs one forward pass of
+// a GPU model takes, MAX_MODEL_BATCH but at most half of MAX_CONCURRENT_IMAGES, so that one batch
+// can form while the one before it runs (at 8 admitted with batches up to 8 the mean batch was 4
+// and batching gained nothing; at 16 it was 7.8 and gave 0.93–0.97 of the models' ceiling).
+int gpu_batch_cap(const Config& config);
+
 // Loads the models on `device` ("cuda:N" or "cpu", already resolved), caps the allocator at
 // GPU_MEMORY_LIMIT_MB, builds the gate, cache policy and ladder from `config`, calibrates, and
 // with MODEL_IDLE_UNLOAD_SECONDS wraps the models for idle unload. Errors name the device.

@@ -7,6 +7,7 @@
 
 #include "models/manifest.h"
 #include "models/model_loader.h"
+#include "runtime/device_lane.h"
 
 namespace segmentor {
 
@@ -29,11 +30,10 @@ Result<CalibrationKey> make_key(const Config& config, const std::string& device,
   }
   // Bump when calibration measures differently or the stored fields change (4: batch limits and
   // load checks are kept, files before it lost the batch limits; 6: a batch must pay for itself;
-  // 7: the TorchScript fuser is off unless PYTORCH_TENSOREXPR turns it on).
-  key.settings["calibration"] = "7";
+  // 7: the TorchScript fuser is off unless PYTORCH_TENSOREXPR turns it on; 8: speedup 1.5×).
+  key.settings["calibration"] = "8";
   // The batch cap calibration measures up to (model_options in device_lane.cpp).
-  key.settings["max_model_batch"] =
-      std::to_string(std::min(config.max_model_batch, config.max_concurrent_images));
+  key.settings["max_model_batch"] = std::to_string(gpu_batch_cap(config));
   key.settings["fp16"] = config.use_fp16 ? "true" : "false";
   key.settings["cuda_streams"] = config.cuda_streams;
   // LibTorch's own variables, read as LibTorch reads them: the first changes how the allocator
