@@ -253,6 +253,17 @@ Status AmqpConnection::confirm_select(std::uint16_t channel) {
   return check_rpc("confirm.select on channel " + std::to_string(channel), channel);
 }
 
+Status AmqpConnection::tx_select(std::uint16_t channel) {
+  amqp_tx_select(state_, channel);
+  return check_rpc("tx.select on channel " + std::to_string(channel), channel);
+}
+
+Status AmqpConnection::tx_commit(std::uint16_t channel) {
+  // Frames that arrive meanwhile (deliveries, heartbeats) are queued by rabbitmq-c for poll().
+  amqp_tx_commit(state_, channel);
+  return check_rpc("tx.commit on channel " + std::to_string(channel), channel);
+}
+
 Status AmqpConnection::declare_exchange(std::uint16_t channel, std::string_view name,
                                         std::string_view type, bool durable, bool passive) {
   amqp_exchange_declare(state_, channel, bytes_of(name), bytes_of(type), passive ? 1 : 0,

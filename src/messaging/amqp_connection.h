@@ -112,6 +112,12 @@ class AmqpConnection {
   Status open_channel(std::uint16_t channel);
   Status close_channel(std::uint16_t channel);
   Status confirm_select(std::uint16_t channel);
+  // Puts `channel` in transaction mode (tx.select): its publishes, acks and nacks take effect
+  // only at tx_commit, together, and are discarded if the channel closes first. A channel is
+  // either transactional or in confirm mode, never both.
+  Status tx_select(std::uint16_t channel);
+  // tx.commit; returns once the broker answered commit-ok (the publishes are stored).
+  Status tx_commit(std::uint16_t channel);
   Status declare_exchange(std::uint16_t channel, std::string_view name, std::string_view type,
                           bool durable, bool passive);
   struct QueueState {

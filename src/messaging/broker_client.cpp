@@ -29,6 +29,47 @@ namespace segmentor::messaging {
 // and will deliver it again (the application deduplicates by asset id). Acking an old tag on
 // the new connection would instead ack some other message, or close the channel. On reconnect
 // the inbox is emptied of old deliveries and scheduled retries are dropped for the same reason.
+//
+// Note [Republish and ack commit together]
+// A retry republishes the message to our own queue (x-retry-count + 1) and acks the original; a
+// dead-letter publishes it to queue.<topic>.dlq and acks the original. These used to be two
+// steps: a publish on the confirm channel, waited for, then a basic.ack on the consumer channel.
+// Every way the second step could miss after the first had landed left two messages:
+//   - the connection dropped, the process was killed (kill -9, OOM) or the broker closed the
+//     connection between the confirm and the ack;
+//   - basic.ack has no reply: written to the socket, it is still lost if the connection dies
+//     before the broker reads it;
+//   - the confirm did not come within confirm_timeout, or the connection broke while waiting
+//     for it: the original was nacked back to the queue, yet the publish may have been stored.
+// The broker then requeues the original (same x-retry-count, redelivered) next to the copy. For
+// a retry that forks one failing message into two independent retry chains, each of which ends
+// in its own dead-letter (which fits the fleet test run that once found two); for a
+// dead-letter it leaves a dead-lettered copy plus the original, processed again. Nothing was
+// ever lost: the ack was only sent after the confirm.
+//
+// So the consumer channels are transactional (tx.select at connect): the republish goes out on
+// the channel that delivered the original, then its ack, then tx.commit. RabbitMQ applies a
+// transaction's publishes and acks at commit, and discards them when the channel closes before
+// it (client gone, connection lost); so either the copy exists and the original is acked, or
+// neither happened and the original is requeued. commit-ok is also RabbitMQ's point of
+// durability for the publish, as a confirm would be. If commit-ok itself is lost, the caller
+// sees a failure although the broker committed: one copy still, the retry. Any failure half-way
+// drops the connection (abandon_settlement), which rolls the transaction back.
+//
+// Why not something else: a channel is either transactional or in confirm mode, and an ack must
+// go on the channel that delivered the message, so the publish cannot stay on the confirm
+// channel. Deduplicating in the database would need an id per message that every replica
+// agrees on and that the wire contract does not carry. Events (publish()) keep the confirm
+// channel. The price: a plain ack is also a tx.commit, one round trip on the I/O thread (the ack
+// is then known to be applied when ack() returns).
+//
+// Limits: with a transaction RabbitMQ sends a mandatory publish's basic.return only at commit,
+// after the ack took effect, so the target queue is checked first (passive declare; missing:
+// drop the connection, whose re-setup declares it again); a queue deleted between that check and
+// the commit loses the message, logged as an error. RabbitMQ does not promise atomicity when the
+// broker itself crashes during tx.commit: that may still leave both copies (at-least-once, as
+// CONTRACT §1 allows). And a message whose handling succeeded but whose ack was lost is handled
+// again (idempotent by asset id), as before.
 
 namespace {
 
@@ -151,7 +192,11 @@ Status BrokerClient::ack(const Delivery& delivery) {
   return submit([this, &delivery]() -> Status {
     SEGMENTOR_RETURN_IF_ERROR(check_settleable(delivery));
     io_->outstanding.erase({delivery.channel, delivery.delivery_tag});
-    SEGMENTOR_RETURN_IF_ERROR(io_->connection->ack(delivery.channel, delivery.delivery_tag));
+    // A transactional channel: the ack takes effect at commit.
+    AmqpConnection& conn = *io_->connection;
+    Status status = conn.ack(delivery.channel, delivery.delivery_tag);
+    if (status.ok()) status = conn.tx_commit(delivery.channel);
+    if (!status.ok()) return abandon_settlement(status.with_context("ack"));
     ++acked_;
     return Status::Ok();
   });
@@ -346,6 +391,8 @@ Status BrokerClient::connect_and_setup() {
   for (Subscription& sub : subscriptions_) {
     if (!status.ok()) break;
     status = conn.open_channel(sub.channel);
+    // Note [Republish and ack commit together].
+    if (status.ok()) status = conn.tx_select(sub.channel);
     if (status.ok()) status = conn.qos(sub.channel, static_cast<std::uint16_t>(sub.prefetch));
     if (status.ok()) {
       Result<std::string> tag = conn.consume(sub.channel, sub.queue);
@@ -404,15 +451,15 @@ void BrokerClient::run_due_retries() {
     message.headers = retry_headers(delivery.headers, delivery.retry_count + 1);
     // Default exchange, routing key = our own queue: the retry goes to this service's queue only,
     // not to other subscribers of the topic; any replica consuming that queue may take it.
-    Status published = publish_confirmed("", delivery.queue, /*mandatory=*/true, message);
-    Status settled = settle_after_publish(delivery, published);
+    Status settled = republish_and_ack(delivery, delivery.queue, message);
     if (settled.ok()) {
       ++retried_;
       spdlog::info("retry {} of a {} message scheduled ({})", delivery.retry_count + 1,
                    delivery.topic, retry.reason);
     } else {
-      spdlog::warn("retry of a {} message failed, the broker keeps the original: {}",
-                   delivery.topic, settled.to_string());
+      spdlog::warn(
+          "retry of a {} message failed; the broker keeps one copy, normally the original: {}",
+          delivery.topic, settled.to_string());
     }
     if (!io_->connection || !io_->connection->healthy()) return;
   }
@@ -425,29 +472,41 @@ Status BrokerClient::do_dead_letter(const Delivery& delivery, std::string_view r
   message.correlation_id = delivery.correlation_id;
   message.headers = dead_letter_headers(delivery.headers, delivery.topic, reason, error_type,
                                         delivery.retry_count);
-  Status published = publish_confirmed("", dead_letter_queue_for(delivery.topic),
-                                       /*mandatory=*/true, message);
-  SEGMENTOR_RETURN_IF_ERROR(settle_after_publish(delivery, published));
+  SEGMENTOR_RETURN_IF_ERROR(
+      republish_and_ack(delivery, dead_letter_queue_for(delivery.topic), message));
   ++dead_lettered_;
   spdlog::warn("dead-lettered a {} message ({}): {}", delivery.topic, error_type,
                truncate_utf8(reason, kMaxFailureReasonChars));
   return Status::Ok();
 }
 
-Status BrokerClient::settle_after_publish(const Delivery& delivery, const Status& published) {
-  AmqpConnection* conn = io_->connection.get();
-  if (published.ok()) {
-    // Confirmed first, acked second: a crash in between leaves a duplicate, never a loss.
-    if (conn == nullptr) return unavailable("connection lost after the publish");
-    SEGMENTOR_RETURN_IF_ERROR(conn->ack(delivery.channel, delivery.delivery_tag));
-    ++acked_;
-    return Status::Ok();
+// Note [Republish and ack commit together].
+Status BrokerClient::republish_and_ack(const Delivery& delivery, std::string_view queue,
+                                       const OutgoingMessage& message) {
+  const std::string what = "republish to queue '" + std::string(queue) + "'";
+  if (!io_->connection || !io_->connection->healthy()) {
+    return unavailable(what + ": not connected to the broker " + url_.display());
   }
-  // Not confirmed: hand the original back so it is not stuck unacked on a live connection.
-  if (conn != nullptr && conn->healthy()) {
-    (void)conn->nack(delivery.channel, delivery.delivery_tag, /*requeue=*/true);
+  AmqpConnection& conn = *io_->connection;
+  // Its basic.return would only come after the commit, when the ack has taken effect.
+  Status status = conn.declare_queue(kPublishChannel, queue, /*passive=*/true).status();
+  if (status.ok()) status = conn.publish(delivery.channel, "", queue, /*mandatory=*/true, message);
+  if (status.ok() && options_.between_republish_and_ack) {
+    options_.between_republish_and_ack(conn.socket_fd());
   }
-  return published;
+  if (status.ok()) status = conn.ack(delivery.channel, delivery.delivery_tag);
+  if (status.ok()) status = conn.tx_commit(delivery.channel);
+  if (!status.ok()) return abandon_settlement(status.with_context(what));
+  ++published_;
+  ++acked_;
+  return Status::Ok();
+}
+
+Status BrokerClient::abandon_settlement(const Status& why) {
+  // The channel's transaction is undecided (or the channel is gone): closing the connection
+  // makes the broker discard what was not committed and requeue the original.
+  if (io_->connection) drop_connection(why);
+  return why;
 }
 
 Status BrokerClient::check_settleable(const Delivery& delivery) {
@@ -578,6 +637,14 @@ void BrokerClient::handle_event(InboundEvent event) {
     return;
   }
   if (auto* returned = std::get_if<Returned>(&event)) {
+    if (returned->channel != kPublishChannel) {
+      // A committed retry or dead-letter: Note [Republish and ack commit together], limits.
+      spdlog::error(
+          "broker returned a committed republish to '{}' ({} {}): the queue went away after it "
+          "was checked, and that message is lost",
+          returned->routing_key, returned->reply_code, returned->reply_text);
+      return;
+    }
     io_->returned = *returned;
     return;
   }

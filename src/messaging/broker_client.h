@@ -1,7 +1,8 @@
 // BrokerClient: the worker's whole conversation with RabbitMQ (CONTRACT §1). Declares the
 // topology, consumes with manual ack, publishes with publisher confirms, retries transient
-// failures through the worker's own queue and dead-letters the rest, and reconnects after the
-// broker goes away.
+// failures through the worker's own queue and dead-letters the rest (each republish committed
+// together with the original's ack: Note [Republish and ack commit together]), and reconnects
+// after the broker goes away.
 //
 // Thread-safety: every public method may be called from any thread. One internal I/O thread owns
 // the rabbitmq-c connection (which is not thread-safe); the methods hand it commands and wait
@@ -35,7 +36,8 @@ struct BrokerOptions {
   std::string url = "amqp://guest:guest@localhost:5672/";  // BUS_BROKER
   int max_concurrent_batches = 2;  // MAX_CONCURRENT_BATCHES: prefetch of per-asset queues
   ConnectOptions connect;
-  // A publish not confirmed within this time is an error (and is not acked upstream).
+  // A publish not confirmed within this time is an error (and is not acked upstream). Retries,
+  // dead-letters and acks commit a transaction instead, bounded by connect.rpc_timeout.
   std::chrono::milliseconds confirm_timeout{10000};
   // Reconnect back-off: initial, doubled after each failure, capped.
   std::chrono::milliseconds initial_backoff{250};
@@ -43,6 +45,10 @@ struct BrokerOptions {
   // How long start() keeps trying to reach the broker before it gives up.
   std::chrono::milliseconds start_timeout{60000};
   RetryPolicy retry;
+  // Tests only; empty in production. Runs on the I/O thread after a retry's or a dead-letter's
+  // republish and before the original's ack, with the connection's socket, so that a test can
+  // break the connection at the moment Note [Republish and ack commit together] is about.
+  std::function<void(int socket_fd)> between_republish_and_ack;
 };
 
 // One message handed to the application.
@@ -62,13 +68,13 @@ struct Delivery {
 };
 
 enum class RetryDecision {
-  kScheduled,     // republished to the worker's own queue after the delay, then acked
+  kScheduled,     // republished to the worker's own queue after the delay, acked with it
   kDeadLettered,  // retries exhausted: now in queue.<topic>.dlq, acked
 };
 
 struct BrokerStats {
   std::uint64_t connects = 0;         // successful connections, the first included
-  std::uint64_t published = 0;        // confirmed publishes of every kind
+  std::uint64_t published = 0;        // confirmed or committed publishes of every kind
   std::uint64_t acked = 0;
   std::uint64_t retried = 0;          // retries republished and acked
   std::uint64_t dead_lettered = 0;
@@ -93,18 +99,21 @@ class BrokerClient {
   // The next delivery, waiting up to `timeout`; nullopt on timeout. kUnavailable once stopped.
   Result<std::optional<Delivery>> next(std::chrono::milliseconds timeout);
 
-  // Every settle operation below returns only when done. When one fails, the message is not
-  // lost: the broker still holds it and delivers it again (now, or after the reconnect).
-  // kUnavailable for a delivery of an earlier connection (stale tag; never sent to the broker)
-  // or a lost connection; kInvalidArgument for a delivery already settled.
+  // Every settle operation below returns only when done (its transaction committed). When one
+  // fails, the message is not lost: the broker still holds it and delivers it again (now, or
+  // after the reconnect). A settlement that fails half-way drops the connection, so that the
+  // broker discards its uncommitted part. kUnavailable for a delivery of an earlier connection
+  // (stale tag; never sent to the broker) or a lost connection; kInvalidArgument for a delivery
+  // already settled.
   Status ack(const Delivery& delivery);
   // A transient failure: republish to the delivery's own queue with x-retry-count + 1 after
-  // the delay of Note [Retry schedule], then ack the original; or dead-letter when the retries
-  // are exhausted. Returns once scheduled; the consumer is not blocked during the delay.
+  // the delay of Note [Retry schedule], acking the original in the same transaction; or
+  // dead-letter when the retries are exhausted. Returns once scheduled; the consumer is not
+  // blocked during the delay.
   Result<RetryDecision> retry_later(const Delivery& delivery, std::string_view reason,
                                     std::string_view error_type = "TransientError");
   // A permanent failure or a malformed message: publish the original body to
-  // queue.<topic>.dlq with the failure headers, wait for the confirm, then ack.
+  // queue.<topic>.dlq with the failure headers and ack the original, in one transaction.
   Status dead_letter(const Delivery& delivery, std::string_view reason,
                      std::string_view error_type);
 
@@ -160,7 +169,11 @@ class BrokerClient {
   Status publish_confirmed(std::string_view exchange, std::string_view routing_key,
                            bool mandatory, const OutgoingMessage& message);
   Status check_settleable(const Delivery& delivery);
-  Status settle_after_publish(const Delivery& delivery, const Status& published);
+  // Note [Republish and ack commit together].
+  Status republish_and_ack(const Delivery& delivery, std::string_view queue,
+                           const OutgoingMessage& message);
+  // Drops the connection after a settlement failed half-way (returns `why`).
+  Status abandon_settlement(const Status& why);
   Status do_dead_letter(const Delivery& delivery, std::string_view reason,
                         std::string_view error_type);
   void sleep_backoff(std::chrono::milliseconds delay);

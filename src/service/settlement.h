@@ -25,7 +25,9 @@ namespace segmentor::service {
 //     not be reached before the grace period ended): leave it unacked; the broker redelivers it
 //     once the connection closes, and every step is idempotent;
 //   - transient, retries left (x-retry-count below RetryPolicy::max_retries): the broker's retry
-//     schedule (republished to our own queue after a delay, then acked);
+//     schedule (republished to our own queue after a delay and acked in the same transaction,
+//     so a lost connection or a killed worker never forks it into two retry chains: Note
+//     [Republish and ack commit together] in messaging/broker_client.cpp);
 //   - anything else — permanent, malformed, or transient with the retries used up: dead-letter.
 // Before a dead-letter the message's assets are recorded as failed (the tracker is idempotent by
 // asset id), so an acked message always has its progress counted. If that record cannot reach

@@ -3,7 +3,9 @@
 #include "messaging/broker_client.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
+#include <atomic>
 #include <map>
 #include <thread>
 
@@ -300,6 +302,103 @@ TEST_F(BrokerClientTest, TransientFailureRetriesThroughOwnQueueThenDeadLetters) 
   EXPECT_EQ(testing::message_count(**inspect, other), 1);  // the original only, no retries
   EXPECT_EQ(client->stats().retried, 3u);
   EXPECT_EQ(client->stats().dead_lettered, 1u);
+}
+
+// Note [Republish and ack commit together]: a worker that loses its connection after it has
+// republished a retry and before its ack reached the broker (played here by breaking the socket
+// at that moment, as a kill -9 would) leaves ONE copy, the original, redelivered. Republishing
+// with confirms and acking afterwards left two, the retry and the redelivered original, and each
+// went on through its own retries to its own dead-letter.
+TEST_F(BrokerClientTest, AConnectionLostBetweenRetryAndAckLeavesOneCopy) {
+  const std::string t = topic("image.ready");
+  std::atomic<int> broken{0};
+  BrokerOptions o = options();
+  o.between_republish_and_ack = [&broken](int socket_fd) {
+    if (broken++ == 0) ::shutdown(socket_fd, SHUT_RDWR);  // only the first settlement dies
+  };
+  auto made = BrokerClient::create(o);
+  ASSERT_TRUE(made.ok());
+  auto client = std::move(made).value();
+  ASSERT_TRUE(client->start({t}).ok());
+  ASSERT_TRUE(client->publish(t, {{"image_id", "fork"}}, "corr-f").ok());
+  Delivery first = must_next(*client);
+  auto decision = client->retry_later(first, "transient", "TransientError");
+  ASSERT_TRUE(decision.ok()) << decision.status().to_string();
+  ASSERT_EQ(*decision, RetryDecision::kScheduled);  // the connection breaks when it is due
+
+  // Every copy acked once the client is back (reconnect and redelivery: well under 3 s). One
+  // handed out on the broken connection cannot be acked there; the broker hands it out again.
+  std::vector<Delivery> copies;
+  const auto deadline = std::chrono::steady_clock::now() + 4s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto next = client->next(200ms);
+    ASSERT_TRUE(next.ok());
+    if (!next->has_value()) continue;
+    if (client->ack(**next).ok()) copies.push_back(std::move(**next));
+  }
+  EXPECT_EQ(broken.load(), 1);
+  EXPECT_GE(client->stats().connects, 2u);
+  std::string counts;
+  for (const Delivery& copy : copies) counts += " " + std::to_string(copy.retry_count);
+  ASSERT_EQ(copies.size(), 1u) << "x-retry-count of each copy:" << counts;
+  EXPECT_TRUE(copies[0].redelivered);
+  EXPECT_EQ(copies[0].retry_count, 0);  // the retry was rolled back with the ack
+  EXPECT_EQ(copies[0].body, first.body);
+}
+
+// The same for a dead-letter: the dead-letter queue holds a copy only once the original is
+// acked, so a message dead-lettered again after such a loss is there once.
+TEST_F(BrokerClientTest, AConnectionLostBetweenDeadLetterAndAckLeavesOneCopy) {
+  const std::string t = topic("image.ready");
+  std::atomic<int> broken{0};
+  BrokerOptions o = options();
+  o.between_republish_and_ack = [&broken](int socket_fd) {
+    if (broken++ == 0) ::shutdown(socket_fd, SHUT_RDWR);
+  };
+  auto made = BrokerClient::create(o);
+  ASSERT_TRUE(made.ok());
+  auto client = std::move(made).value();
+  ASSERT_TRUE(client->start({t}).ok());
+  auto inspect = testing::connect(broker_->url());
+  ASSERT_TRUE(inspect.ok());
+  ASSERT_TRUE(client->publish(t, {{"image_id", "dead"}}, "corr-d").ok());
+  Delivery first = must_next(*client);
+  Status lost = client->dead_letter(first, "bad input", "InvalidInput");
+  EXPECT_EQ(lost.code(), ErrorCode::kUnavailable) << lost.to_string();
+
+  Delivery again = must_next(*client);
+  EXPECT_TRUE(again.redelivered);
+  EXPECT_EQ(again.body, first.body);
+  EXPECT_EQ(testing::message_count(**inspect, dead_letter_queue_for(t)), 0);
+  ASSERT_TRUE(client->dead_letter(again, "bad input", "InvalidInput").ok());
+  auto dead = testing::take(**inspect, dead_letter_queue_for(t), 10, 2s);
+  EXPECT_EQ(dead.size(), 1u);
+  EXPECT_EQ(testing::message_count(**inspect, queue_for(t)), 0);
+  EXPECT_EQ(broken.load(), 2);
+}
+
+// In a transaction a mandatory publish is returned only at commit, after the ack took effect,
+// so the client checks the target queue first: a dead-letter queue deleted under a running
+// worker fails the dead-letter (the original goes back), and the reconnect declares it again.
+TEST_F(BrokerClientTest, ADeletedDeadLetterQueueIsDeclaredAgainAndNothingIsLost) {
+  const std::string t = topic("image.ready");
+  auto client = started_client({t});
+  ASSERT_NE(client, nullptr);
+  auto inspect = testing::connect(broker_->url());
+  ASSERT_TRUE(inspect.ok());
+  ASSERT_TRUE((*inspect)->delete_queue(1, dead_letter_queue_for(t)).ok());
+  ASSERT_TRUE(client->publish(t, {{"image_id", "no-dlq"}}, "corr-n").ok());
+  Delivery first = must_next(*client);
+  Status failed = client->dead_letter(first, "bad input", "InvalidInput");
+  EXPECT_EQ(failed.code(), ErrorCode::kNotFound) << failed.to_string();
+
+  Delivery again = must_next(*client);
+  EXPECT_TRUE(again.redelivered);
+  EXPECT_GE(client->stats().connects, 2u);
+  ASSERT_TRUE(client->dead_letter(again, "bad input", "InvalidInput").ok());
+  auto dead = testing::take(**inspect, dead_letter_queue_for(t), 10, 2s);
+  EXPECT_EQ(dead.size(), 1u);
+  EXPECT_EQ(testing::message_count(**inspect, queue_for(t)), 0);
 }
 
 TEST_F(BrokerClientTest, UnackedMessageIsRedeliveredWhenTheConsumerDies) {
