@@ -328,12 +328,13 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
         try_freeze(module, manifest, torch_device, dtype, checks);
       }
     }
-    // Note [Load checks on disk]: a load that skipped the checks still makes the module's first
-    // two calls here, on one thread. TorchScript's executor profiles the first call and optimises
-    // from that profile on the second; left to the slots, those calls came from several threads at
-    // once, and the unbatched stand-ins then ran 14–17 % slower for the whole process (H200,
-    // 2026-11-30: 51.8 against 60.2 frames/s).
-    if (known_checks != nullptr) {
+    // Note [Load checks on disk]: a GPU load that skipped the checks still makes the module's
+    // first two calls here, on one thread. TorchScript's executor profiles the first call and
+    // optimises from that profile on the second; left to the slots, those calls come from several
+    // threads at once. A process that loaded this way ran the unbatched stand-ins 14 % slower
+    // (H200, 2026-11-30: 51.8 against 60.2 frames/s); whether these two calls close all of that
+    // is not measured yet. The CPU lane runs one call at a time, so it needs none.
+    if (known_checks != nullptr && torch_device.is_cuda()) {
       const at::Tensor input = probe_input(manifest, torch_device, dtype);
       for (int call = 0; call < 2; ++call) forward(module, input);
     }
