@@ -115,9 +115,6 @@ int run_images(const RunOptions& options, const Config& config) {
   // pays after ~28 images. So a `run` over fewer images than that loads the CPU models as they
   // are; `serve`, `bench` and long runs still freeze. GPU lanes are not affected.
   runtime_options.freeze_cpu_models = inputs->size() >= kFreezeCpuModelsFromImages;
-  // What costs is the freeze check, not the freeze: where an earlier start (serve, a long run)
-  // left its verdicts on disk (Note [Load checks on disk]), a short run freezes too.
-  runtime_options.freeze_cpu_models_when_checked = inputs->size() > 1;
   // A batch job is judged by its total time, not by the latency of its first frames: warming
   // every slot first (Note [Warm every slot before ready]) took 2.6 s with 4 slots and 7.9 s
   // with 16 on the H200 (bench/RESULTS.md, 2026-11-30), more than the cold first calls it saves

@@ -281,26 +281,19 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   spdlog::info("start-up: {} memory view ready in {:.2f} s", device, seconds_since(device_start));
 
   // Note [Load checks on disk]: what an earlier start found for these files, before they load. A
-  // CPU lane that will not freeze runs no checks and has no calibration: nothing to look up.
-  bool freeze_cpu = options.freeze_cpu_models;
+  // CPU lane that does not freeze runs no checks and has no calibration: nothing to look up.
+  const bool freezes = gpu || options.freeze_cpu_models;
   LaneCache cache;
-  if (gpu || freeze_cpu || options.freeze_cpu_models_when_checked) {
+  if (freezes) {
     SEGMENTOR_ASSIGN_OR_RETURN(const std::vector<std::filesystem::path> files,
                                lane_model_files(config));
     cache = LaneCache::open(config, device, files);
-    // Freezing costs only the freeze pass when every model's verdict is known.
-    if (!gpu && !freeze_cpu && options.freeze_cpu_models_when_checked &&
-        cache.load_checks().size() >= files.size()) {
-      freeze_cpu = true;
-      spdlog::info("{}: freezing the models as an earlier start's checks found (no probe passes)",
-                   device);
-    }
   }
 
   const std::int64_t before = lane->device->snapshot().allocated_bytes;
   SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded,
-                             load_lane(config, device, 0.0, lane->device.get(), freeze_cpu,
-                                       cache.load_checks()));
+                             load_lane(config, device, 0.0, lane->device.get(),
+                                       options.freeze_cpu_models, cache.load_checks()));
   lane->lane = std::move(loaded.lane);
   for (const MaskModel* model : lane->lane->models()) {
     const ModelInfo& info = model->info();
@@ -347,8 +340,7 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
     spdlog::info("start-up: {} calibrated in {:.2f} s", device, seconds_since(calibration_start));
   }
   const std::map<std::string, LoadChecks> checks = load_checks_of(*lane->lane);
-  // A CPU lane that did not freeze checked nothing: its "not frozen" is no verdict to keep.
-  if (gpu || freeze_cpu) cache.store(CachedMeasurements{lane->calibration, checks});
+  cache.store(CachedMeasurements{lane->calibration, checks});
 
   // Note [Calibrate before injecting]: fault injection (a test-only knob) would make calibration
   // fail, and a calibrated table is what the injected run is meant to exercise. So the GPU lane
@@ -358,7 +350,8 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
     lane->lane.reset();
     SEGMENTOR_ASSIGN_OR_RETURN(
         LoadedLane injected,
-        load_lane(config, device, options.inject_oom_rate, nullptr, freeze_cpu, checks));
+        load_lane(config, device, options.inject_oom_rate, nullptr, options.freeze_cpu_models,
+                  checks));
     lane->lane = std::move(injected.lane);
     lane->device->release_cache();
     spdlog::warn("fault injection on: {:.0f} % of model calls on {} fail with out-of-memory",
@@ -366,8 +359,8 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   }
   if (config.model_idle_unload_seconds > 0 && gpu) {
     enable_idle_unload(*lane, config, loaded,
-                       model_options(config, device, options.inject_oom_rate, freeze_cpu,
-                                     checks));
+                       model_options(config, device, options.inject_oom_rate,
+                                     options.freeze_cpu_models, checks));
   }
   apply_batch_limits(*lane->lane, lane->calibration);  // the injected reload needs them again
   log_batching(*lane->lane, config);

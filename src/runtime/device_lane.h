@@ -30,7 +30,6 @@ struct DeviceLaneOptions {
   bool cache_ticker = true;       // tick the cache policy on a thread of its own (GPU only)
   double inject_oom_rate = 0;     // test-only; Note [Calibrate before injecting]
   bool freeze_cpu_models = true;  // ModelOptions::freeze on a CPU lane (GPU lanes always try)
-  bool freeze_cpu_models_when_checked = false;  // RuntimeOptions::freeze_cpu_models_when_checked
 };
 
 // Members are declared in dependency order so they are destroyed safely. The gate, cache policy,

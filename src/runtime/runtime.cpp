@@ -65,7 +65,6 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
   lane_options.cache_ticker = options.cache_ticker;
   lane_options.inject_oom_rate = options.inject_oom_rate.value_or(config.inject_oom_rate);
   lane_options.freeze_cpu_models = options.freeze_cpu_models;
-  lane_options.freeze_cpu_models_when_checked = options.freeze_cpu_models_when_checked;
   double cpu_fallback_seconds = 0;  // declared first: the future below joins before it goes
   std::future<Result<std::unique_ptr<ModelSet>>> cpu_fallback;
   if (options.cpu_fallback && devices.front() != "cpu") {

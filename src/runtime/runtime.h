@@ -36,10 +36,6 @@ struct RuntimeOptions {
   // Freeze models loaded on the CPU (Note [Freezing TorchScript modules]). `run` turns it off for
   // a few images: Note [Freezing pays only for many images on the CPU] (run_command.cpp).
   bool freeze_cpu_models = true;
-  // Where freeze_cpu_models is false: freeze anyway when the calibration cache holds the freeze
-  // verdicts of every model of the lane, since freezing then costs no probe passes (Note [Load
-  // checks on disk]).
-  bool freeze_cpu_models_when_checked = false;
   // Run each model once on every slot thread of every GPU lane before returning (Note [Warm every
   // slot before ready], runtime/slot_warmup.h). `plan` turns it off (it only calibrates), and so
   // does `run` (a batch job: its total time counts, not its first frames' latency).

@@ -101,37 +101,6 @@ TEST(RuntimeTest, ARestartFollowsTheLoadChecksTheFirstStartStored) {
   EXPECT_EQ(plain, 1) << "exactly the model whose stored verdict was changed";
 }
 
-// A short `run` freezes its CPU models only where an earlier start left the verdicts, and one that
-// did not freeze leaves no verdict behind (its "not frozen" was never checked).
-TEST(RuntimeTest, AShortRunFreezesOnlyWithVerdictsOnDisk) {
-  fixtures::TempDir cache;
-  Config config = test_config("cpu");
-  config.calibration_cache = cache.path().string();
-  RuntimeOptions short_run;
-  short_run.cpu_fallback = false;
-  short_run.freeze_cpu_models = false;
-  short_run.freeze_cpu_models_when_checked = true;
-  auto before = build_runtime(config, short_run);
-  ASSERT_TRUE(before.ok()) << before.status().to_string();
-  EXPECT_FALSE((*before)->first().lane->foreground->info().frozen);
-  before->reset();
-  EXPECT_TRUE(std::filesystem::is_empty(cache.path()) || !std::filesystem::exists(cache.path()));
-
-  RuntimeOptions long_run;
-  long_run.cpu_fallback = false;
-  auto checked = build_runtime(config, long_run);  // freezes and keeps its verdicts
-  ASSERT_TRUE(checked.ok()) << checked.status().to_string();
-  ASSERT_TRUE((*checked)->first().lane->foreground->info().frozen);
-  checked->reset();
-
-  auto after = build_runtime(config, short_run);
-  ASSERT_TRUE(after.ok()) << after.status().to_string();
-  for (const MaskModel* model : (*after)->first().lane->models()) {
-    EXPECT_TRUE(model->info().frozen) << model->info().name;
-    EXPECT_TRUE(model->info().checks_known) << model->info().name;
-  }
-}
-
 TEST(RuntimeTest, IdleUnloadLeavesCpuModelsLoaded) {
   RuntimeOptions options;
   options.cpu_fallback = false;
