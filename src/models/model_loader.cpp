@@ -49,16 +49,14 @@ std::string libtorch_version() { return TORCH_VERSION; }
 
 // Note [The TorchScript fuser is off]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-// LibTorch's TensorExpr fuser compiles fused kernels for the shapes a graph has seen. A model
-// here sees several batch shapes before its first task (the load-time batch check, calibration's
-// batch probes, warming), and on an H200 (2026-11-30, cap 8 GiB) that cost the unbatched
-// RMBG-2.0 and YOLO-seg stand-ins 17 % of their throughput once MAX_MODEL_BATCH let those probes
-// run: 50.4 frames/s against 60.4 with the fuser off, where batch probes or not made no
-// difference (60.2 / 60.4). The bundled models ran as fast without it (233.6 against 234.8
-// frames/s, 16 concurrent, batched), their first start took 11.7 s instead of 18.6 s (no kernels
-// compiled at the first calls), and their first 60 frames after a start ran at 126 against 102
-// frames/s. So the fuser is off unless PYTORCH_TENSOREXPR (LibTorch's own variable, which wins
-// over this default) turns it on.
+// LibTorch's TensorExpr fuser compiles fused kernels at a graph's first calls, for the shapes it
+// has seen. On an H200 (2026-11-30, cap 8 GiB) it bought the bundled models nothing in steady
+// state (234.8 frames/s with it, 233.6 without, 16 concurrent, batched), while their first start
+// took 18.6 s with it and 11.7 s without, and their first 60 frames after a start ran at 102
+// against 126 frames/s. The unbatched stand-ins ran as fast without it (60.2–60.4 frames/s against 59.6–60.4). So the
+// fuser is off unless PYTORCH_TENSOREXPR (LibTorch's own variable, which wins over this default)
+// turns it on. (A 14–17 % loss of the stand-ins first blamed on it came with loading from the
+// cache instead: Note [Load checks on disk].)
 void configure_torchscript() {
   static std::once_flag once;
   std::call_once(once, [] { torch::jit::setTensorExprFuserEnabled(false); });
