@@ -43,9 +43,9 @@ inline std::string_view to_string(ModelKind kind) {
 // calibration and a restart with the same card, LibTorch, model file and settings trusts them
 // (Note [Load checks on disk], memory/calibration_cache.h).
 struct LoadChecks {
-  bool frozen = false;            // freeze kept the output: load frozen
-  bool optimized = false;         // optimize_for_inference kept it as well (only when frozen)
-  std::optional<bool> batches;    // batch 2 matched; unset = not checked (unbatched settings)
+  bool frozen = false;          // freeze kept the output: load frozen
+  bool optimized = false;       // optimize_for_inference kept it as well (only when frozen)
+  std::optional<bool> batches;  // batch 2 matched; unset = not checked (unbatched settings)
   bool operator==(const LoadChecks& other) const = default;
 };
 

@@ -53,10 +53,10 @@ std::string libtorch_version() { return TORCH_VERSION; }
 // has seen. On an H200 (2026-11-30, cap 8 GiB) it bought the bundled models nothing in steady
 // state (234.8 frames/s with it, 233.6 without, 16 concurrent, batched), while their first start
 // took 18.6 s with it and 11.7 s without, and their first 60 frames after a start ran at 102
-// against 126 frames/s. The unbatched stand-ins ran as fast without it (60.2–60.4 frames/s against 59.6–60.4). So the
-// fuser is off unless PYTORCH_TENSOREXPR (LibTorch's own variable, which wins over this default)
-// turns it on. (A 14–17 % loss of the stand-ins first blamed on it came with loading from the
-// cache instead: Note [Load checks on disk].)
+// against 126 frames/s. The unbatched stand-ins ran as fast without it (60.2–60.4 frames/s
+// against 59.6–60.4). So the fuser is off unless PYTORCH_TENSOREXPR (LibTorch's own variable, which
+// wins over this default) turns it on. (A 14–17 % loss of the stand-ins first blamed on it came
+// with loading from the cache instead: Note [Load checks on disk].)
 void configure_torchscript() {
   static std::once_flag once;
   std::call_once(once, [] { torch::jit::setTensorExprFuserEnabled(false); });

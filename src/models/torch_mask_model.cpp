@@ -317,8 +317,7 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
 
     // Note [Load checks on disk]: verdicts found by an earlier load replace the probe passes.
     const auto known = options.known_checks.find(manifest.name);
-    const LoadChecks* known_checks =
-        known == options.known_checks.end() ? nullptr : &known->second;
+    const LoadChecks* known_checks = known == options.known_checks.end() ? nullptr : &known->second;
     LoadChecks checks;
     const auto freeze_start = std::chrono::steady_clock::now();
     if (options.freeze) {

@@ -70,7 +70,7 @@ inline constexpr double kMinBatchGain = 0.10;
 
 struct BatchCalibration {
   int limit = 1;
-  std::vector<std::pair<int, std::int64_t>> peaks;  // (batch, bytes), as measured
+  std::vector<std::pair<int, std::int64_t>> peaks;   // (batch, bytes), as measured
   std::vector<std::pair<int, double>> pass_seconds;  // (batch, seconds per pass), as timed
   double speedup = 1;  // the best batch's frames per second over batch 1's (1 when not timed)
   double share = 1;    // its batch-1 pass over a task's passes on the lane (1: not given)

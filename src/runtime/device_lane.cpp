@@ -348,19 +348,18 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   // lane never injects: it is where the ladder ends.
   if (options.inject_oom_rate > 0.0) {
     lane->lane.reset();
-    SEGMENTOR_ASSIGN_OR_RETURN(
-        LoadedLane injected,
-        load_lane(config, device, options.inject_oom_rate, nullptr, options.freeze_cpu_models,
-                  checks));
+    SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane injected,
+                               load_lane(config, device, options.inject_oom_rate, nullptr,
+                                         options.freeze_cpu_models, checks));
     lane->lane = std::move(injected.lane);
     lane->device->release_cache();
     spdlog::warn("fault injection on: {:.0f} % of model calls on {} fail with out-of-memory",
                  options.inject_oom_rate * 100.0, device);
   }
   if (config.model_idle_unload_seconds > 0 && gpu) {
-    enable_idle_unload(*lane, config, loaded,
-                       model_options(config, device, options.inject_oom_rate,
-                                     options.freeze_cpu_models, checks));
+    enable_idle_unload(
+        *lane, config, loaded,
+        model_options(config, device, options.inject_oom_rate, options.freeze_cpu_models, checks));
   }
   apply_batch_limits(*lane->lane, lane->calibration);  // the injected reload needs them again
   log_batching(*lane->lane, config);

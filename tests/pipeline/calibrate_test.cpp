@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <thread>
-
 #include <vector>
 
 #include "fake_mask_model.h"

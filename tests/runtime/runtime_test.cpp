@@ -171,8 +171,8 @@ TEST(RuntimeTest, EveryVisibleGpuGetsALaneWithItsOwnGateAndCalibration) {
   {
     Engine engine(engine_options, rt.lane_views(), nullptr);
     for (int i = 0; i < 64; ++i) {
-      EngineTask task{AssetKind::kVideoFrame, "frame" + std::to_string(i), "frame.jpg",
-                      grey(640, 480), {}};
+      EngineTask task{
+          AssetKind::kVideoFrame, "frame" + std::to_string(i), "frame.jpg", grey(640, 480), {}};
       engine.submit(std::move(task), [&](const EngineTask&, const TaskOutcome& outcome) {
         std::lock_guard lock(mutex);
         if (outcome.status.ok()) {
