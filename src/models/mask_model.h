@@ -58,8 +58,9 @@ struct ModelInfo {
   std::string device;          // "cpu", "cuda:0"
   bool fp16 = false;           // weights and activations in half precision
   bool is_test_model = false;  // manifest says it is a toy for tests, not a real model
-  bool frozen = false;  // torch::jit::freeze applied (it gave the same output on a probe input)
-  LoadChecks checks;    // what the load-time checks found (or what the caller said they had found)
+  // What the load-time checks found (or what the caller said they had found) and applied:
+  // checks.frozen means torch::jit::freeze was applied.
+  LoadChecks checks;
   // Where its load went (Note [A fast start] in runtime/runtime.cpp): reading the file onto the
   // device, the freeze check, the batch check; seconds. Logged by the lane, which has a logger.
   struct LoadSeconds {

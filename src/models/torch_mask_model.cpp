@@ -356,7 +356,6 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     info.device = device;
     info.fp16 = fp16;
     info.is_test_model = manifest.is_test_model;
-    info.frozen = checks.frozen;
     info.checks = checks;
     info.checks_known = known_checks != nullptr;
     info.load_seconds = {load_seconds, freeze_seconds, batch_seconds};

@@ -41,18 +41,10 @@ ModelOptions model_options(const Config& config, const std::string& device, doub
   return options;
 }
 
-// The lane's models, for what applies to each of them.
-std::vector<MaskModel*> models_of(const ModelSet& lane) {
-  std::vector<MaskModel*> out{lane.foreground.get()};
-  if (lane.people) out.push_back(lane.people.get());
-  if (lane.person_detector) out.push_back(lane.person_detector.get());
-  return out;
-}
-
 // Note [Batch sizes within the reserved bytes] (pipeline/calibrate.h): the calibrated limits,
 // applied to (re)loaded models.
 void apply_batch_limits(ModelSet& lane, const CalibrationTable& calibration) {
-  for (MaskModel* model : models_of(lane)) {
+  for (MaskModel* model : lane.models()) {
     const auto found = calibration.batch_limits().find(model->info().name);
     if (found != calibration.batch_limits().end()) model->limit_batch(found->second);
   }
@@ -60,7 +52,7 @@ void apply_batch_limits(ModelSet& lane, const CalibrationTable& calibration) {
 
 // Logs which models batch, and up to what (Note [Batching admitted tasks]).
 void log_batching(const ModelSet& lane, const Config& config) {
-  for (const MaskModel* model : models_of(lane)) {
+  for (const MaskModel* model : lane.models()) {
     if (model->max_batch() > 1) {
       spdlog::info("model {} on {}: forward passes of up to {} tasks at once", model->info().name,
                    lane.name, model->max_batch());
@@ -77,19 +69,18 @@ void log_batching(const ModelSet& lane, const Config& config) {
 // allocator's allocated bytes before and after its load).
 struct LoadedLane {
   std::unique_ptr<ModelSet> lane;
-  std::filesystem::path foreground_path;
-  std::filesystem::path people_path;                   // empty without a people model
-  std::filesystem::path detector_path;                 // empty without a person detector
+  LaneModelFiles files;
   std::map<std::string, std::int64_t> resident_bytes;  // model name -> bytes
 };
 
-Result<LoadedLane> load_lane(const Config& config, const std::string& device,
-                             double inject_oom_rate, DeviceMemory* memory = nullptr,
-                             bool freeze_cpu = true,
+Result<LoadedLane> load_lane(const Config& config, const LaneModelFiles& files,
+                             const std::string& device, double inject_oom_rate,
+                             DeviceMemory* memory = nullptr, bool freeze_cpu = true,
                              const std::map<std::string, LoadChecks>& known_checks = {}) {
   const ModelOptions options =
       model_options(config, device, inject_oom_rate, freeze_cpu, known_checks);
   LoadedLane loaded;
+  loaded.files = files;
   loaded.lane = std::make_unique<ModelSet>();
   loaded.lane->name = device;
   loaded.lane->serialize = device == "cpu";
@@ -102,25 +93,17 @@ Result<LoadedLane> load_lane(const Config& config, const std::string& device,
     }
     return model;
   };
-  SEGMENTOR_ASSIGN_OR_RETURN(loaded.foreground_path,
-                             resolve_model(config.foreground_model, config.model_cache));
-  SEGMENTOR_ASSIGN_OR_RETURN(loaded.lane->foreground, load(loaded.foreground_path));
-  if (config.people_model != "none") {
-    SEGMENTOR_ASSIGN_OR_RETURN(loaded.people_path,
-                               resolve_model(config.people_model, config.model_cache));
-    SEGMENTOR_ASSIGN_OR_RETURN(loaded.lane->people, load(loaded.people_path));
-    // Note [People are decided by a detector] (segmenter.h); a YOLO-seg model needs none.
-    if (config.people_detector_model != "none" &&
-        loaded.lane->people->info().kind != ModelKind::kYoloSeg) {
-      SEGMENTOR_ASSIGN_OR_RETURN(loaded.detector_path,
-                                 resolve_model(config.people_detector_model, config.model_cache));
-      SEGMENTOR_ASSIGN_OR_RETURN(loaded.lane->person_detector, load(loaded.detector_path));
-      if (loaded.lane->person_detector->info().kind != ModelKind::kPersonDetector) {
-        return invalid_argument("PEOPLE_DETECTOR_MODEL_NAME=" + config.people_detector_model +
-                                " is a " +
-                                std::string(to_string(loaded.lane->person_detector->info().kind)) +
-                                " model, not a person_detector");
-      }
+  SEGMENTOR_ASSIGN_OR_RETURN(loaded.lane->foreground, load(files.foreground));
+  if (!files.people.empty()) {
+    SEGMENTOR_ASSIGN_OR_RETURN(loaded.lane->people, load(files.people));
+  }
+  if (!files.detector.empty()) {
+    SEGMENTOR_ASSIGN_OR_RETURN(loaded.lane->person_detector, load(files.detector));
+    if (loaded.lane->person_detector->info().kind != ModelKind::kPersonDetector) {
+      return invalid_argument("PEOPLE_DETECTOR_MODEL_NAME=" + config.people_detector_model +
+                              " is a " +
+                              std::string(to_string(loaded.lane->person_detector->info().kind)) +
+                              " model, not a person_detector");
     }
   }
   return loaded;
@@ -156,9 +139,9 @@ void enable_idle_unload(DeviceLane& lane, const Config& config, const LoadedLane
     lane.reloadable_models.push_back(reloadable.get());
     slot = std::move(reloadable);
   };
-  wrap(lane.lane->foreground, loaded.foreground_path);
-  if (lane.lane->people) wrap(lane.lane->people, loaded.people_path);
-  if (lane.lane->person_detector) wrap(lane.lane->person_detector, loaded.detector_path);
+  wrap(lane.lane->foreground, loaded.files.foreground);
+  if (lane.lane->people) wrap(lane.lane->people, loaded.files.people);
+  if (lane.lane->person_detector) wrap(lane.lane->person_detector, loaded.files.detector);
 }
 
 Result<std::unique_ptr<DeviceMemory>> make_device_memory(const std::string& device) {
@@ -203,15 +186,17 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCac
   // Note [A batch must pay for itself]: a task's GPU time, for each batched model's share of it.
   double task_pass_seconds = 0;
   const bool any_batched = std::ranges::any_of(
-      models_of(*lane.lane), [](const MaskModel* model) { return model->max_batch() > 1; });
-  for (MaskModel* model : any_batched ? models_of(*lane.lane) : std::vector<MaskModel*>{}) {
-    auto seconds = time_single_pass(*model);
-    if (!seconds.ok()) {
-      return seconds.status().with_context("timing " + model->info().name + " on " + device);
+      lane.lane->models(), [](const MaskModel* model) { return model->max_batch() > 1; });
+  if (any_batched) {
+    for (MaskModel* model : lane.lane->models()) {
+      auto seconds = time_single_pass(*model);
+      if (!seconds.ok()) {
+        return seconds.status().with_context("timing " + model->info().name + " on " + device);
+      }
+      task_pass_seconds += *seconds;
     }
-    task_pass_seconds += *seconds;
   }
-  for (MaskModel* model : models_of(*lane.lane)) {
+  for (MaskModel* model : lane.lane->models()) {
     if (model->max_batch() <= 1) continue;
     auto measured = calibrate_batch_limit(*model, *lane.device, task_pass_seconds);
     if (!measured.ok()) {
@@ -261,8 +246,9 @@ LaneView DeviceLane::view() const {
 
 Result<std::unique_ptr<ModelSet>> load_model_set(const Config& config, const std::string& device,
                                                  bool freeze_cpu) {
+  SEGMENTOR_ASSIGN_OR_RETURN(const LaneModelFiles files, lane_model_files(config));
   SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded,
-                             load_lane(config, device, 0.0, nullptr, freeze_cpu));
+                             load_lane(config, files, device, 0.0, nullptr, freeze_cpu));
   return std::move(loaded.lane);
 }
 
@@ -282,17 +268,13 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
 
   // Note [Load checks on disk]: what an earlier start found for these files, before they load. A
   // CPU lane that does not freeze runs no checks and has no calibration: nothing to look up.
-  const bool freezes = gpu || options.freeze_cpu_models;
+  SEGMENTOR_ASSIGN_OR_RETURN(const LaneModelFiles files, lane_model_files(config));
   LaneCache cache;
-  if (freezes) {
-    SEGMENTOR_ASSIGN_OR_RETURN(const std::vector<std::filesystem::path> files,
-                               lane_model_files(config));
-    cache = LaneCache::open(config, device, files);
-  }
+  if (gpu || options.freeze_cpu_models) cache = LaneCache::open(config, device, files.all());
 
   const std::int64_t before = lane->device->snapshot().allocated_bytes;
   SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane loaded,
-                             load_lane(config, device, 0.0, lane->device.get(),
+                             load_lane(config, files, device, 0.0, lane->device.get(),
                                        options.freeze_cpu_models, cache.load_checks()));
   lane->lane = std::move(loaded.lane);
   for (const MaskModel* model : lane->lane->models()) {
@@ -349,7 +331,7 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   if (options.inject_oom_rate > 0.0) {
     lane->lane.reset();
     SEGMENTOR_ASSIGN_OR_RETURN(LoadedLane injected,
-                               load_lane(config, device, options.inject_oom_rate, nullptr,
+                               load_lane(config, files, device, options.inject_oom_rate, nullptr,
                                          options.freeze_cpu_models, checks));
     lane->lane = std::move(injected.lane);
     lane->device->release_cache();

@@ -85,22 +85,25 @@ void LaneCache::store(const CachedMeasurements& measured) const {
   if (!stored.ok()) spdlog::warn("calibration not cached: {}", stored.to_string());
 }
 
-Result<std::vector<std::filesystem::path>> lane_model_files(const Config& config) {
+std::vector<std::filesystem::path> LaneModelFiles::all() const {
   std::vector<std::filesystem::path> files;
-  SEGMENTOR_ASSIGN_OR_RETURN(std::filesystem::path foreground,
+  for (const std::filesystem::path& file : {foreground, people, detector}) {
+    if (!file.empty()) files.push_back(file);
+  }
+  return files;
+}
+
+Result<LaneModelFiles> lane_model_files(const Config& config) {
+  LaneModelFiles files;
+  SEGMENTOR_ASSIGN_OR_RETURN(files.foreground,
                              resolve_model(config.foreground_model, config.model_cache));
-  files.push_back(std::move(foreground));
   if (config.people_model == "none") return files;
-  SEGMENTOR_ASSIGN_OR_RETURN(std::filesystem::path people,
-                             resolve_model(config.people_model, config.model_cache));
+  SEGMENTOR_ASSIGN_OR_RETURN(files.people, resolve_model(config.people_model, config.model_cache));
   SEGMENTOR_ASSIGN_OR_RETURN(const ModelManifest manifest,
-                             read_manifest(manifest_path_for(people)));
-  files.push_back(std::move(people));
-  // As load_lane: a YOLO-seg people model finds people itself, so no detector is loaded.
+                             read_manifest(manifest_path_for(files.people)));
   if (config.people_detector_model == "none" || manifest.kind == ModelKind::kYoloSeg) return files;
-  SEGMENTOR_ASSIGN_OR_RETURN(std::filesystem::path detector,
+  SEGMENTOR_ASSIGN_OR_RETURN(files.detector,
                              resolve_model(config.people_detector_model, config.model_cache));
-  files.push_back(std::move(detector));
   return files;
 }
 

@@ -41,8 +41,19 @@ class LaneCache {
   CachedMeasurements found_;
 };
 
-// The model files a lane of `config` loads: the foreground model, then the people model and the
-// person detector where configured. Errors as resolve_model.
-Result<std::vector<std::filesystem::path>> lane_model_files(const Config& config);
+// The model files a lane of `config` loads, decided once for loading and for the cache key.
+struct LaneModelFiles {
+  std::filesystem::path foreground;
+  std::filesystem::path people;  // empty: PEOPLE_SEG_MODEL_NAME=none
+  // Empty: PEOPLE_DETECTOR_MODEL_NAME=none, or a YOLO-seg people model, which finds people itself
+  // (Note [People are decided by a detector], pipeline/segmenter.h).
+  std::filesystem::path detector;
+  // The files that are set, in pipeline order.
+  std::vector<std::filesystem::path> all() const;
+};
+
+// Resolves `config`'s model names (the people model's manifest says whether a detector is
+// needed). Errors as resolve_model and read_manifest.
+Result<LaneModelFiles> lane_model_files(const Config& config);
 
 }  // namespace segmentor

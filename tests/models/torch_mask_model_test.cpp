@@ -316,8 +316,8 @@ TEST(PersonProbTest, FreezingDoesNotChangeTheMask) {
   auto frozen = load(kModels / "test-person-prob.pt", ModelOptions{});
   ASSERT_NE(unfrozen, nullptr);
   ASSERT_NE(frozen, nullptr);
-  EXPECT_FALSE(unfrozen->info().frozen);
-  RecordProperty("frozen", frozen->info().frozen ? "yes" : "no");
+  EXPECT_FALSE(unfrozen->info().checks.frozen);
+  RecordProperty("frozen", frozen->info().checks.frozen ? "yes" : "no");
   RgbImage image = solid(50, 70);
   paint(image, {5, 10, 30, 60}, 1, 255);
   paint(image, {20, 30, 45, 65}, 1, 128);  // near the 0.5 boundary on purpose

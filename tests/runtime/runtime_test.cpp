@@ -43,12 +43,12 @@ TEST(RuntimeTest, CpuModelsAreFrozenUnlessTheCallerSaysItDoesNotPay) {
   options.cpu_fallback = false;
   auto frozen = build_runtime(test_config("cpu"), options);
   ASSERT_TRUE(frozen.ok()) << frozen.status().to_string();
-  EXPECT_TRUE((*frozen)->first().lane->foreground->info().frozen);
+  EXPECT_TRUE((*frozen)->first().lane->foreground->info().checks.frozen);
   options.freeze_cpu_models = false;
   auto plain = build_runtime(test_config("cpu"), options);
   ASSERT_TRUE(plain.ok()) << plain.status().to_string();
-  EXPECT_FALSE((*plain)->first().lane->foreground->info().frozen);
-  EXPECT_FALSE((*plain)->first().lane->people->info().frozen);
+  EXPECT_FALSE((*plain)->first().lane->foreground->info().checks.frozen);
+  EXPECT_FALSE((*plain)->first().lane->people->info().checks.frozen);
 }
 
 // Note [Load checks on disk]: a restart with the same model files does what the first start's
@@ -65,7 +65,7 @@ TEST(RuntimeTest, ARestartFollowsTheLoadChecksTheFirstStartStored) {
   ASSERT_TRUE(first.ok()) << first.status().to_string();
   const ModelInfo first_info = (*first)->first().lane->foreground->info();
   EXPECT_FALSE(first_info.checks_known);
-  EXPECT_TRUE(first_info.frozen);
+  EXPECT_TRUE(first_info.checks.frozen);
   first->reset();
 
   std::vector<std::filesystem::path> entries;
@@ -79,7 +79,7 @@ TEST(RuntimeTest, ARestartFollowsTheLoadChecksTheFirstStartStored) {
   const ModelInfo& second_info = (*second)->first().lane->foreground->info();
   EXPECT_TRUE(second_info.checks_known);
   EXPECT_EQ(second_info.checks, first_info.checks);
-  EXPECT_TRUE(second_info.frozen);
+  EXPECT_TRUE(second_info.checks.frozen);
   second->reset();
 
   // The stored verdict decides: one saying freezing changed the output leaves the model plain.
@@ -96,7 +96,7 @@ TEST(RuntimeTest, ARestartFollowsTheLoadChecksTheFirstStartStored) {
   int plain = 0;
   for (const MaskModel* model : (*third)->first().lane->models()) {
     EXPECT_TRUE(model->info().checks_known) << model->info().name;
-    if (!model->info().frozen) ++plain;
+    if (!model->info().checks.frozen) ++plain;
   }
   EXPECT_EQ(plain, 1) << "exactly the model whose stored verdict was changed";
 }
