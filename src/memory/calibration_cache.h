@@ -35,9 +35,10 @@ namespace segmentor {
 // kept in the same file under the same key, and a restart freezes, optimises and batches as they
 // say without the passes. A stale verdict cannot do much harm: a freeze that now throws leaves the
 // plain module, and a key change (a new LibTorch, a re-exported model, fp16 off) checks again.
-// On a GPU the load still makes the module's first two calls itself, on one thread (see
-// torch_mask_model.cpp): those were the checks' side effect that the slots relied on. With the
-// bundled models on an H200 a restart's start to first mask went from 10.8 s to 2.2–2.5 s.
+// With the bundled models on an H200 a restart's start to first mask went from 10.8 s to
+// 2.2–2.5 s. A restart that trusted the verdicts once ran the stand-ins 11 % slower than the
+// process that checked: the check had run a graph other than the one its verdict named (Note
+// [Freezing TorchScript modules]). A verdict must describe the graph the check actually ran.
 //
 // Any change to a key's part (a new driver, a re-exported model, fp16 turned off) misses the
 // cache and re-measures, then overwrites nothing but its own file. Resident weight bytes are not

@@ -49,6 +49,9 @@ struct LoadChecks {
   bool operator==(const LoadChecks& other) const = default;
 };
 
+// "frozen, optimised, batches" / "not frozen, batches unchecked": the verdicts in a log line.
+std::string describe(const LoadChecks& checks);
+
 struct ModelInfo {
   std::string name;  // manifest name, e.g. "isnet-medium" or "test-disc"
   std::string path;  // the TorchScript file it came from

@@ -22,12 +22,21 @@
 namespace segmentor {
 
 // Note [Freezing TorchScript modules]
-// torch::jit::freeze inlines the weights as constants and folds what it can; on CUDA this lets the
-// fuser see whole conv-bn-relu chains. It is not guaranteed to work on every exported graph (and
-// optimize_for_inference depends on how LibTorch was built: Debian's 1.13 has no MKLDNN fusion),
-// and a folded graph may round differently. So both are tried at load time and each is kept only
-// when it succeeds and gives the same outputs as the plain module on a probe input (within a
-// tolerance suited to the dtype). The probe forward also serves as the first warm-up.
+// torch::jit::freeze inlines the weights as constants and folds what it can (conv-bn, for one).
+// It is not guaranteed to work on every exported graph, and a folded graph may round differently.
+// So it is tried at load time and kept only when it succeeds and gives the same outputs as the
+// plain module on a probe input (within a tolerance suited to the dtype). The probe forward also
+// serves as the first warm-up.
+//
+// optimize_for_inference goes further, and only on the CPU. It rewrites a method's graph in
+// place, but a method that has run keeps the executor it built from the graph at its first call,
+// so it must be given a module that has never run: the check optimises a clone taken before the
+// frozen module's first pass, and compares that clone's own output. (Until 2026-11-30 it optimised
+// the module it had just run: the check passed on a graph that never ran, and only a restart that
+// trusted the verdict ran the optimised one.) On CUDA it is not used. There it turns linear layers
+// into a matmul and a separate add, and the stand-ins ran 11 % slower with it: 53.2 against
+// 59.6-59.9 frames/s, cap 8 GiB, H200, 2026-11-30 (bench/RESULTS.md, seventh session). On the
+// CPU it converts to MKLDNN where LibTorch was built with it (Debian's 1.13 has no MKLDNN fusion).
 
 namespace {
 
@@ -88,24 +97,26 @@ c10::IValue forward(torch::jit::Module& module, const at::Tensor& input) {
   return module.forward(inputs);
 }
 
-// Applies freeze (and then optimize_for_inference) where they keep the output; see the Note.
-// Fills checks.frozen and checks.optimized.
+// Applies freeze (and then, on the CPU, optimize_for_inference) where they keep the output; see
+// the Note. Fills checks.frozen and checks.optimized.
 void try_freeze(torch::jit::Module& module, const ModelManifest& manifest,
                 const c10::Device& device, at::ScalarType dtype, LoadChecks& checks) {
   const at::Tensor input = probe_input(manifest, device, dtype);
   const c10::IValue reference = forward(module, input);
+  torch::jit::Module frozen;
+  std::optional<torch::jit::Module> never_run;  // what optimize_for_inference may rewrite
   try {
-    torch::jit::Module candidate = torch::jit::freeze(module);
-    if (same_outputs(reference, forward(candidate, input), dtype)) {
-      module = candidate;
-      checks.frozen = true;
-    }
+    frozen = torch::jit::freeze(module);
+    if (!device.is_cuda()) never_run = frozen.clone();
+    if (!same_outputs(reference, forward(frozen, input), dtype)) return;
   } catch (const std::exception&) {
     return;  // keep the plain module (freeze runs outside InferenceMode on purpose)
   }
-  if (!checks.frozen) return;
+  module = frozen;
+  checks.frozen = true;
+  if (!never_run) return;
   try {
-    torch::jit::Module candidate = torch::jit::optimize_for_inference(module);
+    torch::jit::Module candidate = torch::jit::optimize_for_inference(*never_run);
     if (same_outputs(reference, forward(candidate, input), dtype)) {
       module = candidate;
       checks.optimized = true;
@@ -326,16 +337,6 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
       } else {
         try_freeze(module, manifest, torch_device, dtype, checks);
       }
-    }
-    // Note [Load checks on disk]: a GPU load that skipped the checks still makes the module's
-    // first two calls here, on one thread. TorchScript's executor profiles the first call and
-    // optimises from that profile on the second; left to the slots, those calls come from several
-    // threads at once. A process that loaded this way ran the unbatched stand-ins 14 % slower
-    // (H200, 2026-11-30: 51.8 against 60.2 frames/s); whether these two calls close all of that
-    // is not measured yet. The CPU lane runs one call at a time, so it needs none.
-    if (known_checks != nullptr && torch_device.is_cuda()) {
-      const at::Tensor input = probe_input(manifest, torch_device, dtype);
-      for (int call = 0; call < 2; ++call) forward(module, input);
     }
     const double freeze_seconds = seconds_since(freeze_start);
     const auto batch_start = std::chrono::steady_clock::now();

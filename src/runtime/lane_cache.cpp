@@ -30,8 +30,9 @@ Result<CalibrationKey> make_key(const Config& config, const std::string& device,
   }
   // Bump when calibration measures differently or the stored fields change (4: batch limits and
   // load checks are kept, files before it lost the batch limits; 6: a batch must pay for itself;
-  // 7: the TorchScript fuser is off unless PYTORCH_TENSOREXPR turns it on; 8: speedup 1.5×).
-  key.settings["calibration"] = "8";
+  // 7: the TorchScript fuser is off unless PYTORCH_TENSOREXPR turns it on; 8: speedup 1.5×;
+  // 9: no optimize_for_inference on CUDA, and the CPU's check runs the optimised graph).
+  key.settings["calibration"] = "9";
   // The batch cap calibration measures up to (model_options in device_lane.cpp).
   key.settings["max_model_batch"] = std::to_string(gpu_batch_cap(config));
   key.settings["fp16"] = config.use_fp16 ? "true" : "false";

@@ -1,17 +1,17 @@
 // End-to-end tests of the TorchScript MaskModel on the toy models of tools/make_test_models.py,
 // whose outputs are known, so every mask below is exact up to pixels that bilinear interpolation
 // leaves on the threshold (computed, not guessed: see ReferenceBright).
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <vector>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
+#include "bilinear_reference.h"
 #include "models/model_loader.h"
 #include "models/script_error.h"
-#include "bilinear_reference.h"
 
 namespace segmentor {
 namespace {
@@ -100,9 +100,9 @@ std::vector<Expect> reference_bright(const RgbImage& image, bool letterbox, doub
   for (int y = 0; y < kSize; ++y) {
     for (int x = 0; x < kSize; ++x) {
       const bool inside = x >= px && x < px + rw && y >= py && y < py + rh;
-      const double v = inside ? placed[static_cast<std::size_t>(y - py)]
-                                      [static_cast<std::size_t>(x - px)]
-                              : pad_value / 255.0;
+      const double v =
+          inside ? placed[static_cast<std::size_t>(y - py)][static_cast<std::size_t>(x - px)]
+                 : pad_value / 255.0;
       lo[static_cast<std::size_t>(y)][static_cast<std::size_t>(x)] = v > 0.5 + kEps ? 1 : 0;
       hi[static_cast<std::size_t>(y)][static_cast<std::size_t>(x)] = v > 0.5 - kEps ? 1 : 0;
     }
@@ -121,7 +121,7 @@ std::vector<Expect> reference_bright(const RgbImage& image, bool letterbox, doub
     for (int x = 0; x < image.width; ++x) {
       const double a = out_lo[static_cast<std::size_t>(y)][static_cast<std::size_t>(x)];
       const double b = out_hi[static_cast<std::size_t>(y)][static_cast<std::size_t>(x)];
-      expect.push_back(a >= 0.5 + kEps ? Expect::kFull
+      expect.push_back(a >= 0.5 + kEps  ? Expect::kFull
                        : b < 0.5 - kEps ? Expect::kZero
                                         : Expect::kEither);
     }
@@ -153,9 +153,9 @@ TEST_P(BrightTest, OtherSourceSizesMatchTheReference) {
   ASSERT_NE(model, nullptr);
   // Wide and tall, down- and up-scaled, an off-centre non-square shape: a transposed or flipped
   // pipeline cannot match.
-  for (auto [w, h, r] : {std::tuple{100, 60, Rect{20, 10, 70, 45}},
-                         std::tuple{37, 91, Rect{3, 50, 20, 88}},
-                         std::tuple{128, 128, Rect{0, 0, 64, 32}}}) {
+  for (auto [w, h, r] :
+       {std::tuple{100, 60, Rect{20, 10, 70, 45}}, std::tuple{37, 91, Rect{3, 50, 20, 88}},
+        std::tuple{128, 128, Rect{0, 0, 64, 32}}}) {
     RgbImage image = solid(w, h);
     paint(image, r, 0, 255);
     auto mask = model->segment(image);
@@ -171,8 +171,7 @@ TEST_P(BrightTest, OtherSourceSizesMatchTheReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Layouts, BrightTest,
-                         ::testing::Values("test-bright", "test-bright-nhwc"));
+INSTANTIATE_TEST_SUITE_P(Layouts, BrightTest, ::testing::Values("test-bright", "test-bright-nhwc"));
 
 TEST(BrightLetterboxTest, PaddingIsCroppedAway) {
   // The pad value 255 is "bright": if the padding reached the mask, the top and bottom bands of
@@ -184,8 +183,8 @@ TEST(BrightLetterboxTest, PaddingIsCroppedAway) {
   ASSERT_TRUE(empty.ok()) << empty.status().to_string();
   EXPECT_FALSE(empty->any());
 
-  for (auto [w, h, r] : {std::tuple{128, 64, Rect{10, 8, 50, 40}},
-                         std::tuple{50, 120, Rect{5, 60, 45, 110}}}) {
+  for (auto [w, h, r] :
+       {std::tuple{128, 64, Rect{10, 8, 50, 40}}, std::tuple{50, 120, Rect{5, 60, 45, 110}}}) {
     RgbImage image = solid(w, h);
     paint(image, r, 0, 255);
     auto mask = model->segment(image);
@@ -339,15 +338,15 @@ TEST(YoloModelTest, KeepsOnlyTheBestPersonWithPaddingRemoved) {
   const double inside = 1.0 / (1.0 + std::exp(-8.0));
   auto square = model->segment(solid(64, 64));
   ASSERT_TRUE(square.ok()) << square.status().to_string();
-  const auto square_expected = test::box_mask_reference({32, 32, 64, 64, 0, 0, 64, 64}, 8, 12, 24,
-                                                        20, inside, 64, 64);
+  const auto square_expected =
+      test::box_mask_reference({32, 32, 64, 64, 0, 0, 64, 64}, 8, 12, 24, 20, inside, 64, 64);
   EXPECT_EQ(test::expect_matches(*square, square_expected), 0);
   EXPECT_EQ(test::count_full(square_expected), 32 * 16);  // 2x upscale: even corners stay
   // 128x64: scale 0.5, 16 rows of padding on top: the box lands at about x 32..96, y 16..48.
   auto wide = model->segment(solid(128, 64));
   ASSERT_TRUE(wide.ok()) << wide.status().to_string();
-  const auto wide_expected = test::box_mask_reference({32, 32, 64, 64, 0, 16, 64, 32}, 8, 12, 24,
-                                                      20, inside, 128, 64);
+  const auto wide_expected =
+      test::box_mask_reference({32, 32, 64, 64, 0, 16, 64, 32}, 8, 12, 24, 20, inside, 128, 64);
   EXPECT_EQ(test::expect_matches(*wide, wide_expected), 0);
   EXPECT_GT(test::count_full(wide_expected), 60 * 30);
 }
@@ -406,6 +405,31 @@ TEST(SegmentFailureTest, WrongOutputShapeIsInternalNamingTheModel) {
   ASSERT_FALSE(mask.ok());
   EXPECT_EQ(mask.status().code(), ErrorCode::kInternal);
   EXPECT_NE(mask.status().message().find("test-yolo"), std::string::npos);
+}
+
+// ---- the verdicts in a start-up log line ----
+
+TEST(LoadChecksTest, DescribeNamesEveryVerdict) {
+  LoadChecks checks;
+  EXPECT_EQ(describe(checks), "not frozen, batches unchecked");
+  checks.frozen = true;
+  checks.batches = false;
+  EXPECT_EQ(describe(checks), "frozen, not optimised, does not batch");
+  checks.optimized = true;
+  checks.batches = true;
+  EXPECT_EQ(describe(checks), "frozen, optimised, batches");
+}
+
+// Note [Freezing TorchScript modules]: on CUDA the loader freezes and stops there, on the CPU
+// the optimised graph is kept only when its own pass matched.
+TEST(LoadChecksTest, OnCudaTheLoaderFreezesButDoesNotOptimise) {
+  if (!resolve_device("cuda").ok()) GTEST_SKIP() << "no CUDA device";
+  ModelOptions options;
+  options.device = "cuda:0";
+  auto model = load(kModels / "test-person-prob.pt", options);
+  ASSERT_NE(model, nullptr);
+  EXPECT_TRUE(model->info().checks.frozen);
+  EXPECT_FALSE(model->info().checks.optimized);
 }
 
 }  // namespace
