@@ -282,10 +282,12 @@ PY
         --gate adaptive
       bench faults-inject 200 CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 1000 \
         --gate adaptive --inject-oom-rate 0.1
-      bench faults-real 120 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 4 --jobs 4 \
-        --frames 240 --gate fixed:4
-      bench faults-nostages 150 CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 1000 \
-        --gate adaptive --no-stages
+      if [ -z "${FAULTS_QUICK:-}" ]; then  # FAULTS_QUICK=1: the ratio alone (two runs)
+        bench faults-real 120 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 4 --jobs 4 \
+          --frames 240 --gate fixed:4
+        bench faults-nostages 150 CUDA_STREAMS=worker -- --cap-gib 8 --jobs 4 --frames 1000 \
+          --gate adaptive --no-stages
+      fi
       python3 - "$res/results" <<'PY' | tee "$res/faults-summary.txt"
 import glob, json, sys
 runs = {}
