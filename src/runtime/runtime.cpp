@@ -102,9 +102,12 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
       const WarmupReport warm = warm_slots(*lane, config.max_concurrent_images);
       if (warm.slots + warm.failures == 0) continue;  // a CPU lane: nothing to warm
       spdlog::info(
-          "start-up: {} slot(s) of {} warmed{} in {:.2f} s{}", warm.slots, lane->name(),
+          "start-up: {} slot(s) of {} warmed{} in {:.2f} s{}{}", warm.slots, lane->name(),
           warm.batch_size > 1 ? ", and batches of 2 to " + std::to_string(warm.batch_size) : "",
           warm.seconds,
+          warm.batch_size > 1 ? fmt::format(" (slots {:.2f} s, batches {:.2f} s)",
+                                            warm.seconds - warm.batch_seconds, warm.batch_seconds)
+                              : std::string(),
           warm.failures > 0 ? " (" + std::to_string(warm.failures) + " calls failed)" : "");
     }
   }

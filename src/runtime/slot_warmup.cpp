@@ -116,12 +116,14 @@ WarmupReport warm_slots(DeviceLane& lane, int slots) {
   for (auto& caller : callers) caller.join();
   report.slots = warmed.load();
   report.failures = failures.load();
+  const auto batches_start = std::chrono::steady_clock::now();
   try {
     report.failures += warm_batch_sizes(lane, predicted, report);
   } catch (const std::exception& e) {
     ++report.failures;
     spdlog::warn("warming batches on {}: {}", lane.name(), e.what());
   }
+  report.batch_seconds = seconds_since(batches_start);
   report.seconds = seconds_since(start);
   return report;
 }

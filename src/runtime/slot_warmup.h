@@ -24,10 +24,11 @@ namespace segmentor {
 // out-of-memory error, a model that throws) is logged and ends nothing: the tasks themselves would
 // meet it and go through the recovery ladder.
 struct WarmupReport {
-  int slots = 0;       // slot threads that ran every model once
-  int batch_size = 0;  // batches warmed from 2 up to this (0/1: no batched model, or no room)
-  int failures = 0;    // model calls that failed (logged)
-  double seconds = 0;  // wall time of the whole warm-up
+  int slots = 0;             // slot threads that ran every model once
+  int batch_size = 0;        // batches warmed from 2 up to this (0/1: no batched model, or no room)
+  int failures = 0;          // model calls that failed (logged)
+  double seconds = 0;        // wall time of the whole warm-up
+  double batch_seconds = 0;  // of which the batch sizes (the rest is the slots, all at once)
 };
 
 // Blocks until every slot in [0, slots) has been warmed or has failed. A CPU lane (serialised,

@@ -110,6 +110,8 @@ TEST(SlotWarmupTest, BatchSizesAreWarmedWithinWhatTheGateAdmits) {
   EXPECT_EQ(fake.foreground->warmed_up_to, 8);
   EXPECT_EQ(fake.people->warmed_up_to, 0);  // unbatched: not asked
   EXPECT_EQ(fake.lane.gate->stats().in_flight, 0);
+  EXPECT_GE(report.batch_seconds, 0.0);  // the log line splits the time into slots and batches
+  EXPECT_LE(report.batch_seconds, report.seconds);
 
   FakeLane tight(8, 100, 0.9, 500);
   tight.foreground->max_batch_ = 8;
