@@ -33,10 +33,10 @@ namespace segmentor {
 // so it must be given a module that has never run: the check optimises a clone taken before the
 // frozen module's first pass, and compares that clone's own output. (Until 2026-11-30 it optimised
 // the module it had just run: the check passed on a graph that never ran, and only a restart that
-// trusted the verdict ran the optimised one.) On CUDA it is not used. There it turns linear layers
-// into a matmul and a separate add, and the stand-ins ran 11 % slower with it: 53.2 against
-// 59.6-59.9 frames/s, cap 8 GiB, H200, 2026-11-30 (bench/RESULTS.md, seventh session). On the
-// CPU it converts to MKLDNN where LibTorch was built with it (Debian's 1.13 has no MKLDNN fusion).
+// trusted the verdict ran the optimised one.) On CUDA it is not used: the optimised graphs ran
+// slower there, the bundled models at 206.6 against 238.3 frames/s and the stand-ins at 53.2
+// against 59.6-59.9 (cap 8 GiB, H200, 2026-11-30; bench/RESULTS.md, seventh session). On the
+// CPU it pays: IS-Net took 1.80 s per image against 1.93 frozen alone on the 2-core dev VM.
 
 namespace {
 
@@ -107,10 +107,20 @@ void try_freeze(torch::jit::Module& module, const ModelManifest& manifest,
   std::optional<torch::jit::Module> never_run;  // what optimize_for_inference may rewrite
   try {
     frozen = torch::jit::freeze(module);
-    if (!device.is_cuda()) never_run = frozen.clone();
-    if (!same_outputs(reference, forward(frozen, input), dtype)) return;
   } catch (const std::exception&) {
     return;  // keep the plain module (freeze runs outside InferenceMode on purpose)
+  }
+  if (!device.is_cuda()) {
+    try {
+      never_run = frozen.clone();  // before the frozen module's first pass
+    } catch (const std::exception&) {
+      // No clone: frozen alone, never an optimised graph the check did not run.
+    }
+  }
+  try {
+    if (!same_outputs(reference, forward(frozen, input), dtype)) return;
+  } catch (const std::exception&) {
+    return;
   }
   module = frozen;
   checks.frozen = true;
