@@ -29,6 +29,7 @@
 #   faults   issue 13 target 4: 1,000 frames fault-free, then with 10 % injected OOMs (ratio
 #            printed; goal ≥ 0.7, 0 lost), real OOMs at a 4 GiB cap with fixed:4 (they must be
 #            judged over-admission and shrink), and stage times on against --no-stages
+#   warmsplit the warm-up's time between slots and batch sizes at 4, 8 and 16 admitted
 #   startup  where the start goes: per-part times of `run` on one frame (first start, then with
 #            calibration and load checks on disk), fuser on and off; throughput and first frames
 #   runpath  issue 13 target 1 through `segmentor run`: 1,440 JPEG frames, masks written
@@ -273,6 +274,16 @@ PY
       # MAX=8 at 8 GiB runs near the budget: the ticker's pressure releases show here.
       bench cleanup-pressure 100 CUDA_STREAMS=worker -- --no-cpu-fallback --cap-gib 8 --jobs 4 \
         --frames 480 --gate adaptive --max-concurrent 8 ;;
+    warmsplit)
+      # Where the warm-up goes (Note [Warm every slot before ready]) with whichever models are set:
+      # a short bench at 4, 8 and 16 admitted, each printing the warm-up's split between the
+      # slots and the batch sizes. One calibration cache, so only the first run checks.
+      cal=/tmp/gpu-bench-warmsplit-calibration; rm -rf "$cal"
+      for n in 4 8 16; do
+        TAIL=2 bench "warmsplit-$n" 120 CALIBRATION_CACHE=$cal -- --cap-gib 8 --jobs 4 \
+          --frames 60 --gate adaptive --max-concurrent "$n"
+        grep -h "warmed" "$res/warmsplit-$n.log" | sed 's/^.*start-up/start-up/'
+      done ;;
     soak)
       soak=${SOAK_SECONDS:-360}
       TAIL=30 bench soak $((soak + 180)) -- --cap-gib 8 --jobs 4 --frames 200 --gate adaptive \
