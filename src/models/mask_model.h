@@ -70,6 +70,7 @@ struct ModelInfo {
     double read = 0, freeze_check = 0, batch_check = 0;
   } load_seconds;
   bool checks_known = false;  // the load trusted checks found earlier (ModelOptions::known_checks)
+  bool checks_run = false;    // the load ran a probe pass of its own (freeze or batch check)
 };
 
 // What a model's batcher did (Note [Batching admitted tasks], models/forward_batcher.h): for

@@ -340,20 +340,25 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     const auto known = options.known_checks.find(manifest.name);
     const LoadChecks* known_checks = known == options.known_checks.end() ? nullptr : &known->second;
     LoadChecks checks;
+    bool checks_run = false;
     const auto freeze_start = std::chrono::steady_clock::now();
     if (options.freeze) {
       if (known_checks != nullptr) {
         apply_known_freeze(module, *known_checks, checks);
       } else {
         try_freeze(module, manifest, torch_device, dtype, checks);
+        checks_run = true;
       }
     }
     const double freeze_seconds = seconds_since(freeze_start);
     const auto batch_start = std::chrono::steady_clock::now();
     if (options.max_batch > 1 && manifest.batchable) {
-      checks.batches = known_checks != nullptr && known_checks->batches.has_value()
-                           ? *known_checks->batches
-                           : batches_correctly(module, manifest, torch_device, dtype);
+      if (known_checks != nullptr && known_checks->batches.has_value()) {
+        checks.batches = *known_checks->batches;
+      } else {
+        checks.batches = batches_correctly(module, manifest, torch_device, dtype);
+        checks_run = true;
+      }
     }
     const int max_batch = checks.batches.value_or(false) ? options.max_batch : 1;
     const double batch_seconds = seconds_since(batch_start);
@@ -369,6 +374,7 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     info.is_test_model = manifest.is_test_model;
     info.checks = checks;
     info.checks_known = known_checks != nullptr;
+    info.checks_run = checks_run;
     info.load_seconds = {load_seconds, freeze_seconds, batch_seconds};
     return std::unique_ptr<TorchMaskModel>(
         new TorchMaskModel(std::move(module), std::move(manifest), std::move(info), torch_device,

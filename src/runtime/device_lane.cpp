@@ -280,10 +280,12 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
   for (const MaskModel* model : lane->lane->models()) {
     const ModelInfo& info = model->info();
     spdlog::info(
-        "start-up: model {} on {}: read {:.2f} s, freeze {:.2f} s, batch check {:.2f} s ({}: {})",
+        "start-up: model {} on {}: read {:.2f} s, freeze {:.2f} s, batch check {:.2f} s ({}; {})",
         info.name, device, info.load_seconds.read, info.load_seconds.freeze_check,
         info.load_seconds.batch_check,
-        info.checks_known ? "checks found earlier, no probe passes" : "checked now",
+        info.checks_run     ? "checked now"
+        : info.checks_known ? "checks found earlier, no probe passes"
+                            : "no checks",
         describe(info.checks));
   }
   const std::int64_t after = lane->device->snapshot().allocated_bytes;

@@ -44,11 +44,15 @@ TEST(RuntimeTest, CpuModelsAreFrozenUnlessTheCallerSaysItDoesNotPay) {
   auto frozen = build_runtime(test_config("cpu"), options);
   ASSERT_TRUE(frozen.ok()) << frozen.status().to_string();
   EXPECT_TRUE((*frozen)->first().lane->foreground->info().checks.frozen);
+  EXPECT_TRUE((*frozen)->first().lane->foreground->info().checks_run);
   options.freeze_cpu_models = false;
   auto plain = build_runtime(test_config("cpu"), options);
   ASSERT_TRUE(plain.ok()) << plain.status().to_string();
   EXPECT_FALSE((*plain)->first().lane->foreground->info().checks.frozen);
   EXPECT_FALSE((*plain)->first().lane->people->info().checks.frozen);
+  // No probe pass ran, and the start-up line says so rather than "checked now".
+  EXPECT_FALSE((*plain)->first().lane->foreground->info().checks_run);
+  EXPECT_FALSE((*plain)->first().lane->foreground->info().checks_known);
 }
 
 // Note [Load checks on disk]: a restart with the same model files does what the first start's
@@ -78,6 +82,7 @@ TEST(RuntimeTest, ARestartFollowsTheLoadChecksTheFirstStartStored) {
   ASSERT_TRUE(second.ok()) << second.status().to_string();
   const ModelInfo& second_info = (*second)->first().lane->foreground->info();
   EXPECT_TRUE(second_info.checks_known);
+  EXPECT_FALSE(second_info.checks_run);
   EXPECT_EQ(second_info.checks, first_info.checks);
   EXPECT_TRUE(second_info.checks.frozen);
   second->reset();
