@@ -44,7 +44,11 @@ class BrokerClientTest : public ::testing::Test {
     return o;
   }
   std::unique_ptr<BrokerClient> started_client(const std::vector<std::string>& topics) {
-    auto client = BrokerClient::create(options());
+    return started_client(topics, options());
+  }
+  std::unique_ptr<BrokerClient> started_client(const std::vector<std::string>& topics,
+                                               const BrokerOptions& with) {
+    auto client = BrokerClient::create(with);
     EXPECT_TRUE(client.ok()) << client.status().to_string();
     if (!client.ok()) return nullptr;
     Status status = (*client)->start(topics);
@@ -114,7 +118,6 @@ class BrokerClientTest : public ::testing::Test {
     EXPECT_EQ(seen.size(), 3u);
   }
 
-
   static inline PrivateBroker* broker_ = nullptr;
   static inline std::string skip_reason_;
   std::string prefix_;
@@ -154,16 +157,19 @@ TEST_F(BrokerClientTest, DeclaresTheContractTopology) {
   for (const std::string& queue : {queue_for(asset), queue_for(batch), dead_letter_queue_for(asset),
                                    dead_letter_queue_for(batch)}) {
     EXPECT_NE(queues->find(queue + "\ttrue\tfalse\tfalse\t[]\n"), std::string::npos)
-        << queue << " in:\n" << *queues;
+        << queue << " in:\n"
+        << *queues;
   }
   auto exchanges = broker_->ctl("list_exchanges name type durable auto_delete internal arguments");
   ASSERT_TRUE(exchanges.ok());
   EXPECT_NE(exchanges->find("product_video_matching\ttopic\ttrue\tfalse\tfalse\t[]"),
-            std::string::npos) << *exchanges;
+            std::string::npos)
+      << *exchanges;
   auto bindings = broker_->ctl("list_bindings source_name destination_name routing_key");
   ASSERT_TRUE(bindings.ok());
   EXPECT_NE(bindings->find("product_video_matching\t" + queue_for(asset) + "\t" + asset),
-            std::string::npos) << *bindings;
+            std::string::npos)
+      << *bindings;
   auto consumers = broker_->ctl("list_consumers queue_name ack_required prefetch_count");
   ASSERT_TRUE(consumers.ok());
   EXPECT_NE(consumers->find(queue_for(asset) + "\ttrue\t2\n"), std::string::npos) << *consumers;
@@ -304,6 +310,15 @@ TEST_F(BrokerClientTest, TransientFailureRetriesThroughOwnQueueThenDeadLetters) 
   EXPECT_EQ(client->stats().dead_lettered, 1u);
 }
 
+// Note [Republish and ack commit together]: options whose first retry or dead-letter breaks the
+// connection's socket after the republish and before the ack; `broken` counts the settlements.
+BrokerOptions first_settlement_breaks(BrokerOptions o, std::atomic<int>& broken) {
+  o.between_republish_and_ack = [&broken](int socket_fd) {
+    if (broken++ == 0) ::shutdown(socket_fd, SHUT_RDWR);  // only the first settlement dies
+  };
+  return o;
+}
+
 // Note [Republish and ack commit together]: a worker that loses its connection after it has
 // republished a retry and before its ack reached the broker (played here by breaking the socket
 // at that moment, as a kill -9 would) leaves ONE copy, the original, redelivered. Republishing
@@ -312,14 +327,8 @@ TEST_F(BrokerClientTest, TransientFailureRetriesThroughOwnQueueThenDeadLetters) 
 TEST_F(BrokerClientTest, AConnectionLostBetweenRetryAndAckLeavesOneCopy) {
   const std::string t = topic("image.ready");
   std::atomic<int> broken{0};
-  BrokerOptions o = options();
-  o.between_republish_and_ack = [&broken](int socket_fd) {
-    if (broken++ == 0) ::shutdown(socket_fd, SHUT_RDWR);  // only the first settlement dies
-  };
-  auto made = BrokerClient::create(o);
-  ASSERT_TRUE(made.ok());
-  auto client = std::move(made).value();
-  ASSERT_TRUE(client->start({t}).ok());
+  auto client = started_client({t}, first_settlement_breaks(options(), broken));
+  ASSERT_NE(client, nullptr);
   ASSERT_TRUE(client->publish(t, {{"image_id", "fork"}}, "corr-f").ok());
   Delivery first = must_next(*client);
   auto decision = client->retry_later(first, "transient", "TransientError");
@@ -351,14 +360,8 @@ TEST_F(BrokerClientTest, AConnectionLostBetweenRetryAndAckLeavesOneCopy) {
 TEST_F(BrokerClientTest, AConnectionLostBetweenDeadLetterAndAckLeavesOneCopy) {
   const std::string t = topic("image.ready");
   std::atomic<int> broken{0};
-  BrokerOptions o = options();
-  o.between_republish_and_ack = [&broken](int socket_fd) {
-    if (broken++ == 0) ::shutdown(socket_fd, SHUT_RDWR);
-  };
-  auto made = BrokerClient::create(o);
-  ASSERT_TRUE(made.ok());
-  auto client = std::move(made).value();
-  ASSERT_TRUE(client->start({t}).ok());
+  auto client = started_client({t}, first_settlement_breaks(options(), broken));
+  ASSERT_NE(client, nullptr);
   auto inspect = testing::connect(broker_->url());
   ASSERT_TRUE(inspect.ok());
   ASSERT_TRUE(client->publish(t, {{"image_id", "dead"}}, "corr-d").ok());
