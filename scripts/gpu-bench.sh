@@ -279,10 +279,13 @@ PY
       # a short bench at 4, 8 and 16 admitted, each printing the warm-up's split between the
       # slots and the batch sizes. One calibration cache, so only the first run checks.
       cal=/tmp/gpu-bench-warmsplit-calibration; rm -rf "$cal"
-      for n in 4 8 16; do
-        TAIL=2 bench "warmsplit-$n" 120 CALIBRATION_CACHE=$cal -- --cap-gib 8 --jobs 4 \
-          --frames 60 --gate adaptive --max-concurrent "$n"
-        grep -h "warmed" "$res/warmsplit-$n.log" | sed 's/^.*start-up/start-up/'
+      # Then 16 again with the other stream modes and with the fuser off by LibTorch's own
+      # variable (the 3.5 s of the sixth session was measured that way) instead of by code.
+      for run in 4 8 16 16-again 16-pool:CUDA_STREAMS=pool 16-te0:PYTORCH_TENSOREXPR=0; do
+        name=${run%%:*} n=${run%%[-:]*} extra=(); [ "$run" != "${run#*:}" ] && extra=("${run#*:}")
+        TAIL=2 bench "warmsplit-$name" 120 CALIBRATION_CACHE=$cal "${extra[@]}" -- --cap-gib 8 \
+          --jobs 4 --frames 60 --gate adaptive --max-concurrent "$n"
+        echo "$name: $(grep -h "warmed" "$res/warmsplit-$name.log" | sed 's/^.*start-up: //')"
       done ;;
     soak)
       soak=${SOAK_SECONDS:-360}

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -91,6 +92,7 @@ WarmupReport warm_slots(DeviceLane& lane, int slots) {
     if (bytes.ok()) predicted = *bytes;
   }
   std::atomic<int> warmed{0}, failures{0};
+  std::once_flag first_done;
   std::vector<std::thread> callers;
   callers.reserve(static_cast<std::size_t>(slots));
   for (int i = 0; i < slots; ++i) {
@@ -106,7 +108,10 @@ WarmupReport warm_slots(DeviceLane& lane, int slots) {
         int failed = 0;
         lane.slot_threads->run(slot, [&] { failed = call_every_model(*lane.lane, frame, slot); });
         failures += failed;
-        if (failed == 0) ++warmed;
+        if (failed == 0) {
+          ++warmed;
+          std::call_once(first_done, [&] { report.first_slot_seconds = seconds_since(start); });
+        }
       } catch (const std::exception& e) {  // a model that throws is the tasks' problem, later
         ++failures;
         spdlog::warn("warming {}: {}", lane.name(), e.what());

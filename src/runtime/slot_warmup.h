@@ -29,6 +29,9 @@ struct WarmupReport {
   int failures = 0;          // model calls that failed (logged)
   double seconds = 0;        // wall time of the whole warm-up
   double batch_seconds = 0;  // of which the batch sizes (the rest is the slots, all at once)
+  // When the quickest slot had run every model. Close to the slots' whole time: they ran side by
+  // side and each first call was slow; far below it: something serialised them.
+  double first_slot_seconds = 0;
 };
 
 // Blocks until every slot in [0, slots) has been warmed or has failed. A CPU lane (serialised,

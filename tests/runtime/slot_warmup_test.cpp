@@ -112,6 +112,8 @@ TEST(SlotWarmupTest, BatchSizesAreWarmedWithinWhatTheGateAdmits) {
   EXPECT_EQ(fake.lane.gate->stats().in_flight, 0);
   EXPECT_GE(report.batch_seconds, 0.0);  // the log line splits the time into slots and batches
   EXPECT_LE(report.batch_seconds, report.seconds);
+  EXPECT_GT(report.first_slot_seconds, 0.0);  // a slot was warmed, so one finished first
+  EXPECT_LE(report.first_slot_seconds, report.seconds - report.batch_seconds + 1e-9);
 
   FakeLane tight(8, 100, 0.9, 500);
   tight.foreground->max_batch_ = 8;
