@@ -34,6 +34,8 @@
 #            calibration and load checks on disk), fuser on and off; throughput and first frames
 #   runpath  issue 13 target 1 through `segmentor run`: 1,440 JPEG frames, masks written
 #   batchab  MAX_MODEL_BATCH=1 against 8, 1,000 frames each (Note [A batch must pay for itself])
+#   restart  a restart from disk against the process that checked: 1,000 frames, first start then
+#            three restarts (Note [First calls on one thread])
 #   sweep    adaptive against the fixed sweep at 8, 16 and 24 GiB (the measure phase's sweep alone)
 #   join     switch the phases after it to the bundled models (carry .gpu-models/b after stash-a)
 #   warm     issue 13 target 2: `segmentor run` on one frame twice with a fresh CALIBRATION_CACHE
@@ -281,7 +283,11 @@ PY
       cal=/tmp/gpu-bench-warmsplit-calibration; rm -rf "$cal"
       # Then 16 again with the other stream modes and with the fuser off by LibTorch's own
       # variable (the 3.5 s of the sixth session was measured that way) instead of by code.
-      for run in 4 8 16 16-again 16-pool:CUDA_STREAMS=pool 16-te0:PYTORCH_TENSOREXPR=0; do
+      # Then without the person detector (no unbatched model on the slots' threads) and with no
+      # batching (every model on them). WARMSPLIT_RUNS picks runs: "16 16-b1:MAX_MODEL_BATCH=1".
+      for run in ${WARMSPLIT_RUNS:-4 8 16 16-again 16-pool:CUDA_STREAMS=pool \
+          16-te0:PYTORCH_TENSOREXPR=0 16-nodetector:PEOPLE_DETECTOR_MODEL_NAME=none \
+          16-b1:MAX_MODEL_BATCH=1}; do
         name=${run%%:*} n=${run%%[-:]*} extra=(); [ "$run" != "${run#*:}" ] && extra=("${run#*:}")
         TAIL=2 bench "warmsplit-$name" 120 CALIBRATION_CACHE=$cal "${extra[@]}" -- --cap-gib 8 \
           --jobs 4 --frames 60 --gate adaptive --max-concurrent "$n"
@@ -333,6 +339,17 @@ PY
           CALIBRATION_CACHE=$cal -- --cap-gib 8 --jobs 4 --frames 1000 --gate adaptive
         grep -h "batches of\|forward passes of\|unbatched\|from disk\|calibration on" \
           "$res/batchab-b$b.log" | cut -c1-300
+      done ;;
+    restart)
+      # A restart from disk against the process that checked and calibrated (Note [First calls
+      # on one thread]): 1,000 frames each, cap 8 GiB, adaptive, whichever models are set.
+      cal=/tmp/gpu-bench-restart-calibration; rm -rf "$cal"
+      for run in first again1 again2 again3; do
+        bench "restart-$run" 150 CUDA_STREAMS=worker CALIBRATION_CACHE=$cal -- --cap-gib 8 \
+          --jobs 4 --frames 1000 --gate adaptive > /dev/null
+        log=$res/restart-$run.log
+        echo "$run: $(grep -ho "[0-9.]* frames/s, p95 [0-9]* ms" "$log"), p99 $(grep -h \
+          "^| NVIDIA" "$log" | cut -d"|" -f16) ms | $(grep -h "warmed" "$log" | sed 's/^.*start-up: //')"
       done ;;
     sweep)
       # The memory guarantee: adaptive against the best fixed concurrency at 8, 16 and 24 GiB

@@ -108,7 +108,7 @@ class MaskModel {
     return Status(ErrorCode::kInvalidArgument, info().name + ": cannot probe a batch");
   }
   virtual BatchStats batch_stats() const { return {}; }
-  // One forward pass at every batch size from 2 to min(up_to, max_batch()), on the thread that
+  // One forward pass at every batch size from 1 to min(up_to, max_batch()), on the thread that
   // runs this model's batches, so a task's first batch of a new size does not pay that size's
   // first calls (Note [Warm every slot before ready], runtime/slot_warmup.h). The caller holds
   // the gate's tickets for `up_to` tasks. Errors as segment(); unbatched models do nothing.

@@ -362,7 +362,6 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     }
     const int max_batch = checks.batches.value_or(false) ? options.max_batch : 1;
     const double batch_seconds = seconds_since(batch_start);
-
     ModelInfo info;
     info.name = manifest.name;
     info.path = file;
@@ -465,14 +464,15 @@ Status TorchMaskModel::probe_batch(int batch) {
 
 Status TorchMaskModel::warm_batches(int up_to) {
   if (!batcher_) return Status::Ok();
+  // A batcher limited to 1 is bypassed (the passes run on the slots' threads): nothing to warm.
+  if (batcher_->max_batch() < 2) return Status::Ok();
   const int largest = std::min(up_to, batcher_->max_batch());
-  if (largest < 2) return Status::Ok();
   try {
     c10::InferenceMode guard;
     CallStream stream(device_, stream_mode_);
     const at::Tensor one = probe_input_once();
     wait_for_stream(device_);  // the batcher's stream reads it
-    for (int batch = 2; batch <= largest; ++batch) {
+    for (int batch = 1; batch <= largest; ++batch) {
       for (Result<c10::IValue>& output : batcher_->submit_together(
                std::vector<at::Tensor>(static_cast<std::size_t>(batch), one))) {
         if (!output.ok())
@@ -483,6 +483,27 @@ Status TorchMaskModel::warm_batches(int up_to) {
   } catch (...) {
     return failure_status("model " + info_.name + " on " + info_.device + ", warming batches");
   }
+}
+
+// Note [First calls on one thread]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// TorchScript's executor profiles a method's first call and builds its optimised plan at the
+// next; the plan is shared by every thread. The load's checks make those calls on the loading
+// thread, but a load that took its verdicts from disk (Note [Load checks on disk]) makes none,
+// and then the slots' first tasks made them from several threads at once. The process ran the
+// unbatched stand-ins slower from then on, with a tail: 58.0-58.8 frames/s and p99 478-601 ms
+// after a restart, against 59.1-60.2 and p99 283-286 ms when the first two calls ran on one
+// thread (H200, cap 8 GiB, 1,000 frames, 2026-11-30, bench/RESULTS.md, eighth session). So on a
+// GPU a model whose load ran no pass makes two probe calls under a once-flag at its first use:
+// the first caller makes them while the others wait. Not at load: a model that a run never
+// calls (the people segmenter on frames without people) costs nothing, and calls at load cost
+// a restarted `run` 2.6 s more before its first mask. The CPU lane runs one call at a time.
+void TorchMaskModel::first_calls_once() {
+  if (!device_.is_cuda() || info_.checks_run) return;
+  std::call_once(first_calls_, [this] {
+    const at::Tensor input = probe_input_once();
+    for (int call = 0; call < 2; ++call) forward(module_, input);
+  });
 }
 
 at::Tensor TorchMaskModel::probe_input_once() {
@@ -518,6 +539,7 @@ Result<Mask> TorchMaskModel::segment(const RgbImage& image) {
     // engine calls from one thread per gate slot; kDefault queues every call on the default
     // stream. A batched model's forward passes run on its batcher's thread, hence its stream.
     CallStream stream(device_, stream_mode_);
+    first_calls_once();
     if (should_inject_oom()) {
       // Shaped like the caching allocator's own error, so the real classification runs.
       TORCH_CHECK_WITH(OutOfMemoryError, false,

@@ -71,6 +71,9 @@ class TorchMaskModel final : public MaskModel {
   // The probe input on the device (probe_batch, warm_batches), from a host image made once: a
   // timed probe must time the forward pass, not the drawing of a 1024² test pattern.
   at::Tensor probe_input_once();
+  // Note [First calls on one thread]: on a GPU, where the load made no pass, the module's first
+  // two calls, once, by the first caller, while any others wait.
+  void first_calls_once();
 
   torch::jit::Module module_;
   ModelManifest manifest_;
@@ -84,6 +87,7 @@ class TorchMaskModel final : public MaskModel {
   std::mt19937_64 random_;
   std::once_flag probe_once_;
   RgbImage probe_image_;  // set under probe_once_
+  std::once_flag first_calls_;
   // Null when unbatched. Last, so it stops (its thread calls forward_batch) before the rest goes.
   std::unique_ptr<Batcher> batcher_;
 };

@@ -103,12 +103,13 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
       if (warm.slots + warm.failures == 0) continue;  // a CPU lane: nothing to warm
       spdlog::info(
           "start-up: {} slot(s) of {} warmed{} in {:.2f} s{}{}", warm.slots, lane->name(),
-          warm.batch_size > 1 ? ", and batches of 2 to " + std::to_string(warm.batch_size) : "",
+          warm.batch_size > 0 ? ", and batches of 1 to " + std::to_string(warm.batch_size) : "",
           warm.seconds,
-          warm.batch_size > 1
-              ? fmt::format(" (slots {:.2f} s, the first done after {:.2f} s; batches {:.2f} s)",
-                            warm.seconds - warm.batch_seconds, warm.first_slot_seconds,
-                            warm.batch_seconds)
+          warm.batch_size > 0
+              ? fmt::format(" (batch sizes first, {:.2f} s; slots {:.2f} s, the first done after "
+                            "{:.2f} s)",
+                            warm.batch_seconds, warm.seconds - warm.batch_seconds,
+                            warm.first_slot_seconds)
               : fmt::format(" (the first slot done after {:.2f} s)", warm.first_slot_seconds),
           warm.failures > 0 ? " (" + std::to_string(warm.failures) + " calls failed)" : "");
     }

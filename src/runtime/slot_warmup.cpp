@@ -48,33 +48,69 @@ int call_every_model(const ModelSet& models, const RgbImage& frame, int slot) {
   return failures;
 }
 
-// Every batch size of every batched model, on its batcher's thread, under tickets for as many
-// tasks as the largest batch holds (as many as the gate admits now, at most). The number of
-// calls that failed.
+// Every batch size of every batched model, each on its batcher's thread, under tickets for as
+// many tasks as its largest batch holds (as many as the gate admits now, at most). The models
+// are warmed side by side, each under tickets of its own: in service a batch of one model runs
+// beside a batch of another, each task holding its own ticket. Where the gate admits too few for
+// that, one model after another, with every ticket. The number of calls that failed.
 int warm_batch_sizes(DeviceLane& lane, std::int64_t predicted, WarmupReport& report) {
-  const ModelSet& models = *lane.lane;
-  int largest = 1;
-  for (const MaskModel* model : models.models()) {
-    largest = std::max(largest, model->max_batch());
+  std::vector<MaskModel*> batched;
+  int wanted = 0;
+  for (MaskModel* model : lane.lane->models()) {
+    if (model->max_batch() < 2) continue;
+    batched.push_back(model);
+    wanted += model->max_batch();
   }
-  if (largest < 2) return 0;
+  if (batched.empty()) return 0;
   std::vector<AdmissionGate::Ticket> tickets;
-  while (static_cast<int>(tickets.size()) < largest) {
+  while (static_cast<int>(tickets.size()) < wanted) {
     std::optional<AdmissionGate::Ticket> ticket = lane.gate->try_admit(predicted);
     if (!ticket) break;
     tickets.push_back(std::move(*ticket));
   }
-  report.batch_size = static_cast<int>(tickets.size());
-  int failures = 0;
-  for (MaskModel* model : models.models()) {
-    if (model->max_batch() < 2) continue;
-    const Status warmed = model->warm_batches(report.batch_size);
+  const int held = static_cast<int>(tickets.size());
+  const int models = static_cast<int>(batched.size());
+  const bool side_by_side = models > 1 && held / models >= 2;
+  std::atomic<int> failures{0};
+  auto warm = [&](MaskModel* model, int up_to) {
+    Status warmed;
+    try {
+      warmed = model->warm_batches(std::min(up_to, model->max_batch()));
+    } catch (const std::exception& e) {
+      warmed = Status(ErrorCode::kInternal, e.what());
+    }
     if (!warmed.ok()) {
       ++failures;
-      spdlog::warn("warming batches on {}: {}", models.name, warmed.to_string());
+      spdlog::warn("warming batches of {} on {}: {}", model->info().name, lane.lane->name,
+                   warmed.to_string());
     }
+  };
+  if (!side_by_side) {
+    for (MaskModel* model : batched) {
+      report.batch_size = std::max(report.batch_size, std::min(held, model->max_batch()));
+    }
+    for (MaskModel* model : batched) warm(model, held);
+    return failures.load();
   }
-  return failures;
+  // Each model's share of the tickets; the report is written here, before any thread starts.
+  std::vector<int> shares;
+  int left = held;
+  for (int i = 0; i < models; ++i) {
+    const int share = std::min(batched[static_cast<std::size_t>(i)]->max_batch(),
+                               left / (models - i));
+    shares.push_back(share);
+    left -= share;
+    report.batch_size = std::max(report.batch_size, share);
+  }
+  std::vector<std::thread> warmers;
+  warmers.reserve(batched.size());
+  for (std::size_t i = 0; i < batched.size(); ++i) {
+    MaskModel* model = batched[i];
+    const int share = shares[i];
+    warmers.emplace_back([&warm, model, share] { warm(model, share); });
+  }
+  for (std::thread& warmer : warmers) warmer.join();
+  return failures.load();
 }
 
 }  // namespace
@@ -91,6 +127,18 @@ WarmupReport warm_slots(DeviceLane& lane, int slots) {
     auto bytes = lane.calibration.predict_task_bytes(frame.width, frame.height);
     if (bytes.ok()) predicted = *bytes;
   }
+  // The batch sizes first: in the slots' warm-up below the concurrent calls of a batched model
+  // form batches of whatever size, and each new size is slow on its first pass (bench/RESULTS.md,
+  // eighth session).
+  try {
+    report.failures += warm_batch_sizes(lane, predicted, report);
+  } catch (const std::exception& e) {
+    ++report.failures;
+    spdlog::warn("warming batches on {}: {}", lane.name(), e.what());
+  }
+  report.batch_seconds = seconds_since(start);
+
+  const auto slots_start = std::chrono::steady_clock::now();
   std::atomic<int> warmed{0}, failures{0};
   std::once_flag first_done;
   std::vector<std::thread> callers;
@@ -110,7 +158,8 @@ WarmupReport warm_slots(DeviceLane& lane, int slots) {
         failures += failed;
         if (failed == 0) {
           ++warmed;
-          std::call_once(first_done, [&] { report.first_slot_seconds = seconds_since(start); });
+          std::call_once(first_done,
+                         [&] { report.first_slot_seconds = seconds_since(slots_start); });
         }
       } catch (const std::exception& e) {  // a model that throws is the tasks' problem, later
         ++failures;
@@ -120,15 +169,7 @@ WarmupReport warm_slots(DeviceLane& lane, int slots) {
   }
   for (auto& caller : callers) caller.join();
   report.slots = warmed.load();
-  report.failures = failures.load();
-  const auto batches_start = std::chrono::steady_clock::now();
-  try {
-    report.failures += warm_batch_sizes(lane, predicted, report);
-  } catch (const std::exception& e) {
-    ++report.failures;
-    spdlog::warn("warming batches on {}: {}", lane.name(), e.what());
-  }
-  report.batch_seconds = seconds_since(batches_start);
+  report.failures += failures.load();
   report.seconds = seconds_since(start);
   return report;
 }

@@ -9,28 +9,34 @@ namespace segmentor {
 // Note [Warm every slot before ready]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // A model's first call on a new thread and stream is slow: LibTorch creates that thread's cuBLAS
-// handle and workspace, cuDNN builds its execution plans, and the stream's first blocks come from
-// the driver. On the H200 those first calls took 3–6 s per slot with the stand-ins (bench/
-// RESULTS.md, third session), so the first frames of every run were its p99. Calibration warms
-// only the thread that loads the models. So once a GPU lane is calibrated, one small synthetic
-// frame is run through each of its models on every slot thread, all slots at once, each under a
-// ticket of the lane's own gate (with the calibrated prediction for that frame), so warming never
-// admits more than a task would. The slot threads belong to the lane (Note [Slot threads outlive
-// engines]), so what is warmed here is what serve's and bench's engines use. Slots the gate
-// cannot admit at once are warmed as tickets come free. Then every batch size of every batched
-// model (Note [Batching admitted tasks]) runs once on the batcher's own thread, under tickets for
-// as many tasks as the batch holds: a 60-frame bench right after start ran at p95 1.5 s before,
-// each new batch size paying its first calls (bench/RESULTS.md, 2026-11-30). A failure (an
-// out-of-memory error, a model that throws) is logged and ends nothing: the tasks themselves would
-// meet it and go through the recovery ladder.
+// handle and workspace, cuDNN builds its execution plans (LibTorch keeps them per thread and per
+// input shape), and the stream's first blocks come from the driver. On the H200 those first calls
+// took 3-6 s per slot with the stand-ins (bench/RESULTS.md, third session), so the first frames
+// of every run were its p99. Calibration warms only the thread that loads the models.
+//
+// So once a GPU lane is calibrated, every batch size of every batched model (Note [Batching
+// admitted tasks]) runs once on the batcher's own thread, from 1 up to what the gate admits now,
+// under tickets for as many tasks as the batch holds; the models side by side, each under its
+// own tickets, as their batches run in service. A new batch size costs about 0.7 s per model on
+// its first pass with the bundled models (the load's batch check at 2). This comes first because
+// the slots' concurrent calls below form batches of whatever size: warmed after them, 16 slots
+// took 12.6 s, the batch sizes met one at a time inside (bench/RESULTS.md, eighth session).
+// Then one synthetic frame runs through each model on every slot thread, all slots at once, each
+// under a ticket of the lane's own gate (with the calibrated prediction for that frame), so
+// warming never admits more than a task would; slots the gate cannot admit at once are warmed
+// as tickets come free. The slot threads belong to the lane (Note [Slot threads outlive
+// engines]), so what is warmed here is what serve's and bench's engines use. A failure (an
+// out-of-memory error, a model that throws) is logged and ends nothing: the tasks themselves
+// would meet it and go through the recovery ladder.
 struct WarmupReport {
   int slots = 0;             // slot threads that ran every model once
-  int batch_size = 0;        // batches warmed from 2 up to this (0/1: no batched model, or no room)
+  int batch_size = 0;        // batches warmed from 1 up to this (0: no batched model)
   int failures = 0;          // model calls that failed (logged)
   double seconds = 0;        // wall time of the whole warm-up
-  double batch_seconds = 0;  // of which the batch sizes (the rest is the slots, all at once)
-  // When the quickest slot had run every model. Close to the slots' whole time: they ran side by
-  // side and each first call was slow; far below it: something serialised them.
+  double batch_seconds = 0;  // of which the batch sizes, first (the rest is the slots, all at once)
+  // From the slots' start until the quickest slot had run every model. Close to the slots' whole
+  // time: they ran side by side and each first call was slow; far below it: something
+  // serialised them.
   double first_slot_seconds = 0;
 };
 

@@ -100,8 +100,8 @@ TEST(TorchBatchingTest, WarmingRunsEveryBatchSizeUpToWhatIsHeld) {
   ASSERT_TRUE(batched->warm_batches(5).ok());
   BatchStats stats = batched->batch_stats();
   EXPECT_EQ(stats.largest, 5);
-  EXPECT_EQ(stats.batches, 4u);  // 2, 3, 4, 5
-  EXPECT_EQ(stats.inputs, 2u + 3u + 4u + 5u);
+  EXPECT_EQ(stats.batches, 5u);  // 1, 2, 3, 4, 5
+  EXPECT_EQ(stats.inputs, 1u + 2u + 3u + 4u + 5u);
   ASSERT_TRUE(batched->warm_batches(64).ok());  // never beyond the cap
   EXPECT_EQ(batched->batch_stats().largest, 8);
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -34,6 +35,7 @@ class ThreadRecordingModel : public MaskModel {
     {
       std::lock_guard lock(mutex_);
       threads_.insert(std::this_thread::get_id());
+      if (first_segment == Clock::time_point{}) first_segment = Clock::now();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // overlap, as real calls do
     device_->free(*held);
@@ -41,7 +43,10 @@ class ThreadRecordingModel : public MaskModel {
   }
   int max_batch() const override { return max_batch_; }
   Status warm_batches(int up_to) override {
+    warm_start = Clock::now();
     warmed_up_to = up_to;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // long enough to overlap
+    warm_end = Clock::now();
     return Status::Ok();
   }
   std::set<std::thread::id> threads() const {
@@ -52,6 +57,8 @@ class ThreadRecordingModel : public MaskModel {
   bool throws = false;
   int max_batch_ = 1;
   int warmed_up_to = 0;  // warm_batches' argument; 0 = not called
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point warm_start, warm_end, first_segment;  // zero: never
 
  private:
   FakeDevice* device_;
@@ -122,6 +129,41 @@ TEST(SlotWarmupTest, BatchSizesAreWarmedWithinWhatTheGateAdmits) {
   EXPECT_GE(report.batch_size, 2);
   EXPECT_LT(report.batch_size, 8);
   EXPECT_EQ(tight.foreground->warmed_up_to, report.batch_size);
+  EXPECT_EQ(tight.lane.gate->stats().in_flight, 0);
+}
+
+// Two batched models are warmed side by side, each under tickets of its own, and before any slot
+// calls a model (the slots' concurrent calls would otherwise meet new batch sizes one at a time).
+TEST(SlotWarmupTest, BatchedModelsWarmSideBySideBeforeTheSlots) {
+  FakeLane fake(8);
+  fake.foreground->max_batch_ = 4;
+  fake.people->max_batch_ = 4;
+  WarmupReport report = warm_slots(fake.lane, 2);
+  EXPECT_EQ(fake.foreground->warmed_up_to, 4);
+  EXPECT_EQ(fake.people->warmed_up_to, 4);
+  EXPECT_EQ(report.batch_size, 4);
+  EXPECT_LT(fake.foreground->warm_start, fake.people->warm_end);  // the two intervals overlap
+  EXPECT_LT(fake.people->warm_start, fake.foreground->warm_end);
+  for (const ThreadRecordingModel* model : {fake.foreground, fake.people}) {
+    EXPECT_NE(model->first_segment, ThreadRecordingModel::Clock::time_point{});
+    EXPECT_GE(model->first_segment, fake.foreground->warm_end);
+    EXPECT_GE(model->first_segment, fake.people->warm_end);
+  }
+  EXPECT_GE(report.batch_seconds, 0.05);
+  EXPECT_EQ(fake.lane.gate->stats().in_flight, 0);
+
+  // Room for three tasks: too few for two batches of two side by side, so one model after the
+  // other, each with all three tickets.
+  FakeLane tight(8, 100, 0.9, 600);
+  tight.foreground->max_batch_ = 4;
+  tight.people->max_batch_ = 4;
+  tight.lane.calibration.add_measurement("fg", 1280, 720, 100);
+  report = warm_slots(tight.lane, 2);
+  EXPECT_EQ(tight.foreground->warmed_up_to, 3);
+  EXPECT_EQ(tight.people->warmed_up_to, 3);
+  EXPECT_EQ(report.batch_size, 3);
+  EXPECT_TRUE(tight.foreground->warm_end <= tight.people->warm_start ||
+              tight.people->warm_end <= tight.foreground->warm_start);
   EXPECT_EQ(tight.lane.gate->stats().in_flight, 0);
 }
 
