@@ -96,8 +96,8 @@ int warm_batch_sizes(DeviceLane& lane, std::int64_t predicted, WarmupReport& rep
   std::vector<int> shares;
   int left = held;
   for (int i = 0; i < models; ++i) {
-    const int share = std::min(batched[static_cast<std::size_t>(i)]->max_batch(),
-                               left / (models - i));
+    const int share =
+        std::min(batched[static_cast<std::size_t>(i)]->max_batch(), left / (models - i));
     shares.push_back(share);
     left -= share;
     report.batch_size = std::max(report.batch_size, share);
