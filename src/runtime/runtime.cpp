@@ -6,6 +6,7 @@
 #include <future>
 
 #include "common/elapsed.h"
+#include "memory/device_memory.h"
 #include "models/model_loader.h"
 #include "runtime/slot_warmup.h"
 
@@ -102,7 +103,9 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
       const WarmupReport warm = warm_slots(*lane, config.max_concurrent_images);
       if (warm.slots + warm.failures == 0) continue;  // a CPU lane: nothing to warm
       spdlog::info(
-          "start-up: {} slot(s) of {} warmed{} in {:.2f} s{}{}", warm.slots, lane->name(),
+          "start-up: {} slot(s) of {} warmed{} in {:.2f} s{}; allocator: {} cache flush(es), {} "
+          "reserved after{}",
+          warm.slots, lane->name(),
           warm.batch_size > 0 ? ", and batches of 1 to " + std::to_string(warm.batch_size) : "",
           warm.seconds,
           warm.batch_size > 0
@@ -111,6 +114,7 @@ Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
                             warm.batch_seconds, warm.seconds - warm.batch_seconds,
                             warm.first_slot_seconds)
               : fmt::format(" (the first slot done after {:.2f} s)", warm.first_slot_seconds),
+          warm.alloc_retries, format_bytes(warm.reserved_bytes_after),
           warm.failures > 0 ? " (" + std::to_string(warm.failures) + " calls failed)" : "");
     }
   }

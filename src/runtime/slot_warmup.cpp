@@ -121,6 +121,8 @@ WarmupReport warm_slots(DeviceLane& lane, int slots) {
     return report;
   }
   const auto start = std::chrono::steady_clock::now();
+  const std::int64_t retries_before =
+      lane.device != nullptr ? lane.device->snapshot().num_alloc_retries : 0;
   const RgbImage frame = warm_frame();
   std::int64_t predicted = 0;
   if (!lane.calibration.empty()) {
@@ -170,6 +172,11 @@ WarmupReport warm_slots(DeviceLane& lane, int slots) {
   for (auto& caller : callers) caller.join();
   report.slots = warmed.load();
   report.failures += failures.load();
+  if (lane.device != nullptr) {
+    const MemorySnapshot after = lane.device->snapshot();
+    report.alloc_retries = after.num_alloc_retries - retries_before;
+    report.reserved_bytes_after = after.reserved_bytes;
+  }
   report.seconds = seconds_since(start);
   return report;
 }

@@ -2,6 +2,8 @@
 // thread, so the first frames of a run are not the slow ones.
 #pragma once
 
+#include <cstdint>
+
 #include "runtime/device_lane.h"
 
 namespace segmentor {
@@ -38,6 +40,11 @@ struct WarmupReport {
   // time: they ran side by side and each first call was slow; far below it: something
   // serialised them.
   double first_slot_seconds = 0;
+  // The lane's allocator over the warm-up (GPU lanes): allocations that had to free the cache
+  // first, and what it holds after. Near the cap, each slot's stream filling its own cache would
+  // flush the others' again and again.
+  std::int64_t alloc_retries = 0;
+  std::int64_t reserved_bytes_after = 0;
 };
 
 // Blocks until every slot in [0, slots) has been warmed or has failed. A CPU lane (serialised,

@@ -69,15 +69,17 @@ class ThreadRecordingModel : public MaskModel {
 };
 
 struct FakeLane {
-  FakeDevice device{1000};
   DeviceLane lane;
+  FakeDevice& device;  // the lane's own memory view
   ThreadRecordingModel* foreground = nullptr;
   ThreadRecordingModel* people = nullptr;
 
   // memory_threshold 1.0 admits by count alone (the rollback mode); below it, by bytes.
   // `others`: bytes another process holds on the card from the start.
   explicit FakeLane(int max_concurrent, std::int64_t task_bytes = 100, double threshold = 1.0,
-                    std::int64_t others = 0) {
+                    std::int64_t others = 0)
+      : device(*new FakeDevice(1000)) {
+    lane.device.reset(&device);
     device.set_other_process_bytes(others);
     AdmissionGateOptions options;
     options.max_concurrent = max_concurrent;
@@ -120,6 +122,10 @@ TEST(SlotWarmupTest, BatchSizesAreWarmedWithinWhatTheGateAdmits) {
   EXPECT_GE(report.batch_seconds, 0.0);  // the log line splits the time into slots and batches
   EXPECT_LE(report.batch_seconds, report.seconds);
   EXPECT_GT(report.first_slot_seconds, 0.0);  // a slot was warmed, so one finished first
+  // The models held 100 B each on the fake device while they ran; its cache keeps them reserved.
+  EXPECT_EQ(report.reserved_bytes_after, fake.device.snapshot().reserved_bytes);
+  EXPECT_GE(report.reserved_bytes_after, 100);
+  EXPECT_EQ(report.alloc_retries, 0);
   EXPECT_LE(report.first_slot_seconds, report.seconds - report.batch_seconds + 1e-9);
 
   FakeLane tight(8, 100, 0.9, 500);
