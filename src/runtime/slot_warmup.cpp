@@ -6,9 +6,12 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/elapsed.h"
@@ -35,11 +38,34 @@ RgbImage warm_frame() {
   return image;
 }
 
-// Every model of the set once; the number of calls that failed.
-int call_every_model(const ModelSet& models, const RgbImage& frame, int slot) {
+// Each model's calls on the slots: how many, and their summed seconds.
+class CallTimes {
+ public:
+  void add(const std::string& model, double seconds) {
+    std::lock_guard lock(mutex_);
+    auto& [calls, total] = times_[model];
+    ++calls;
+    total += seconds;
+  }
+  std::map<std::string, double> means() const {
+    std::lock_guard lock(mutex_);
+    std::map<std::string, double> out;
+    for (const auto& [model, times] : times_) out[model] = times.second / times.first;
+    return out;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::pair<int, double>> times_;
+};
+
+// Every model of the set once, each call timed; the number of calls that failed.
+int call_every_model(const ModelSet& models, const RgbImage& frame, int slot, CallTimes& times) {
   int failures = 0;
   for (MaskModel* model : models.models()) {
+    const auto start = std::chrono::steady_clock::now();
     Result<Mask> mask = model->segment(frame);
+    times.add(model->info().name, seconds_since(start));
     if (!mask.ok()) {
       ++failures;
       spdlog::warn("warming slot {} of {}: {}", slot, models.name, mask.status().to_string());
@@ -143,6 +169,7 @@ WarmupReport warm_slots(DeviceLane& lane, int slots) {
   const auto slots_start = std::chrono::steady_clock::now();
   std::atomic<int> warmed{0}, failures{0};
   std::once_flag first_done;
+  CallTimes times;
   std::vector<std::thread> callers;
   callers.reserve(static_cast<std::size_t>(slots));
   for (int i = 0; i < slots; ++i) {
@@ -156,7 +183,8 @@ WarmupReport warm_slots(DeviceLane& lane, int slots) {
         }
         const int slot = ticket->slot();
         int failed = 0;
-        lane.slot_threads->run(slot, [&] { failed = call_every_model(*lane.lane, frame, slot); });
+        lane.slot_threads->run(slot,
+                               [&] { failed = call_every_model(*lane.lane, frame, slot, times); });
         failures += failed;
         if (failed == 0) {
           ++warmed;
@@ -172,6 +200,7 @@ WarmupReport warm_slots(DeviceLane& lane, int slots) {
   for (auto& caller : callers) caller.join();
   report.slots = warmed.load();
   report.failures += failures.load();
+  report.mean_call_seconds = times.means();
   if (lane.device != nullptr) {
     const MemorySnapshot after = lane.device->snapshot();
     report.alloc_retries = after.num_alloc_retries - retries_before;

@@ -106,6 +106,10 @@ TEST(SlotWarmupTest, EveryModelRunsOnceOnEverySlotThread) {
   EXPECT_EQ(fake.people->threads().size(), 3u);
   EXPECT_EQ(fake.foreground->threads().count(std::this_thread::get_id()), 0u);
   EXPECT_EQ(fake.lane.gate->stats().in_flight, 0);  // every ticket given back
+  // Each model's calls on the slots are timed: the fake's take at least their 20 ms sleep.
+  ASSERT_EQ(report.mean_call_seconds.size(), 2u);
+  EXPECT_GE(report.mean_call_seconds.at("fg"), 0.02);
+  EXPECT_GE(report.mean_call_seconds.at("people"), 0.02);
 }
 
 // Batch sizes are warmed under tickets for as many tasks as the batch holds: as many as the gate
