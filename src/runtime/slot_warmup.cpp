@@ -156,8 +156,7 @@ WarmupReport warm_slots(DeviceLane& lane, int slots) {
     if (bytes.ok()) predicted = *bytes;
   }
   // The batch sizes first: in the slots' warm-up below the concurrent calls of a batched model
-  // form batches of whatever size, and each new size is slow on its first pass (bench/RESULTS.md,
-  // eighth session).
+  // form batches of whatever size, which should then all have run once.
   try {
     report.failures += warm_batch_sizes(lane, predicted, report);
   } catch (const std::exception& e) {
