@@ -14,6 +14,8 @@
 #include "models/stage_clock.h"
 #include "models/yolo_seg_decode.h"
 
+#include <torch/csrc/jit/runtime/jit_exception.h>
+
 #ifdef SEGMENTOR_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -219,8 +221,17 @@ Status failure_status(const std::string& where) {
     return internal_error(where + ": " + message);
   } catch (const std::bad_alloc&) {
     return out_of_memory(where + ": host allocation failed");
+  } catch (const torch::jit::JITException& e) {
+    // Note [A model's raise is about its input]: a `raise` in the model's own code (the only
+    // source of this exception: the interpreter rethrows an op's failure as c10::Error or
+    // std::runtime_error) is a check the model makes on what it was given. The same input
+    // raises again, on any replica, so it is not worth a retry: kInvalidArgument, which the
+    // service dead-letters at once as a ProcessingError. A CUDA fault or an unexpected library
+    // error stays kInternal and is retried, since it may pass.
+    const std::string message = lead_with_script_error(e.what());
+    if (looks_like_out_of_memory(message)) return out_of_memory(where + ": " + message);
+    return invalid_argument(where + " refused the input: " + message);
   } catch (const std::exception& e) {
-    // A `raise` in the model's code arrives as torch::jit::JITException, a std::runtime_error.
     const std::string message = lead_with_script_error(e.what());
     if (looks_like_out_of_memory(message)) return out_of_memory(where + ": " + message);
     return internal_error(where + ": " + message);

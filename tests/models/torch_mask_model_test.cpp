@@ -198,6 +198,7 @@ TEST(BrightLetterboxTest, PaddingIsCroppedAway) {
 
 // Note [TorchScript errors lead with the error]: the reason a dead-letter header keeps (its first
 // 500 characters) must hold the model's own error, not the start of the interpreter's traceback.
+// Note [A model's raise is about its input]: kInvalidArgument, not retried.
 TEST(BrightTrapTest, ARaiseInTheModelIsAFailureLedByItsMessage) {
   auto model = load_named("test-bright-trap");
   ASSERT_NE(model, nullptr);
@@ -205,7 +206,7 @@ TEST(BrightTrapTest, ARaiseInTheModelIsAFailureLedByItsMessage) {
   paint(green, {0, 0, 64, 48}, 1, 255);
   auto failed = model->segment(green);
   ASSERT_FALSE(failed.ok());
-  EXPECT_EQ(failed.status().code(), ErrorCode::kInternal);
+  EXPECT_EQ(failed.status().code(), ErrorCode::kInvalidArgument);
   const std::string message = failed.status().message();
   const std::size_t error = message.find("test-bright-trap: a green image");
   ASSERT_NE(error, std::string::npos) << message;
