@@ -1,5 +1,7 @@
 #include "models/torch_mask_model.h"
 
+#include <torch/csrc/jit/runtime/jit_exception.h>
+
 #include <chrono>
 #include <new>
 #include <optional>
@@ -13,8 +15,6 @@
 #include "models/script_error.h"
 #include "models/stage_clock.h"
 #include "models/yolo_seg_decode.h"
-
-#include <torch/csrc/jit/runtime/jit_exception.h>
 
 #ifdef SEGMENTOR_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
