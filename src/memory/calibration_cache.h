@@ -39,6 +39,8 @@ namespace segmentor {
 // 2.2–2.5 s. A restart that trusted the verdicts once ran the stand-ins 11 % slower than the
 // process that checked: the check had run a graph other than the one its verdict named (Note
 // [Freezing TorchScript modules]). A verdict must describe the graph the check actually ran.
+// And a load without passes leaves the module's first calls to its first users, which must not
+// make them from several threads at once (Note [First calls on one thread], torch_mask_model.cpp).
 //
 // Any change to a key's part (a new driver, a re-exported model, fp16 turned off) misses the
 // cache and re-measures, then overwrites nothing but its own file. Resident weight bytes are not
