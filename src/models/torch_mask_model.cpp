@@ -373,6 +373,7 @@ Result<std::unique_ptr<TorchMaskModel>> TorchMaskModel::create(
     }
     const int max_batch = checks.batches.value_or(false) ? options.max_batch : 1;
     const double batch_seconds = seconds_since(batch_start);
+
     ModelInfo info;
     info.name = manifest.name;
     info.path = file;

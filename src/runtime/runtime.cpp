@@ -44,15 +44,6 @@ std::string Runtime::describe() const {
   return text;
 }
 
-// Note [A fast start]
-// ~~~~~~~~~~~~~~~~~~~
-// Start to first mask is what a user of `run` and a scaled-up replica of `serve` wait for. The
-// CPU fallback lane serves only the rare task whose GPU retries ran out, so it is loaded on a
-// thread of its own while the GPU lanes load and calibrate, and it is not frozen: freezing runs
-// reference forwards at full size on the CPU and pays only after ~28 images there (Note [Freezing
-// pays only for many images on the CPU], run_command.cpp), which a fallback lane rarely sees.
-// The GPU lanes' slots are then warmed (Note [Warm every slot before ready]). Each part's time
-// is logged, so a slow start says where it went.
 namespace {
 
 // " 0.05 s with isnet-medium, 0.96 s with mediapipe-selfie" (means over the slots).
@@ -66,6 +57,15 @@ std::string describe_call_times(const std::map<std::string, double>& means) {
 
 }  // namespace
 
+// Note [A fast start]
+// ~~~~~~~~~~~~~~~~~~~
+// Start to first mask is what a user of `run` and a scaled-up replica of `serve` wait for. The
+// CPU fallback lane serves only the rare task whose GPU retries ran out, so it is loaded on a
+// thread of its own while the GPU lanes load and calibrate, and it is not frozen: freezing runs
+// reference forwards at full size on the CPU and pays only after ~28 images there (Note [Freezing
+// pays only for many images on the CPU], run_command.cpp), which a fallback lane rarely sees.
+// The GPU lanes' slots are then warmed (Note [Warm every slot before ready]). Each part's time
+// is logged, so a slow start says where it went.
 Result<std::unique_ptr<Runtime>> build_runtime(const Config& config,
                                                const RuntimeOptions& options) {
   const auto start = std::chrono::steady_clock::now();
