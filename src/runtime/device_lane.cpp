@@ -213,7 +213,19 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCac
     for (const auto& [batch, seconds] : batches.pass_seconds) {
       passes += fmt::format("{}{}: {:.1f} ms", passes.empty() ? "" : ", ", batch, seconds * 1e3);
     }
-    if (batches.pays) {
+    if (batches.limit <= 1 && batches.pass_seconds.empty()) {
+      // Stopped by the memory check (Note [Batch sizes within the reserved bytes]): nothing timed.
+      const auto& [batch, bytes] = batches.peaks.back();
+      const std::int64_t single = batches.peaks.front().second;
+      spdlog::info(
+          "batches of {} on {}: none; {} (peak by batch size: {}; Note [Batch sizes within the "
+          "reserved bytes]), so its passes run side by side unbatched",
+          model->info().name, device,
+          batch > 1 ? fmt::format("batch {} needs {}, more than {} times batch 1's {}", batch,
+                                  format_bytes(bytes), batch, format_bytes(single))
+                    : std::string("batch 2 does not fit the card"),
+          peaks);
+    } else if (batches.pays) {
       spdlog::info(
           "batches of {} on {}: up to {} (peak by batch size: {}; pass: {}; {:.2f}x the frames "
           "per second of batch 1, {:.0f} % of a task's GPU time, so up to {:.0f} % more tasks)",
