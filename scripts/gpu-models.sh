@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The bundled IS-Net model (88 MB) is larger than what one device-tool call may carry (64 MiB), so
-# it travels in two halves over two calls on the same warm machine.
+# The bundled IS-Net model (88 MB) is larger than what one device-tool call may carry (64 MiB with
+# the tracked tree, ~10 MB), so it travels in two parts over two calls on the same warm machine:
+# 48 MB of it in a, the rest with the small models in b, so each call carries about 48 MB + tree.
 #   scripts/gpu-models.sh split   (here)  -> .gpu-models/a and .gpu-models/b (git-ignored)
 #   scripts/gpu-models.sh join    (there) -> models/cache/ with every bundled model
 set -euo pipefail
@@ -9,7 +10,7 @@ cache=${MODEL_CACHE:-models/cache}
 case "${1:-}" in
   split)
     rm -rf .gpu-models && mkdir -p .gpu-models/a .gpu-models/b
-    split -b 40M "$cache/isnet-medium.pt" .gpu-models/isnet-medium.pt.part-
+    split -b 48000000 "$cache/isnet-medium.pt" .gpu-models/isnet-medium.pt.part-
     mv .gpu-models/isnet-medium.pt.part-aa .gpu-models/a/
     mv .gpu-models/isnet-medium.pt.part-a? .gpu-models/b/
     cp "$cache"/*.json "$cache/mediapipe-selfie.pt" "$cache/nanodet-g.pt" \
