@@ -23,11 +23,11 @@ namespace segmentor {
 // under tickets for as many tasks as the batch holds; the models side by side, each under its
 // own tickets, as their batches run in service. They come first so that the slots' concurrent
 // calls below meet only batch sizes already run. (That was not what made the warm-up slow: with
-// the bundled models batch sizes 1-8 of both batched models take 1.3-3 s, and 16 slots still
-// ~15 s, about 1 s per slot thread one after another, with or without batching or the person
-// detector. The likely cause is the selfie model, limited to batch 1 and so run on every slot
-// thread, whose first call on a thread takes ~1 s: bench/RESULTS.md, eighth session. The log
-// line's mean call time per model says which model it is.)
+// the bundled models IS-Net's batch sizes 1-8 take 1.3-3 s, and 16 slots still ~15 s, about 1 s
+// per slot thread one after another, with or without batching or the person detector. The
+// likely cause is the selfie model, limited to batch 1 and so run on every slot thread, whose
+// first call on a thread takes ~1 s: bench/RESULTS.md, eighth session. The log line's mean call
+// time per model says which model it is.)
 // Then one synthetic frame runs through each model on every slot thread, all slots at once, each
 // under a ticket of the lane's own gate (with the calibrated prediction for that frame), so
 // warming never admits more than a task would; slots the gate cannot admit at once are warmed
