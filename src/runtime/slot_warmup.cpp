@@ -111,29 +111,25 @@ int warm_batch_sizes(DeviceLane& lane, std::int64_t predicted, WarmupReport& rep
                    warmed.to_string());
     }
   };
-  if (!side_by_side) {
-    for (MaskModel* model : batched) {
-      report.batch_size = std::max(report.batch_size, std::min(held, model->max_batch()));
-    }
-    for (MaskModel* model : batched) warm(model, held);
-    return failures.load();
-  }
-  // Each model's share of the tickets; the report is written here, before any thread starts.
-  std::vector<int> shares;
+  // Each model's tickets: all of them, one model after another, or a share, side by side. The
+  // report is written here, before any thread starts.
+  std::vector<int> shares(batched.size(), held);
   int left = held;
-  for (int i = 0; i < models; ++i) {
-    const int share =
-        std::min(batched[static_cast<std::size_t>(i)]->max_batch(), left / (models - i));
-    shares.push_back(share);
-    left -= share;
-    report.batch_size = std::max(report.batch_size, share);
+  for (std::size_t i = 0; i < batched.size(); ++i) {
+    if (side_by_side) {
+      shares[i] = std::min(batched[i]->max_batch(), left / (models - static_cast<int>(i)));
+      left -= shares[i];
+    }
+    report.batch_size = std::max(report.batch_size, std::min(shares[i], batched[i]->max_batch()));
+  }
+  if (!side_by_side) {
+    for (std::size_t i = 0; i < batched.size(); ++i) warm(batched[i], shares[i]);
+    return failures.load();
   }
   std::vector<std::thread> warmers;
   warmers.reserve(batched.size());
   for (std::size_t i = 0; i < batched.size(); ++i) {
-    MaskModel* model = batched[i];
-    const int share = shares[i];
-    warmers.emplace_back([&warm, model, share] { warm(model, share); });
+    warmers.emplace_back([&warm, model = batched[i], share = shares[i]] { warm(model, share); });
   }
   for (std::thread& warmer : warmers) warmer.join();
   return failures.load();

@@ -45,12 +45,12 @@ struct WarmupReport {
   // time: they ran side by side and each first call was slow; far below it: something
   // serialised them.
   double first_slot_seconds = 0;
-  // The lane's allocator over the warm-up (GPU lanes): allocations that had to free the cache
-  // first, and what it holds after. Near the cap, each slot's stream filling its own cache would
-  // flush the others' again and again.
   // Per model, the mean time of its call on a slot thread (waits for a batch included): which
   // model's first calls on a new thread are the slow ones.
   std::map<std::string, double> mean_call_seconds;
+  // The lane's allocator over the warm-up (GPU lanes): allocations that had to free the cache
+  // first, and what it holds after. Near the cap, each slot's stream filling its own cache would
+  // flush the others' again and again.
   std::int64_t alloc_retries = 0;
   std::int64_t reserved_bytes_after = 0;
 };
