@@ -36,6 +36,10 @@
 #   batchab  MAX_MODEL_BATCH=1 against 8, 1,000 frames each (Note [A batch must pay for itself])
 #   restart  a restart from disk against the process that checked: 1,000 frames, first start then
 #            three restarts (Note [First calls on one thread])
+#   ownthread the selfie model on a thread of its own against on the slots' threads, with a
+#            person in every frame (after `join`; Note [Dear first calls on a new thread])
+#   cpulayout issue 13 target 3 on this machine's cores: the CPU lane at several CPU_THREADS,
+#            and the same network through onnxruntime (after `join`)
 #   sweep    adaptive against the fixed sweep at 8, 16 and 24 GiB (the measure phase's sweep alone)
 #   join     switch the phases after it to the bundled models (carry .gpu-models/b after stash-a)
 #   warm     issue 13 target 2: `segmentor run` on one frame twice with a fresh CALIBRATION_CACHE
@@ -291,7 +295,8 @@ PY
         name=${run%%:*} n=${run%%[-:]*} extra=(); [ "$run" != "${run#*:}" ] && extra=("${run#*:}")
         TAIL=2 bench "warmsplit-$name" 120 CALIBRATION_CACHE=$cal "${extra[@]}" -- --cap-gib 8 \
           --jobs 4 --frames 60 --gate adaptive --max-concurrent "$n"
-        echo "$name: $(grep -h "warmed" "$res/warmsplit-$name.log" | sed 's/^.*start-up: //')"
+        echo "$name: $(grep -h "warmed\|ready after" "$res/warmsplit-$name.log" | sed 's/^.*start-up: //')"
+        grep -h "passes of .* on cuda" "$res/warmsplit-$name.log" | sed 's/^.*passes of/  passes of/' | cut -c1-220
       done ;;
     soak)
       soak=${SOAK_SECONDS:-360}
@@ -351,6 +356,52 @@ PY
         echo "$run: $(grep -ho "[0-9.]* frames/s, p95 [0-9]* ms" "$log"), p99 $(grep -h \
           "^| NVIDIA" "$log" | cut -d"|" -f16) ms | $(grep -h "warmed" "$log" | sed 's/^.*start-up: //')"
       done ;;
+    ownthread)
+      # Note [Dear first calls on a new thread] where it costs most: every frame holds a person
+      # (samples/astronaut.jpg on an HD canvas), so the selfie model runs on each; 16 admitted,
+      # cap 8 GiB, 1,000 frames. Its passes on a thread of its own against side by side on the
+      # slots' threads (the same calibration with the verdict taken out), two rounds, interleaved.
+      people=/tmp/gpu-bench-people cal=/tmp/gpu-bench-ownthread-calibration
+      rm -rf "$people" "$cal" "$cal-side"; mkdir -p "$people"
+      python3 -c "
+from PIL import Image
+person = Image.open('samples/astronaut.jpg').convert('RGB').resize((720, 720))
+canvas = Image.new('RGB', (1280, 720), (128, 128, 128)); canvas.paste(person, (280, 0))
+canvas.save('$people/astronaut-hd.jpg', quality=95)"
+      TAIL=2 bench ownthread-first 150 CALIBRATION_CACHE=$cal -- --cap-gib 8 --jobs 4 --frames 120 \
+        --gate adaptive --max-concurrent 16 --images "$people"
+      cp -r "$cal" "$cal-side"
+      python3 - "$cal-side" <<'PY'
+import glob, json, sys
+for path in glob.glob(f"{sys.argv[1]}/*.json"):
+    doc = json.load(open(path)); doc["calibration"].pop("own_thread", None)
+    json.dump(doc, open(path, "w"), indent=2)
+PY
+      for round in 1 2; do
+        for variant in own side; do
+          dir=$cal; [ "$variant" = side ] && dir=$cal-side
+          name=ownthread-$variant-$round
+          bench "$name" 150 CALIBRATION_CACHE=$dir -- --cap-gib 8 --jobs 4 --frames 1000 \
+            --gate adaptive --max-concurrent 16 --images "$people" > /dev/null
+          log=$res/$name.log
+          echo "$name: $(grep -ho "[0-9.]* frames/s, p95 [0-9]* ms" "$log"), p99 $(grep -h \
+            "^| NVIDIA" "$log" | cut -d"|" -f16) ms; batches: $(grep -h -A1 "^Mean batch" "$log" | tail -1)"
+          grep -h "warmed\|ready after" "$log" | sed 's/^.*start-up: /  /' | cut -c1-300
+        done
+      done ;;
+    cpulayout)
+      # Issue 13 target 3 on many cores: the foreground model alone on the CPU lane (`bench
+      # --device cpu`, HD/FHD frames, one job, frozen as serve runs it) at each CPU_THREADS of
+      # CPULAYOUT_THREADS (0: every core); then the same network through onnxruntime, the engine
+      # of the npm package (bench/ort_cpu_reference.py; this machine has no node). Run after
+      # `join` for IS-Net medium.
+      for t in ${CPULAYOUT_THREADS:-0 8 4}; do
+        TAIL=3 bench "cpulayout-t$t" 200 CPU_THREADS=$t PEOPLE_SEG_MODEL_NAME=none -- --device cpu \
+          --jobs 1 --frames "${CPULAYOUT_FRAMES:-24}" > /dev/null
+        echo "CPU_THREADS=$t: $(grep -ho "[0-9.]* frames/s, p95 [0-9]* ms" "$res/cpulayout-t$t.log")"
+      done
+      TAIL=8 timed 300 cpulayout-ort python3 bench/ort_cpu_reference.py \
+        "${MODEL_CACHE}/isnet-medium.pt" --threads ${CPULAYOUT_THREADS:-0 8 4} ;;
     sweep)
       # The memory guarantee: adaptive against the best fixed concurrency at 8, 16 and 24 GiB
       # (goal >= 95 %), with whichever models are set, MAX=8.

@@ -135,6 +135,12 @@ void CalibrationTable::set_batch_limit(const std::string& model, int max_batch) 
   batch_limits_[model] = std::max(1, max_batch);
 }
 
+CalibrationTable CalibrationTable::without_resident_bytes() const {
+  CalibrationTable kept = *this;
+  kept.resident_.clear();
+  return kept;
+}
+
 std::vector<CalibrationRow> CalibrationTable::rows() const {
   std::vector<CalibrationRow> out;
   for (const auto& [model, model_rows] : rows_) {
@@ -161,6 +167,9 @@ std::string CalibrationTable::describe() const {
   for (const auto& [model, limit] : batch_limits_) {
     out += "batches of " + model + ": up to " + std::to_string(limit) + "\n";
   }
+  for (const std::string& model : own_thread_) {
+    out += "passes of " + model + ": on a thread of its own\n";
+  }
   return out;
 }
 
@@ -180,6 +189,7 @@ std::string CalibrationTable::to_json() const {
     doc["batch_limits"] = nlohmann::json::object();
     for (const auto& [model, limit] : batch_limits_) doc["batch_limits"][model] = limit;
   }
+  if (!own_thread_.empty()) doc["own_thread"] = own_thread_;
   return doc.dump(2);
 }
 
@@ -211,6 +221,9 @@ Result<CalibrationTable> CalibrationTable::from_json(std::string_view text) {
         if (limit.get<int>() < 1) return corrupt_data("calibration: a batch limit below 1");
         table.set_batch_limit(model, limit.get<int>());
       }
+    }
+    if (doc.contains("own_thread")) {
+      for (const auto& model : doc.at("own_thread")) table.set_own_thread(model.get<std::string>());
     }
     return table;
   } catch (const nlohmann::json::exception& e) {

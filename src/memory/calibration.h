@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,8 +65,7 @@ class CalibrationTable {
   bool empty() const { return rows_.empty(); }
 
   // One model's predicted peak for a width×height source (Note [Size classes]).
-  Result<std::int64_t> predict_model_bytes(const std::string& model, int width,
-                                           int height) const;
+  Result<std::int64_t> predict_model_bytes(const std::string& model, int width, int height) const;
   // A task's predicted bytes: every measured model's prediction, combined.
   Result<std::int64_t> predict_task_bytes(int width, int height,
                                           TaskCombine combine = TaskCombine::kSum) const;
@@ -80,12 +80,20 @@ class CalibrationTable {
   // here run as their load allowed.
   void set_batch_limit(const std::string& model, int max_batch);
   const std::map<std::string, int>& batch_limits() const { return batch_limits_; }
+  // The models whose forward passes run on a thread of their own even at batch 1, since each new
+  // thread's first call is dear (Note [Dear first calls on a new thread], pipeline/calibrate.h).
+  void set_own_thread(const std::string& model) { own_thread_.insert(model); }
+  const std::set<std::string>& own_thread() const { return own_thread_; }
+
+  // Everything but the resident bytes, which every load measures again (Note [Calibration on
+  // disk]): what a calibration cache keeps.
+  CalibrationTable without_resident_bytes() const;
 
   std::vector<CalibrationRow> rows() const;
   std::string describe() const;  // an aligned text table for logs
 
   // {"resident": {"model": bytes, ...}, "rows": [CalibrationRow, ...],
-  //  "batch_limits": {"model": n, ...}}
+  //  "batch_limits": {"model": n, ...}, "own_thread": ["model", ...]}
   std::string to_json() const;
   static Result<CalibrationTable> from_json(std::string_view text);
 
@@ -94,6 +102,7 @@ class CalibrationTable {
   // model -> pixel count -> row, so a model's rows are ordered by size.
   std::map<std::string, std::map<std::int64_t, CalibrationRow>> rows_;
   std::map<std::string, int> batch_limits_;
+  std::set<std::string> own_thread_;
 };
 
 }  // namespace segmentor

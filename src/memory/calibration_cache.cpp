@@ -140,16 +140,10 @@ Status CalibrationCache::store(const CalibrationKey& key,
   std::filesystem::create_directories(dir_, ec);
   if (ec) return io_error(dir_.string() + ": cannot create: " + ec.message());
   // Resident bytes are measured at every load (Note [Calibration on disk]); the rest is kept.
-  CalibrationTable kept;
-  for (const CalibrationRow& row : measured.calibration.rows()) {
-    kept.add_measurement(row.model, row.width, row.height, row.peak_bytes);
-  }
-  for (const auto& [model, limit] : measured.calibration.batch_limits()) {
-    kept.set_batch_limit(model, limit);
-  }
   nlohmann::ordered_json j;
   j["key"] = key_to_json(key);
-  j["calibration"] = nlohmann::ordered_json::parse(kept.to_json());
+  j["calibration"] =
+      nlohmann::ordered_json::parse(measured.calibration.without_resident_bytes().to_json());
   nlohmann::ordered_json checks = nlohmann::ordered_json::object();
   for (const auto& [model, verdicts] : measured.load_checks) {
     checks[model]["frozen"] = verdicts.frozen;

@@ -108,10 +108,18 @@ class MaskModel {
     return Status(ErrorCode::kInvalidArgument, info().name + ": cannot probe a batch");
   }
   virtual BatchStats batch_stats() const { return {}; }
+  // Runs every forward pass on the thread that runs this model's batches, one pass at a time
+  // where its batch cap is 1, instead of on its callers' threads: where each new thread's first
+  // call is dear (Note [Dear first calls on a new thread], pipeline/calibrate.h). Called while
+  // the lane is set up, before any task. Models that cannot do nothing.
+  virtual void run_passes_on_own_thread() {}
+  // Whether its passes run on its own thread: batched (max_batch() > 1), or kept there.
+  virtual bool passes_on_own_thread() const { return max_batch() > 1; }
   // One forward pass at every batch size from 1 to min(up_to, max_batch()), on the thread that
   // runs this model's batches, so a task's first batch of a new size does not pay that size's
   // first calls (Note [Warm every slot before ready], runtime/slot_warmup.h). The caller holds
-  // the gate's tickets for `up_to` tasks. Errors as segment(); unbatched models do nothing.
+  // the gate's tickets for `up_to` tasks. Errors as segment(); models whose passes run on their
+  // callers' threads (passes_on_own_thread() false) do nothing.
   virtual Status warm_batches(int /*up_to*/) { return Status::Ok(); }
 };
 

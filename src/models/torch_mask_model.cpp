@@ -424,16 +424,23 @@ TorchMaskModel::TorchMaskModel(torch::jit::Module module, ModelManifest manifest
   detector_options_.min_score = person_min_score.value_or(manifest_.conf_threshold);
   detector_options_.iou_threshold = manifest_.iou_threshold;
   detector_options_.box_margin = manifest_.box_margin;
-  if (max_batch > 1) {
-    ForwardBatcherOptions options;
-    options.max_batch = max_batch;
-    batcher_ = std::make_unique<Batcher>(
-        options, [this](std::vector<at::Tensor>& inputs) { return forward_batch(inputs); });
-  }
+  if (max_batch > 1) start_batcher(max_batch);
+}
+
+void TorchMaskModel::start_batcher(int max_batch) {
+  ForwardBatcherOptions options;
+  options.max_batch = max_batch;
+  batcher_ = std::make_unique<Batcher>(
+      options, [this](std::vector<at::Tensor>& inputs) { return forward_batch(inputs); });
 }
 
 void TorchMaskModel::limit_batch(int max_batch) {
   if (batcher_) batcher_->limit(max_batch);
+}
+
+void TorchMaskModel::run_passes_on_own_thread() {
+  if (!batcher_) start_batcher(1);  // one input per pass: the graph may not batch
+  own_thread_ = true;
 }
 
 BatchStats TorchMaskModel::batch_stats() const {
@@ -475,9 +482,9 @@ Status TorchMaskModel::probe_batch(int batch) {
 }
 
 Status TorchMaskModel::warm_batches(int up_to) {
-  if (!batcher_) return Status::Ok();
-  // A batcher limited to 1 is bypassed (the passes run on the slots' threads): nothing to warm.
-  if (batcher_->max_batch() < 2) return Status::Ok();
+  // Passes on the slots' threads (no batcher, or one limited to 1 and bypassed): nothing to warm
+  // here; the slots' warm-up calls them there.
+  if (!passes_on_own_thread()) return Status::Ok();
   const int largest = std::min(up_to, batcher_->max_batch());
   try {
     c10::InferenceMode guard;
@@ -570,7 +577,8 @@ Result<Mask> TorchMaskModel::run(const RgbImage& image) {
   // A batcher limited to 1 (calibration found that batches do not fit or do not pay: Note [A
   // batch must pay for itself]) is bypassed: the pass runs here, on this slot's own thread and
   // stream, beside the other slots' passes, instead of one at a time on the batcher's thread.
-  const bool batching = batcher_ && batcher_->max_batch() > 1;
+  // Unless every new thread's first call is dear (Note [Dear first calls on a new thread]).
+  const bool batching = passes_on_own_thread();
   std::optional<Batcher::Preparing> preparing;
   if (batching) preparing.emplace(*batcher_);
   const LetterboxGeometry geometry = geometry_for(manifest_, image.width, image.height);

@@ -49,6 +49,11 @@ class TorchMaskModel final : public MaskModel {
   Status probe_batch(int batch) override;
   Status warm_batches(int up_to) override;
   BatchStats batch_stats() const override;
+  // Without a batcher (batches off, or a graph that bakes in batch 1), starts one with a cap of 1.
+  void run_passes_on_own_thread() override;
+  bool passes_on_own_thread() const override {
+    return batcher_ && (own_thread_ || batcher_->max_batch() > 1);
+  }
 
   // Which CUDA stream a call runs on (CUDA_STREAMS); see Note [One stream per call].
   enum class StreamMode { kPool, kWorker, kDefault };
@@ -61,6 +66,8 @@ class TorchMaskModel final : public MaskModel {
                  c10::Device device, at::ScalarType dtype, double inject_oom_rate,
                  StreamMode stream_mode, std::optional<double> person_min_score, int max_batch);
 
+  // Starts the thread that runs this model's forward passes (Note [Batching admitted tasks]).
+  void start_batcher(int max_batch);
   // The work of segment(); LibTorch exceptions escape to segment()'s handlers.
   Result<Mask> run(const RgbImage& image);
   // The batcher's work: one forward pass of the stacked inputs, split per input. On its thread.
@@ -88,7 +95,9 @@ class TorchMaskModel final : public MaskModel {
   std::once_flag probe_once_;
   RgbImage probe_image_;  // set under probe_once_
   std::once_flag first_calls_;
-  // Null when unbatched. Last, so it stops (its thread calls forward_batch) before the rest goes.
+  bool own_thread_ = false;  // run_passes_on_own_thread(): set before any call, never cleared
+  // Null when every pass runs on its caller's thread. Last, so it stops (its thread calls
+  // forward_batch) before the rest goes.
   std::unique_ptr<Batcher> batcher_;
 };
 

@@ -122,6 +122,22 @@ Result<double> time_single_pass(MaskModel& model) {
   return time_pass(model, 1);
 }
 
+Result<double> time_first_call_on_new_thread(MaskModel& model) {
+  std::optional<Status> probed;
+  double seconds = 0;
+  std::thread([&] {
+    const auto start = std::chrono::steady_clock::now();
+    probed.emplace(model.probe_batch(1));
+    seconds = seconds_since(start);
+  }).join();
+  SEGMENTOR_RETURN_IF_ERROR(*probed);
+  return seconds;
+}
+
+bool keeps_own_thread(double first_call_seconds, double share) {
+  return first_call_seconds > kDearFirstCallSeconds && share <= kMaxOwnThreadShare;
+}
+
 // Note [Batch sizes within the reserved bytes] (calibrate.h).
 Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& device,
                                                double task_pass_seconds) {

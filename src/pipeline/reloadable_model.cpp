@@ -13,7 +13,8 @@ ReloadableModel::ReloadableModel(std::unique_ptr<MaskModel> loaded, Loader loade
       now_(std::move(now)),
       model_(std::move(loaded)),
       last_used_(this->now()),
-      max_batch_(model_->max_batch()) {}
+      max_batch_(model_->max_batch()),
+      passes_on_own_thread_(model_->passes_on_own_thread()) {}
 
 std::chrono::steady_clock::time_point ReloadableModel::now() const {
   return now_ ? now_() : std::chrono::steady_clock::now();
@@ -28,7 +29,9 @@ Result<Mask> ReloadableModel::segment(const RgbImage& image) {
       if (!reloaded.ok()) return reloaded.status().with_context("reloading " + info_.name);
       model_ = std::move(reloaded).value();
       if (batch_limit_) model_->limit_batch(*batch_limit_);
+      if (own_thread_) model_->run_passes_on_own_thread();
       max_batch_ = model_->max_batch();
+      passes_on_own_thread_ = model_->passes_on_own_thread();
       ++reloads_;
       if (hooks_.after_load) hooks_.after_load();
     }
@@ -63,7 +66,22 @@ void ReloadableModel::limit_batch(int max_batch) {
   if (model_) {
     model_->limit_batch(*batch_limit_);
     max_batch_ = model_->max_batch();
+    passes_on_own_thread_ = model_->passes_on_own_thread();
   }
+}
+
+void ReloadableModel::run_passes_on_own_thread() {
+  std::lock_guard lock(mutex_);
+  own_thread_ = true;
+  if (model_) {
+    model_->run_passes_on_own_thread();
+    passes_on_own_thread_ = model_->passes_on_own_thread();
+  }
+}
+
+bool ReloadableModel::passes_on_own_thread() const {
+  std::lock_guard lock(mutex_);
+  return model_ ? model_->passes_on_own_thread() : passes_on_own_thread_;
 }
 
 Status ReloadableModel::probe_batch(int batch) {

@@ -51,6 +51,9 @@ class ReloadableModel final : public MaskModel {
   void limit_batch(int max_batch) override;
   Status probe_batch(int batch) override;
   Status warm_batches(int up_to) override;  // nothing while unloaded
+  // Kept for reloads, as the batch limit is. While unloaded: the last known answer.
+  void run_passes_on_own_thread() override;
+  bool passes_on_own_thread() const override;
   BatchStats batch_stats() const override;
 
   // Unloads when loaded, no call is running, and the last call ended at least `idle` ago.
@@ -75,8 +78,10 @@ class ReloadableModel final : public MaskModel {
   std::chrono::steady_clock::time_point last_used_;
   std::uint64_t unloads_ = 0;
   std::uint64_t reloads_ = 0;
-  std::optional<int> batch_limit_;  // from limit_batch(), for reloads
-  int max_batch_ = 1;               // the model's, as last seen
+  std::optional<int> batch_limit_;     // from limit_batch(), for reloads
+  int max_batch_ = 1;                  // the model's, as last seen
+  bool own_thread_ = false;            // from run_passes_on_own_thread(), for reloads
+  bool passes_on_own_thread_ = false;  // the model's, as last seen
 };
 
 }  // namespace segmentor

@@ -41,12 +41,14 @@ ModelOptions model_options(const Config& config, const std::string& device, doub
   return options;
 }
 
-// Note [Batch sizes within the reserved bytes] (pipeline/calibrate.h): the calibrated limits,
-// applied to (re)loaded models.
-void apply_batch_limits(ModelSet& lane, const CalibrationTable& calibration) {
+// Where calibration says each model's passes run, applied to (re)loaded models: its batch limit
+// (Note [Batch sizes within the reserved bytes], pipeline/calibrate.h), and a thread of its own
+// (Note [Dear first calls on a new thread]).
+void apply_calibrated_passes(ModelSet& lane, const CalibrationTable& calibration) {
   for (MaskModel* model : lane.models()) {
     const auto found = calibration.batch_limits().find(model->info().name);
     if (found != calibration.batch_limits().end()) model->limit_batch(found->second);
+    if (calibration.own_thread().contains(model->info().name)) model->run_passes_on_own_thread();
   }
 }
 
@@ -56,6 +58,11 @@ void log_batching(const ModelSet& lane, const Config& config) {
     if (model->max_batch() > 1) {
       spdlog::info("model {} on {}: forward passes of up to {} tasks at once", model->info().name,
                    lane.name, model->max_batch());
+    } else if (model->passes_on_own_thread()) {
+      spdlog::info(
+          "model {} on {}: forward passes one at a time on a thread of its own (Note [Dear first "
+          "calls on a new thread])",
+          model->info().name, lane.name);
     } else if (config.max_model_batch > 1 && lane.name != "cpu") {
       spdlog::info(
           "model {} on {}: unbatched (its manifest, the load-time check that batch 2 gives what "
@@ -165,6 +172,35 @@ std::map<std::string, LoadChecks> load_checks_of(const ModelSet& lane) {
   return checks;
 }
 
+// Note [Dear first calls on a new thread] (pipeline/calibrate.h): each model left unbatched gets
+// a thread of its own where a new thread's first call is dear and its passes are light.
+Status place_unbatched_passes(DeviceLane& lane, const std::string& device,
+                              const std::map<std::string, double>& pass_seconds,
+                              double task_pass_seconds) {
+  for (MaskModel* model : lane.lane->models()) {
+    if (model->passes_on_own_thread()) continue;
+    const std::string& name = model->info().name;
+    auto first_call = time_first_call_on_new_thread(*model);
+    if (!first_call.ok()) {
+      return first_call.status().with_context("timing " + name + "'s first call on " + device);
+    }
+    const double share =
+        task_pass_seconds > 0 ? std::min(1.0, pass_seconds.at(name) / task_pass_seconds) : 1.0;
+    const bool own = keeps_own_thread(*first_call, share);
+    spdlog::info(
+        "passes of {} on {}: {}; its first call on a new thread takes {:.2f} s (over {:.2f} s is "
+        "dear), its pass {:.0f} % of a task's GPU time (at most {:.0f} % for a thread of its own; "
+        "Note [Dear first calls on a new thread])",
+        name, device, own ? "on a thread of its own" : "side by side on the slots' threads",
+        *first_call, kDearFirstCallSeconds, share * 100, kMaxOwnThreadShare * 100);
+    if (own) {
+      model->run_passes_on_own_thread();
+      lane.calibration.set_own_thread(name);
+    }
+  }
+  return Status::Ok();
+}
+
 // Calibrates the lane, or takes the table stored for the same key (Note [Calibration on disk]).
 Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCache& cache) {
   if (const CalibrationTable* stored = cache.calibration()) {
@@ -174,7 +210,8 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCac
     for (const auto& [model, limit] : stored->batch_limits()) {
       lane.calibration.set_batch_limit(model, limit);
     }
-    apply_batch_limits(*lane.lane, lane.calibration);
+    for (const std::string& model : stored->own_thread()) lane.calibration.set_own_thread(model);
+    apply_calibrated_passes(*lane.lane, lane.calibration);
     spdlog::info("calibration on {} from {} (same card, driver, LibTorch, models, settings):\n{}",
                  device, cache.path(), lane.calibration.describe());
     return Status::Ok();
@@ -183,18 +220,16 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCac
                       lane.lane->person_detector.get());
   SEGMENTOR_RETURN_IF_ERROR(calibrate_segmenter(segmenter, *lane.device, lane.calibration)
                                 .with_context("calibrating on " + device));
-  // Note [A batch must pay for itself]: a task's GPU time, for each batched model's share of it.
+  // Note [A batch must pay for itself]: a task's GPU time, for each model's share of it.
   double task_pass_seconds = 0;
-  const bool any_batched = std::ranges::any_of(
-      lane.lane->models(), [](const MaskModel* model) { return model->max_batch() > 1; });
-  if (any_batched) {
-    for (MaskModel* model : lane.lane->models()) {
-      auto seconds = time_single_pass(*model);
-      if (!seconds.ok()) {
-        return seconds.status().with_context("timing " + model->info().name + " on " + device);
-      }
-      task_pass_seconds += *seconds;
+  std::map<std::string, double> pass_seconds;
+  for (MaskModel* model : lane.lane->models()) {
+    auto seconds = time_single_pass(*model);
+    if (!seconds.ok()) {
+      return seconds.status().with_context("timing " + model->info().name + " on " + device);
     }
+    pass_seconds[model->info().name] = *seconds;
+    task_pass_seconds += *seconds;
   }
   for (MaskModel* model : lane.lane->models()) {
     if (model->max_batch() <= 1) continue;
@@ -241,6 +276,7 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCac
           batches.gain * 100, kMinBatchSpeedup, kMinBatchGain * 100);
     }
   }
+  SEGMENTOR_RETURN_IF_ERROR(place_unbatched_passes(lane, device, pass_seconds, task_pass_seconds));
   spdlog::info("calibration on {}:\n{}", device, lane.calibration.describe());
   return Status::Ok();
 }
@@ -358,7 +394,7 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
         *lane, config, loaded,
         model_options(config, device, options.inject_oom_rate, options.freeze_cpu_models, checks));
   }
-  apply_batch_limits(*lane->lane, lane->calibration);  // the injected reload needs them again
+  apply_calibrated_passes(*lane->lane, lane->calibration);  // the injected reload needs them again
   log_batching(*lane->lane, config);
   return lane;
 }

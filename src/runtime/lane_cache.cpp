@@ -31,8 +31,9 @@ Result<CalibrationKey> make_key(const Config& config, const std::string& device,
   // Bump when calibration measures differently or the stored fields change (4: batch limits and
   // load checks are kept, files before it lost the batch limits; 6: a batch must pay for itself;
   // 7: the TorchScript fuser is off unless PYTORCH_TENSOREXPR turns it on; 8: speedup 1.5×;
-  // 9: no optimize_for_inference on CUDA, and the CPU's check runs the optimised graph).
-  key.settings["calibration"] = "9";
+  // 9: no optimize_for_inference on CUDA, and the CPU's check runs the optimised graph;
+  // 10: which unbatched models run their passes on a thread of their own).
+  key.settings["calibration"] = "10";
   // The batch cap calibration measures up to (model_options in device_lane.cpp).
   key.settings["max_model_batch"] = std::to_string(gpu_batch_cap(config));
   key.settings["fp16"] = config.use_fp16 ? "true" : "false";
@@ -80,7 +81,8 @@ void LaneCache::store(const CachedMeasurements& measured) const {
   if (!cache_) return;
   const bool same_calibration =
       measured.calibration.rows() == found_.calibration.rows() &&
-      measured.calibration.batch_limits() == found_.calibration.batch_limits();
+      measured.calibration.batch_limits() == found_.calibration.batch_limits() &&
+      measured.calibration.own_thread() == found_.calibration.own_thread();
   if (hit_ && same_calibration && measured.load_checks == found_.load_checks) return;
   const Status stored = cache_->store(key_, measured);
   if (!stored.ok()) spdlog::warn("calibration not cached: {}", stored.to_string());

@@ -74,31 +74,12 @@ int call_every_model(const ModelSet& models, const RgbImage& frame, int slot, Ca
   return failures;
 }
 
-// Every batch size of every batched model, each on its batcher's thread, under tickets for as
-// many tasks as its largest batch holds (as many as the gate admits now, at most). The models
-// are warmed side by side, each under tickets of its own: in service a batch of one model runs
-// beside a batch of another, each task holding its own ticket. Where the gate admits too few for
-// that, one model after another, with every ticket. The number of calls that failed.
-int warm_batch_sizes(DeviceLane& lane, std::int64_t predicted, WarmupReport& report) {
-  std::vector<MaskModel*> batched;
-  int wanted = 0;
-  for (MaskModel* model : lane.lane->models()) {
-    if (model->max_batch() < 2) continue;
-    batched.push_back(model);
-    wanted += model->max_batch();
-  }
-  if (batched.empty()) return 0;
-  std::vector<AdmissionGate::Ticket> tickets;
-  while (static_cast<int>(tickets.size()) < wanted) {
-    std::optional<AdmissionGate::Ticket> ticket = lane.gate->try_admit(predicted);
-    if (!ticket) break;
-    tickets.push_back(std::move(*ticket));
-  }
-  const int held = static_cast<int>(tickets.size());
-  const int models = static_cast<int>(batched.size());
-  const bool side_by_side = models > 1 && held / models >= 2;
-  std::atomic<int> failures{0};
-  auto warm = [&](MaskModel* model, int up_to) {
+// Calls warm_batches on each model, one after another or side by side; logs and counts failures.
+class BatchWarmer {
+ public:
+  explicit BatchWarmer(const std::string& lane) : lane_(lane) {}
+
+  void warm(MaskModel* model, int up_to) {
     Status warmed;
     try {
       warmed = model->warm_batches(std::min(up_to, model->max_batch()));
@@ -106,33 +87,86 @@ int warm_batch_sizes(DeviceLane& lane, std::int64_t predicted, WarmupReport& rep
       warmed = Status(ErrorCode::kInternal, e.what());
     }
     if (!warmed.ok()) {
-      ++failures;
-      spdlog::warn("warming batches of {} on {}: {}", model->info().name, lane.lane->name,
+      ++failures_;
+      spdlog::warn("warming batches of {} on {}: {}", model->info().name, lane_,
                    warmed.to_string());
     }
-  };
-  // Each model's tickets: all of them, one model after another, or a share, side by side. The
-  // report is written here, before any thread starts.
-  std::vector<int> shares(batched.size(), held);
-  int left = held;
-  for (std::size_t i = 0; i < batched.size(); ++i) {
-    if (side_by_side) {
-      shares[i] = std::min(batched[i]->max_batch(), left / (models - static_cast<int>(i)));
-      left -= shares[i];
+  }
+
+  // `models` with `tickets` between them: side by side where each gets two or more (a batch of
+  // two at least), else one after another with every ticket. The largest batch warmed.
+  int warm_sharing(const std::vector<MaskModel*>& models, int tickets) {
+    const int count = static_cast<int>(models.size());
+    if (count == 0) return 0;
+    if (count == 1 || tickets / count < 2) {
+      int largest = 0;
+      for (MaskModel* model : models) {
+        warm(model, tickets);
+        largest = std::max(largest, std::min(tickets, model->max_batch()));
+      }
+      return largest;
     }
-    report.batch_size = std::max(report.batch_size, std::min(shares[i], batched[i]->max_batch()));
+    std::vector<int> shares;
+    int left = tickets, largest = 0;
+    for (int i = 0; i < count; ++i) {
+      shares.push_back(std::min(models[i]->max_batch(), left / (count - i)));
+      left -= shares.back();
+      largest = std::max(largest, shares.back());
+    }
+    std::vector<std::thread> warmers;
+    warmers.reserve(models.size());
+    for (int i = 0; i < count; ++i) {
+      warmers.emplace_back([this, model = models[i], share = shares[i]] { warm(model, share); });
+    }
+    for (std::thread& warmer : warmers) warmer.join();
+    return largest;
   }
-  if (!side_by_side) {
-    for (std::size_t i = 0; i < batched.size(); ++i) warm(batched[i], shares[i]);
-    return failures.load();
+
+  int failures() const { return failures_.load(); }
+
+ private:
+  const std::string& lane_;
+  std::atomic<int> failures_{0};
+};
+
+// Every batch size of every model whose passes run on a thread of its own (batched, or kept
+// there at batch 1), on that thread, under tickets for as many tasks as its largest batch holds
+// (as many as the gate admits now, at most). The models are warmed side by side, each under
+// tickets of its own: in service a batch of one model runs beside a batch of another, each task
+// holding its own ticket. The models kept at batch 1 take one ticket between them, one after
+// another, beside the batched ones, which share the rest; where the gate admits too few for
+// that, everything runs one model after another with every ticket. The number of calls that
+// failed.
+int warm_batch_sizes(DeviceLane& lane, std::int64_t predicted, WarmupReport& report) {
+  std::vector<MaskModel*> batched, single;
+  int wanted = 0;
+  for (MaskModel* model : lane.lane->models()) {
+    if (!model->passes_on_own_thread()) continue;
+    (model->max_batch() > 1 ? batched : single).push_back(model);
+    wanted += model->max_batch();
   }
-  std::vector<std::thread> warmers;
-  warmers.reserve(batched.size());
-  for (std::size_t i = 0; i < batched.size(); ++i) {
-    warmers.emplace_back([&warm, model = batched[i], share = shares[i]] { warm(model, share); });
+  if (batched.empty() && single.empty()) return 0;
+  std::vector<AdmissionGate::Ticket> tickets;
+  while (static_cast<int>(tickets.size()) < wanted) {
+    std::optional<AdmissionGate::Ticket> ticket = lane.gate->try_admit(predicted);
+    if (!ticket) break;
+    tickets.push_back(std::move(*ticket));
   }
-  for (std::thread& warmer : warmers) warmer.join();
-  return failures.load();
+  const int held = static_cast<int>(tickets.size());
+  BatchWarmer warmer(lane.lane->name);
+  auto warm_single = [&] {
+    for (MaskModel* model : single) warmer.warm(model, 1);
+  };
+  if (!single.empty() && !batched.empty() && held >= 3) {
+    std::thread beside(warm_single);
+    report.batch_size = warmer.warm_sharing(batched, held - 1);
+    beside.join();
+  } else {
+    report.batch_size = warmer.warm_sharing(batched, held);
+    warm_single();
+    if (!single.empty()) report.batch_size = std::max(report.batch_size, 1);
+  }
+  return warmer.failures();
 }
 
 }  // namespace

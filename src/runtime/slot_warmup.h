@@ -18,16 +18,16 @@ namespace segmentor {
 // took 3-6 s per slot with the stand-ins (bench/RESULTS.md, third session), so the first frames
 // of every run were its p99. Calibration warms only the thread that loads the models.
 //
-// So once a GPU lane is calibrated, every batch size of every batched model (Note [Batching
-// admitted tasks]) runs once on the batcher's own thread, from 1 up to what the gate admits now,
-// under tickets for as many tasks as the batch holds; the models side by side, each under its
-// own tickets, as their batches run in service. They come first so that the slots' concurrent
-// calls below meet only batch sizes already run. (That was not what made the warm-up slow: with
-// the bundled models IS-Net's batch sizes 1-8 take 1.3-3 s, and 16 slots still ~15 s, about 1 s
-// per slot thread one after another, with or without batching or the person detector. The
-// likely cause is the selfie model, limited to batch 1 and so run on every slot thread, whose
-// first call on a thread takes ~1 s: bench/RESULTS.md, eighth session. The log line's mean call
-// time per model says which model it is.)
+// So once a GPU lane is calibrated, every batch size of every model whose passes run on a thread
+// of its own (batched: Note [Batching admitted tasks]; or kept there at batch 1: Note [Dear first
+// calls on a new thread]) runs once on that thread, from 1 up to what the gate admits now, under
+// tickets for as many tasks as the batch holds; the models side by side, each under its own
+// tickets, as their batches run in service. They come first so that the slots' concurrent calls
+// below meet only batch sizes already run. The slots' warm-up used to take ~1 s per slot, one
+// slot after another (16 slots: 15-17 s): the selfie model, unbatched and so called on every slot
+// thread, built its cuDNN plans anew on each (bench/RESULTS.md, eighth and ninth sessions). It
+// now runs on a thread of its own, and the log line's mean call time per model shows which model
+// a slow warm-up waits for.
 // Then one synthetic frame runs through each model on every slot thread, all slots at once, each
 // under a ticket of the lane's own gate (with the calibrated prediction for that frame), so
 // warming never admits more than a task would; slots the gate cannot admit at once are warmed

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 
 namespace segmentor {
 namespace {
@@ -111,6 +112,22 @@ TEST(CalibrationTest, BatchLimitsRoundTripAndNeverDropBelowOne) {
   ASSERT_TRUE(plain.ok());
   EXPECT_TRUE(plain->batch_limits().empty());
   EXPECT_EQ(CalibrationTable::from_json(R"({"batch_limits": {"m": 0}})").status().code(),
+            ErrorCode::kCorruptData);
+}
+
+// Note [Dear first calls on a new thread]: which models run their passes on a thread of their own
+// is kept with the calibration, and an older file without it reads as none.
+TEST(CalibrationTest, ModelsOnTheirOwnThreadRoundTrip) {
+  CalibrationTable t = measured();
+  t.set_own_thread("selfie");
+  auto back = CalibrationTable::from_json(t.to_json());
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(back->own_thread(), (std::set<std::string>{"selfie"}));
+  EXPECT_NE(t.describe().find("passes of selfie: on a thread of its own"), std::string::npos);
+  auto plain = CalibrationTable::from_json(measured().to_json());
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->own_thread().empty());
+  EXPECT_EQ(CalibrationTable::from_json(R"({"own_thread": [3]})").status().code(),
             ErrorCode::kCorruptData);
 }
 

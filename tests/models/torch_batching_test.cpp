@@ -131,6 +131,42 @@ TEST(TorchBatchingTest, AModelLimitedToOneRunsItsPassesOnTheCallersThreads) {
   EXPECT_EQ(model->batch_stats().batches, 0u) << "no pass went through the batcher";
 }
 
+// Note [Dear first calls on a new thread]: a model told to keep its passes on its own thread runs
+// them there, one at a time, whether its batcher was limited to 1 or it never had one; warming
+// runs its batch of one there too. The masks are what the callers' own passes give.
+TEST(TorchBatchingTest, AModelOnItsOwnThreadRunsEveryPassThereOneAtATime) {
+  auto reference = load(kModels / "test-bright.pt", 1);
+  auto limited = load(kModels / "test-bright.pt", 8);
+  limited->limit_batch(1);
+  auto never_batched = load(kModels / "test-bright.pt", 1);
+  ASSERT_TRUE(reference && limited && never_batched);
+  for (MaskModel* model : {limited.get(), never_batched.get()}) {
+    EXPECT_FALSE(model->passes_on_own_thread());
+    model->run_passes_on_own_thread();
+    EXPECT_TRUE(model->passes_on_own_thread());
+    EXPECT_EQ(model->max_batch(), 1);
+    ASSERT_TRUE(model->warm_batches(4).ok());
+    EXPECT_EQ(model->batch_stats().batches, 1u);  // a batch of one, on its thread
+    std::vector<std::thread> threads;
+    std::atomic<int> wrong{0};
+    for (int t = 0; t < 3; ++t) {
+      threads.emplace_back([&, t] {
+        for (int r = 0; r < 4; ++r) {
+          const RgbImage image = red_block(64, 48, t * 4 + r);
+          auto mask = model->segment(image);
+          auto expected = reference->segment(image);
+          if (!mask.ok() || !expected.ok() || mask->values != expected->values) ++wrong;
+        }
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    EXPECT_EQ(wrong.load(), 0);
+    const BatchStats stats = model->batch_stats();
+    EXPECT_EQ(stats.batches, 13u) << "every pass went through its own thread";
+    EXPECT_EQ(stats.largest, 1);
+  }
+}
+
 TEST(TorchBatchingTest, ModelsWhoseOutputsIgnoreTheBatchRunUnbatched) {
   // These return fixed [1,...] tensors whatever the input: batch 2 cannot give two results.
   for (const char* name : {"test-disc", "test-yolo", "test-detector"}) {

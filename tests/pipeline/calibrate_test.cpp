@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -265,6 +266,54 @@ TEST(CalibrateBatchTest, AnUnbatchedModelIsNotMeasured) {
   EXPECT_EQ(calibrated->limit, 1);
   EXPECT_TRUE(calibrated->peaks.empty());
   EXPECT_TRUE(model.probed.empty());
+}
+
+// Note [Dear first calls on a new thread]: a model whose first call on each thread is slow, as
+// cuDNN's per-thread plans make the selfie model's.
+class FirstCallModel : public MaskModel {
+ public:
+  FirstCallModel() { info_.name = "first-call"; }
+  const ModelInfo& info() const override { return info_; }
+  Result<Mask> segment(const RgbImage& image) override {
+    return Mask::zeros(image.width, image.height);
+  }
+  Status probe_batch(int /*batch*/) override {
+    thread_local bool warm = false;  // per thread, as LibTorch's per-thread state is
+    const bool first = !warm;
+    warm = true;
+    if (first) ++first_calls_;
+    std::this_thread::sleep_for(first ? std::chrono::milliseconds(60)
+                                      : std::chrono::milliseconds(1));
+    return Status::Ok();
+  }
+  int first_calls() const { return first_calls_.load(); }
+
+ private:
+  ModelInfo info_;
+  std::atomic<int> first_calls_{0};
+};
+
+TEST(DearFirstCallTest, TimesOneCallOnAThreadThatNeverRanOne) {
+  FirstCallModel model;
+  ASSERT_TRUE(model.probe_batch(1).ok());  // this thread is warm now; the timed call is not here
+  for (int i = 1; i <= 2; ++i) {
+    auto seconds = time_first_call_on_new_thread(model);
+    ASSERT_TRUE(seconds.ok()) << seconds.status().to_string();
+    EXPECT_GE(*seconds, 0.06);
+    EXPECT_EQ(model.first_calls(), 1 + i);
+  }
+  FakeDevice device(kMiB);
+  BatchingModel failing(device, 1, 0, 0);
+  failing.fails_at = 1;
+  EXPECT_EQ(time_first_call_on_new_thread(failing).status().code(), ErrorCode::kOutOfMemory);
+}
+
+TEST(DearFirstCallTest, OnlyALightModelWithDearFirstCallsGetsItsOwnThread) {
+  EXPECT_TRUE(keeps_own_thread(1.0, 0.25));    // the selfie model beside IS-Net
+  EXPECT_FALSE(keeps_own_thread(0.06, 0.25));  // NanoDet: cheap on a new thread
+  EXPECT_FALSE(keeps_own_thread(1.0, 0.9));    // a heavy model keeps the slots' overlap
+  EXPECT_FALSE(keeps_own_thread(kDearFirstCallSeconds, 0.1));
+  EXPECT_TRUE(keeps_own_thread(1.0, kMaxOwnThreadShare));
 }
 
 }  // namespace

@@ -32,13 +32,23 @@ std::unique_ptr<MaskModel> fake_model(int* constructed) {
   return std::make_unique<FakeMaskModel>(rect_mask(4, 4, 0, 0, 2, 2), "fg");
 }
 
+// A model that records whether it was told to run its passes on a thread of its own.
+class OwnThreadModel : public FakeMaskModel {
+ public:
+  OwnThreadModel() : FakeMaskModel(rect_mask(4, 4, 0, 0, 2, 2), "people") {}
+  void run_passes_on_own_thread() override { own_thread = true; }
+  bool passes_on_own_thread() const override { return own_thread; }
+  bool own_thread = false;
+};
+
 TEST(ReloadableModelTest, UnloadsWhenIdleAndReloadsOnTheNextCall) {
   ManualClock clock;
   int loads = 0;
   int unload_hooks = 0;
   int load_hooks = 0;
   ReloadableModel model(
-      fake_model(&loads), [&]() -> Result<std::unique_ptr<MaskModel>> { return fake_model(&loads); },
+      fake_model(&loads),
+      [&]() -> Result<std::unique_ptr<MaskModel>> { return fake_model(&loads); },
       ReloadHooks{[&] { ++unload_hooks; }, [&] { ++load_hooks; }}, clock.fn());
   EXPECT_EQ(model.info().name, "fg");
   ASSERT_TRUE(model.segment(gray_image(4, 4)).ok());
@@ -84,6 +94,31 @@ TEST(ReloadableModelTest, AReloadedModelKeepsTheCalibratedBatchLimit) {
   EXPECT_EQ(model.max_batch(), 3);
 }
 
+// Note [Dear first calls on a new thread]: a model calibration put on a thread of its own is put
+// there again when it is reloaded.
+TEST(ReloadableModelTest, AReloadedModelKeepsItsOwnThread) {
+  ManualClock clock;
+  std::vector<OwnThreadModel*> loaded;
+  auto load = [&]() -> std::unique_ptr<MaskModel> {
+    auto model = std::make_unique<OwnThreadModel>();
+    loaded.push_back(model.get());
+    return model;
+  };
+  ReloadableModel model(
+      load(), [&]() -> Result<std::unique_ptr<MaskModel>> { return load(); }, {}, clock.fn());
+  EXPECT_FALSE(model.passes_on_own_thread());
+  model.run_passes_on_own_thread();
+  EXPECT_TRUE(loaded.back()->own_thread);
+  EXPECT_TRUE(model.passes_on_own_thread());
+  clock.t += seconds(60);
+  ASSERT_TRUE(model.unload_if_idle(seconds(60)));
+  EXPECT_TRUE(model.passes_on_own_thread());  // as last seen, while unloaded
+  ASSERT_TRUE(model.segment(gray_image(4, 4)).ok());
+  ASSERT_EQ(loaded.size(), 2u);
+  EXPECT_TRUE(loaded.back()->own_thread);  // the new load, told again
+  EXPECT_TRUE(model.passes_on_own_thread());
+}
+
 TEST(ReloadableModelTest, NeverUnloadsUnderARunningCall) {
   ManualClock clock;
   int loads = 0;
@@ -107,8 +142,7 @@ TEST(ReloadableModelTest, NeverUnloadsUnderARunningCall) {
   ++loads;
   ReloadableModel model(
       std::make_unique<Blocking>(inside, release),
-      [&]() -> Result<std::unique_ptr<MaskModel>> { return fake_model(&loads); }, {},
-      clock.fn());
+      [&]() -> Result<std::unique_ptr<MaskModel>> { return fake_model(&loads); }, {}, clock.fn());
   std::jthread call([&] { ASSERT_TRUE(model.segment(gray_image(2, 2)).ok()); });
   while (!inside) std::this_thread::yield();
   clock.t += seconds(3600);
@@ -152,7 +186,8 @@ TEST(ReloadableModelTest, HooksKeepTheGatesResidentBytesTrue) {
   ManualClock clock;
   int loads = 0;
   ReloadableModel model(
-      fake_model(&loads), [&]() -> Result<std::unique_ptr<MaskModel>> { return fake_model(&loads); },
+      fake_model(&loads),
+      [&]() -> Result<std::unique_ptr<MaskModel>> { return fake_model(&loads); },
       ReloadHooks{[&] { gate->unregister_resident("fg"); },
                   [&] { gate->register_resident("fg", 300); }},
       clock.fn());

@@ -42,6 +42,7 @@ class ThreadRecordingModel : public MaskModel {
     return Mask::zeros(image.width, image.height);
   }
   int max_batch() const override { return max_batch_; }
+  bool passes_on_own_thread() const override { return max_batch_ > 1 || own_thread; }
   Status warm_batches(int up_to) override {
     warm_start = Clock::now();
     warmed_up_to = up_to;
@@ -56,7 +57,8 @@ class ThreadRecordingModel : public MaskModel {
   bool fails = false;
   bool throws = false;
   int max_batch_ = 1;
-  int warmed_up_to = 0;  // warm_batches' argument; 0 = not called
+  bool own_thread = false;  // Note [Dear first calls on a new thread]: kept there at batch 1
+  int warmed_up_to = 0;     // warm_batches' argument; 0 = not called
   using Clock = std::chrono::steady_clock;
   Clock::time_point warm_start, warm_end, first_segment;  // zero: never
 
@@ -175,6 +177,42 @@ TEST(SlotWarmupTest, BatchedModelsWarmSideBySideBeforeTheSlots) {
   EXPECT_TRUE(tight.foreground->warm_end <= tight.people->warm_start ||
               tight.people->warm_end <= tight.foreground->warm_start);
   EXPECT_EQ(tight.lane.gate->stats().in_flight, 0);
+}
+
+// Note [Dear first calls on a new thread]: a model kept on a thread of its own at batch 1 is
+// warmed there, with one ticket, beside the batched models, which share the others; with too few
+// tickets for both, one after the other.
+TEST(SlotWarmupTest, AModelKeptOnItsOwnThreadWarmsThereBesideTheBatchedOnes) {
+  FakeLane fake(4);
+  fake.foreground->max_batch_ = 2;
+  fake.people->own_thread = true;
+  WarmupReport report = warm_slots(fake.lane, 4);
+  EXPECT_EQ(fake.people->warmed_up_to, 1);
+  EXPECT_EQ(fake.foreground->warmed_up_to, 2);
+  EXPECT_EQ(report.batch_size, 2);
+  EXPECT_LT(fake.foreground->warm_start, fake.people->warm_end);  // the two intervals overlap
+  EXPECT_LT(fake.people->warm_start, fake.foreground->warm_end);
+  EXPECT_GE(fake.people->first_segment, fake.people->warm_end);
+  EXPECT_EQ(fake.lane.gate->stats().in_flight, 0);
+
+  // Room for two tasks: the batched model gets both, then the other runs its batch of one.
+  FakeLane tight(8, 100, 0.9, 700);
+  tight.foreground->max_batch_ = 4;
+  tight.people->own_thread = true;
+  tight.lane.calibration.add_measurement("fg", 1280, 720, 100);
+  report = warm_slots(tight.lane, 2);
+  EXPECT_EQ(tight.foreground->warmed_up_to, 2);
+  EXPECT_EQ(tight.people->warmed_up_to, 1);
+  EXPECT_LE(tight.foreground->warm_end, tight.people->warm_start);
+  EXPECT_EQ(tight.lane.gate->stats().in_flight, 0);
+
+  // Alone, it is still warmed at batch 1.
+  FakeLane alone(4);
+  alone.people->own_thread = true;
+  report = warm_slots(alone.lane, 2);
+  EXPECT_EQ(alone.people->warmed_up_to, 1);
+  EXPECT_EQ(alone.foreground->warmed_up_to, 0);
+  EXPECT_EQ(report.batch_size, 1);
 }
 
 TEST(SlotWarmupTest, FailuresAreCountedAndEndNothing) {
