@@ -489,6 +489,7 @@ Status TorchMaskModel::warm_batches(int up_to) {
   try {
     c10::InferenceMode guard;
     CallStream stream(device_, stream_mode_);
+    first_calls_once();
     const at::Tensor one = probe_input_once();
     wait_for_stream(device_);  // the batcher's stream reads it
     for (int batch = 1; batch <= largest; ++batch) {
@@ -517,11 +518,22 @@ Status TorchMaskModel::warm_batches(int up_to) {
 // the first caller makes them while the others wait. Not at load: a model that a run never
 // calls (the people segmenter on frames without people) costs nothing, and calls at load cost
 // a restarted `run` 2.6 s more before its first mask. The CPU lane runs one call at a time.
+// A model whose passes run on a thread of its own makes the two calls there, through its
+// batcher: on a slot's thread they would also pay that thread's first call, which can be dear
+// (Note [Dear first calls on a new thread]); the warm-up makes them before it warms the batches.
 void TorchMaskModel::first_calls_once() {
   if (!device_.is_cuda() || info_.checks_run) return;
   std::call_once(first_calls_, [this] {
     const at::Tensor input = probe_input_once();
-    for (int call = 0; call < 2; ++call) forward(module_, input);
+    const bool own_thread = passes_on_own_thread();
+    if (own_thread) wait_for_stream(device_);  // the batcher's stream reads the input
+    for (int call = 0; call < 2; ++call) {
+      if (own_thread) {
+        batcher_->submit_together({input});  // a failure here is met again by the real call
+      } else {
+        forward(module_, input);
+      }
+    }
   });
 }
 

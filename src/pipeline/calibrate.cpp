@@ -140,7 +140,8 @@ bool keeps_own_thread(double first_call_seconds, double share) {
 
 // Note [Batch sizes within the reserved bytes] (calibrate.h).
 Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& device,
-                                               double task_pass_seconds) {
+                                               double task_pass_seconds,
+                                               std::int64_t task_bytes) {
   BatchCalibration result;
   const int cap = model.max_batch();
   if (cap <= 1) return result;
@@ -154,7 +155,7 @@ Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& d
       break;  // this batch does not fit the card at all
     }
     result.peaks.emplace_back(batch, *bytes);
-    if (*bytes > static_cast<std::int64_t>(batch) * single) break;
+    if (*bytes > static_cast<std::int64_t>(batch) * std::max(single, task_bytes)) break;
     passed = batch;
   }
   if (passed > 1) {

@@ -35,9 +35,18 @@ Status calibrate_segmenter(Segmenter& segmenter, DeviceMemory& device, Calibrati
 // workspaces and the algorithms cuDNN picks may not grow in proportion. The batch may use what
 // the gate reserved for its k tasks, so each batched model is measured at batch 1, 2, 4, ... up
 // to its cap, each pass from an empty cache on a fresh thread (as calibrate_segmenter measures):
-// the largest k whose peak is at most k × batch 1's, with every smaller k measured passing too,
-// is the model's batch limit. An out-of-memory error at some k stops there. Batch sizes between
-// measured powers of two are allowed when both neighbours passed: peaks grow with k.
+// the largest k whose peak is at most k × the bytes one task may use in it, with every smaller k
+// measured passing too, is the model's batch limit. An out-of-memory error at some k stops there.
+// Batch sizes between measured powers of two are allowed when both neighbours passed: peaks grow
+// with k.
+//
+// What one task may use in a batch is the larger of the model's own batch-1 peak and the bytes
+// the gate reserves for the smallest task. A task runs its models one after another, and its
+// ticket covers the largest of them; while it waits in a light model's batch, it holds only its
+// input and the masks so far. Bounding by the light model's own batch-1 peak alone took the
+// allocator's rounding for growth: the selfie model needed 4 MiB at batch 1 and 26 MiB at batch 2
+// (the caching allocator serves requests of 1-10 MiB from 20 MiB segments), so it never batched,
+// though each task reserved hundreds of MiB (bench/RESULTS.md, ninth session).
 
 // Note [A batch must pay for itself]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -114,9 +123,11 @@ bool keeps_own_thread(double first_call_seconds, double share);
 // its batch cap to the result. A model that does not batch comes
 // back with limit 1 and nothing measured. Errors only when batch 1 cannot run.
 // `task_pass_seconds`: the sum of every lane model's time_single_pass, this one's included; 0
-// (alone) counts this model as a task's whole GPU time.
+// (alone) counts this model as a task's whole GPU time. `task_bytes`: what the gate reserves for
+// the smallest task (0: the model's own batch-1 peak bounds each task's share).
 Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& device,
-                                               double task_pass_seconds = 0);
+                                               double task_pass_seconds = 0,
+                                               std::int64_t task_bytes = 0);
 
 // One task's bytes from snapshots taken before it (cache released) and after it (peaks since the
 // reset): the larger of its peak allocated and peak reserved growth, never negative. See

@@ -231,9 +231,18 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCac
     pass_seconds[model->info().name] = *seconds;
     task_pass_seconds += *seconds;
   }
+  // Note [Batch sizes within the reserved bytes]: each task of a batch may use what the gate
+  // reserves for it, at least the smallest task's bytes.
+  std::int64_t smallest_task_bytes = 0;
+  for (const CalibrationRow& row : lane.calibration.rows()) {
+    if (smallest_task_bytes == 0 || row.peak_bytes < smallest_task_bytes) {
+      smallest_task_bytes = row.peak_bytes;
+    }
+  }
   for (MaskModel* model : lane.lane->models()) {
     if (model->max_batch() <= 1) continue;
-    auto measured = calibrate_batch_limit(*model, *lane.device, task_pass_seconds);
+    auto measured =
+        calibrate_batch_limit(*model, *lane.device, task_pass_seconds, smallest_task_bytes);
     if (!measured.ok()) {
       return measured.status().with_context("calibrating batches of " + model->info().name +
                                             " on " + device);
@@ -256,8 +265,9 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCac
           "batches of {} on {}: none; {} (peak by batch size: {}; Note [Batch sizes within the "
           "reserved bytes]), so its passes run side by side unbatched",
           model->info().name, device,
-          batch > 1 ? fmt::format("batch {} needs {}, more than {} times batch 1's {}", batch,
-                                  format_bytes(bytes), batch, format_bytes(single))
+          batch > 1 ? fmt::format("batch {} needs {}, more than {} times the {} a task may use",
+                                  batch, format_bytes(bytes), batch,
+                                  format_bytes(std::max(single, smallest_task_bytes)))
                     : std::string("batch 2 does not fit the card"),
           peaks);
     } else if (batches.pays) {

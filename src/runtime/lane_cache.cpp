@@ -32,7 +32,8 @@ Result<CalibrationKey> make_key(const Config& config, const std::string& device,
   // load checks are kept, files before it lost the batch limits; 6: a batch must pay for itself;
   // 7: the TorchScript fuser is off unless PYTORCH_TENSOREXPR turns it on; 8: speedup 1.5×;
   // 9: no optimize_for_inference on CUDA, and the CPU's check runs the optimised graph;
-  // 10: which unbatched models run their passes on a thread of their own).
+  // 10: which unbatched models run their passes on a thread of their own, and a batch's tasks
+  // may use the smallest task's bytes).
   key.settings["calibration"] = "10";
   // The batch cap calibration measures up to (model_options in device_lane.cpp).
   key.settings["max_model_batch"] = std::to_string(gpu_batch_cap(config));

@@ -183,6 +183,30 @@ TEST(CalibrateBatchTest, StopsWhereABatchNeedsMoreThanItsTasksReserved) {
   EXPECT_EQ(calibrated->peaks.back().first, 4);  // measured, failed, not tried further
 }
 
+// A light model's batch runs within its tasks' tickets, each of which covers the task's largest
+// model: the allocator's rounding (4 MiB at batch 1, 12 MiB at batch 2 here) must not stop it.
+TEST(CalibrateBatchTest, ALightModelsBatchMayUseWhatItsTasksReserve) {
+  FakeDevice device(64 * kMiB * 1024);
+  BatchingModel light(device, 8, 2 * kMiB, 2 * kMiB);
+  light.grows_at = 2;  // 12 MiB at batch 2 > 2 × 4 MiB
+  auto alone = calibrate_batch_limit(light, device);
+  ASSERT_TRUE(alone.ok());
+  EXPECT_EQ(alone->limit, 1) << "bounded by its own batch-1 peak";
+
+  BatchingModel beside(device, 8, 2 * kMiB, 2 * kMiB);
+  beside.grows_at = 2;
+  auto calibrated = calibrate_batch_limit(beside, device, 0, 400 * kMiB);
+  ASSERT_TRUE(calibrated.ok());
+  EXPECT_EQ(calibrated->limit, 8);  // 36 MiB at batch 8, within 8 × 400 MiB
+  EXPECT_EQ(beside.max_batch(), 8);
+
+  BatchingModel heavy(device, 8, 40 * kMiB, 100 * kMiB);
+  heavy.grows_at = 4;  // 2 × 440 MiB > 4 × 140 MiB: beyond its tasks' 4 × 100 MiB too
+  calibrated = calibrate_batch_limit(heavy, device, 0, 100 * kMiB);
+  ASSERT_TRUE(calibrated.ok());
+  EXPECT_EQ(calibrated->limit, 2);
+}
+
 TEST(CalibrateBatchTest, AnOutOfMemoryErrorStopsBelowThatBatch) {
   FakeDevice device(64 * kMiB * 1024);
   BatchingModel model(device, 6, 40 * kMiB, 100 * kMiB);
