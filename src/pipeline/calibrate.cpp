@@ -134,8 +134,8 @@ Result<double> time_first_call_on_new_thread(MaskModel& model) {
   return seconds;
 }
 
-bool keeps_own_thread(double first_call_seconds, double share) {
-  return first_call_seconds > kDearFirstCallSeconds && share <= kMaxOwnThreadShare;
+bool keeps_own_thread(double first_call_seconds, double share, int slots) {
+  return first_call_seconds > kDearFirstCallSeconds && slots * share <= kMaxOwnThreadLoad;
 }
 
 // Note [Batch sizes within the reserved bytes] (calibrate.h).

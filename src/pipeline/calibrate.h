@@ -99,24 +99,30 @@ Result<double> time_single_pass(MaskModel& model);
 // be dear: on the H200 (LibTorch 2.11, cuDNN 9.19, fp16, 2026-11-30) the bundled selfie model's
 // first call on a new thread took 0.84-1.8 s, and 8 new threads calling it at once took 7.1 s,
 // one after another (cuDNN serialises the building), against 0.05-0.1 s for NanoDet and a few ms
-// with cuDNN's older API or without cuDNN. That was the slot warm-up's ~1 s per slot (16 slots:
-// 15-17 s before ready; bench/RESULTS.md, eighth and ninth sessions). So, after the batch limits,
-// each model left unbatched on a GPU lane makes one timed call on a new thread. Where that call
-// takes more than kDearFirstCallSeconds and the model's passes are at most kMaxOwnThreadShare
-// of a task's GPU time, its passes run on one thread of its own (its batcher's, at batch 1): the
-// plans are built once, and a light model's passes queue briefly there instead of overlapping on
-// the slots. A heavier model keeps the overlap (a single thread cost the RMBG-2.0 stand-in 10 %:
-// 54 against 59.6 frames/s) and pays its first calls in the warm-up. The verdict is kept with
-// the calibration on disk.
+// with cuDNN's older API or without cuDNN (bench/thread_first_calls.py). That was the slot
+// warm-up's ~1 s per slot (16 slots: 15-17 s before ready; bench/RESULTS.md, eighth and ninth
+// sessions). So, after the batch limits, each model left unbatched on a GPU lane makes one timed
+// call on a new thread, and where that takes more than kDearFirstCallSeconds its passes may run
+// on one thread of its own (its batcher's, one at a time): the plans are built once.
+//
+// One thread must then keep up with every slot: each task makes one pass of the model, `share` of
+// the task's GPU time, and with S slots running tasks side by side it gets up to S passes in the
+// time each slot runs one task. So the model moves only where S × share <= kMaxOwnThreadLoad. On
+// the H200 with 16 slots, a person in every frame and batches off, the selfie model (share 0.22,
+// load 3.5) on its own thread ran 149-154 frames/s against 204-210 on the slots' threads, though
+// ready after 5.5 s instead of 20 s. Where it stays on the slots, the warm-up pays its first
+// calls, as before. The verdict is kept with the calibration on disk (whose key holds the slot
+// count).
 inline constexpr double kDearFirstCallSeconds = 0.25;
-inline constexpr double kMaxOwnThreadShare = 0.5;
+inline constexpr double kMaxOwnThreadLoad = 1.0;
 
 // One pass of one synthetic input on a thread that has never run one, in seconds.
 Result<double> time_first_call_on_new_thread(MaskModel& model);
 
 // Note [Dear first calls on a new thread]: whether a model's passes belong on a thread of their
-// own. `share`: its single pass over a task's passes on the lane (1 when alone).
-bool keeps_own_thread(double first_call_seconds, double share);
+// own. `share`: its single pass over a task's passes on the lane (1 when alone); `slots`: the
+// lane's MAX_CONCURRENT_IMAGES.
+bool keeps_own_thread(double first_call_seconds, double share, int slots);
 
 // Measures `model`'s forward pass at batch 1..max_batch() on `device` (Note [Batch sizes within
 // the reserved bytes]), times the sizes that fit (Note [A batch must pay for itself]) and lowers

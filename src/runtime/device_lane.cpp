@@ -174,7 +174,7 @@ std::map<std::string, LoadChecks> load_checks_of(const ModelSet& lane) {
 
 // Note [Dear first calls on a new thread] (pipeline/calibrate.h): each model left unbatched gets
 // a thread of its own where a new thread's first call is dear and its passes are light.
-Status place_unbatched_passes(DeviceLane& lane, const std::string& device,
+Status place_unbatched_passes(DeviceLane& lane, const std::string& device, int slots,
                               const std::map<std::string, double>& pass_seconds,
                               double task_pass_seconds) {
   for (MaskModel* model : lane.lane->models()) {
@@ -186,13 +186,13 @@ Status place_unbatched_passes(DeviceLane& lane, const std::string& device,
     }
     const double share =
         task_pass_seconds > 0 ? std::min(1.0, pass_seconds.at(name) / task_pass_seconds) : 1.0;
-    const bool own = keeps_own_thread(*first_call, share);
+    const bool own = keeps_own_thread(*first_call, share, slots);
     spdlog::info(
         "passes of {} on {}: {}; its first call on a new thread takes {:.2f} s (over {:.2f} s is "
-        "dear), its pass {:.0f} % of a task's GPU time (at most {:.0f} % for a thread of its own; "
-        "Note [Dear first calls on a new thread])",
+        "dear), and one thread would carry {} slots x {:.0f} % of a task's GPU time = {:.2f} "
+        "(at most {:.2f}; Note [Dear first calls on a new thread])",
         name, device, own ? "on a thread of its own" : "side by side on the slots' threads",
-        *first_call, kDearFirstCallSeconds, share * 100, kMaxOwnThreadShare * 100);
+        *first_call, kDearFirstCallSeconds, slots, share * 100, slots * share, kMaxOwnThreadLoad);
     if (own) {
       model->run_passes_on_own_thread();
       lane.calibration.set_own_thread(name);
@@ -202,7 +202,8 @@ Status place_unbatched_passes(DeviceLane& lane, const std::string& device,
 }
 
 // Calibrates the lane, or takes the table stored for the same key (Note [Calibration on disk]).
-Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCache& cache) {
+Status calibrate_lane(DeviceLane& lane, const std::string& device, int slots,
+                      const LaneCache& cache) {
   if (const CalibrationTable* stored = cache.calibration()) {
     for (const CalibrationRow& row : stored->rows()) {
       lane.calibration.add_measurement(row.model, row.width, row.height, row.peak_bytes);
@@ -286,7 +287,8 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, const LaneCac
           batches.gain * 100, kMinBatchSpeedup, kMinBatchGain * 100);
     }
   }
-  SEGMENTOR_RETURN_IF_ERROR(place_unbatched_passes(lane, device, pass_seconds, task_pass_seconds));
+  SEGMENTOR_RETURN_IF_ERROR(
+      place_unbatched_passes(lane, device, slots, pass_seconds, task_pass_seconds));
   spdlog::info("calibration on {}:\n{}", device, lane.calibration.describe());
   return Status::Ok();
 }
@@ -379,7 +381,7 @@ Result<std::unique_ptr<DeviceLane>> build_device_lane(const Config& config,
 
   if (options.calibrate && gpu) {
     const auto calibration_start = std::chrono::steady_clock::now();
-    SEGMENTOR_RETURN_IF_ERROR(calibrate_lane(*lane, device, cache));
+    SEGMENTOR_RETURN_IF_ERROR(calibrate_lane(*lane, device, config.max_concurrent_images, cache));
     spdlog::info("start-up: {} calibrated in {:.2f} s", device, seconds_since(calibration_start));
   }
   const std::map<std::string, LoadChecks> checks = load_checks_of(*lane->lane);

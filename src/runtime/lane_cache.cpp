@@ -35,8 +35,11 @@ Result<CalibrationKey> make_key(const Config& config, const std::string& device,
   // 10: which unbatched models run their passes on a thread of their own, and a batch's tasks
   // may use the smallest task's bytes).
   key.settings["calibration"] = "10";
-  // The batch cap calibration measures up to (model_options in device_lane.cpp).
+  // The batch cap calibration measures up to (model_options in device_lane.cpp), and the slots
+  // one thread of a model's own would have to keep up with (Note [Dear first calls on a new
+  // thread]).
   key.settings["max_model_batch"] = std::to_string(gpu_batch_cap(config));
+  key.settings["max_concurrent_images"] = std::to_string(config.max_concurrent_images);
   key.settings["fp16"] = config.use_fp16 ? "true" : "false";
   key.settings["cuda_streams"] = config.cuda_streams;
   // LibTorch's own variables, read as LibTorch reads them: the first changes how the allocator

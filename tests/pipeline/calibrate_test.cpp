@@ -332,12 +332,14 @@ TEST(DearFirstCallTest, TimesOneCallOnAThreadThatNeverRanOne) {
   EXPECT_EQ(time_first_call_on_new_thread(failing).status().code(), ErrorCode::kOutOfMemory);
 }
 
-TEST(DearFirstCallTest, OnlyALightModelWithDearFirstCallsGetsItsOwnThread) {
-  EXPECT_TRUE(keeps_own_thread(1.0, 0.25));    // the selfie model beside IS-Net
-  EXPECT_FALSE(keeps_own_thread(0.06, 0.25));  // NanoDet: cheap on a new thread
-  EXPECT_FALSE(keeps_own_thread(1.0, 0.9));    // a heavy model keeps the slots' overlap
-  EXPECT_FALSE(keeps_own_thread(kDearFirstCallSeconds, 0.1));
-  EXPECT_TRUE(keeps_own_thread(1.0, kMaxOwnThreadShare));
+TEST(DearFirstCallTest, ADearModelGetsItsOwnThreadWhereOneThreadKeepsUpWithTheSlots) {
+  EXPECT_TRUE(keeps_own_thread(1.0, 0.22, 4));    // the selfie model beside IS-Net, 4 slots
+  EXPECT_FALSE(keeps_own_thread(1.0, 0.22, 16));  // 16 slots: 3.5 passes per task's time
+  EXPECT_FALSE(keeps_own_thread(0.06, 0.22, 4));  // NanoDet: cheap on a new thread
+  EXPECT_FALSE(keeps_own_thread(1.0, 0.9, 2));    // a heavy model keeps the slots' overlap
+  EXPECT_FALSE(keeps_own_thread(kDearFirstCallSeconds, 0.1, 4));
+  EXPECT_TRUE(keeps_own_thread(1.0, kMaxOwnThreadLoad / 4, 4));
+  EXPECT_TRUE(keeps_own_thread(1.0, 1.0, 1));  // one slot: one thread either way
 }
 
 }  // namespace
