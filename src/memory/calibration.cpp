@@ -170,6 +170,9 @@ std::string CalibrationTable::describe() const {
   for (const std::string& model : own_thread_) {
     out += "passes of " + model + ": on a thread of its own\n";
   }
+  for (const std::string& model : padded_) {
+    out += "batches of " + model + ": padded to the limit\n";
+  }
   return out;
 }
 
@@ -190,6 +193,7 @@ std::string CalibrationTable::to_json() const {
     for (const auto& [model, limit] : batch_limits_) doc["batch_limits"][model] = limit;
   }
   if (!own_thread_.empty()) doc["own_thread"] = own_thread_;
+  if (!padded_.empty()) doc["padded"] = padded_;
   return doc.dump(2);
 }
 
@@ -224,6 +228,9 @@ Result<CalibrationTable> CalibrationTable::from_json(std::string_view text) {
     }
     if (doc.contains("own_thread")) {
       for (const auto& model : doc.at("own_thread")) table.set_own_thread(model.get<std::string>());
+    }
+    if (doc.contains("padded")) {
+      for (const auto& model : doc.at("padded")) table.set_padded(model.get<std::string>());
     }
     return table;
   } catch (const nlohmann::json::exception& e) {

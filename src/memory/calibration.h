@@ -84,6 +84,10 @@ class CalibrationTable {
   // thread's first call is dear (Note [Dear first calls on a new thread], pipeline/calibrate.h).
   void set_own_thread(const std::string& model) { own_thread_.insert(model); }
   const std::set<std::string>& own_thread() const { return own_thread_; }
+  // The batched models that run every batch padded to their limit (Note [Flat batches run
+  // padded], pipeline/calibrate.h).
+  void set_padded(const std::string& model) { padded_.insert(model); }
+  const std::set<std::string>& padded() const { return padded_; }
 
   // Everything but the resident bytes, which every load measures again (Note [Calibration on
   // disk]): what a calibration cache keeps.
@@ -93,7 +97,7 @@ class CalibrationTable {
   std::string describe() const;  // an aligned text table for logs
 
   // {"resident": {"model": bytes, ...}, "rows": [CalibrationRow, ...],
-  //  "batch_limits": {"model": n, ...}, "own_thread": ["model", ...]}
+  //  "batch_limits": {"model": n, ...}, "own_thread": ["model", ...], "padded": ["model", ...]}
   std::string to_json() const;
   static Result<CalibrationTable> from_json(std::string_view text);
 
@@ -103,6 +107,7 @@ class CalibrationTable {
   std::map<std::string, std::map<std::int64_t, CalibrationRow>> rows_;
   std::map<std::string, int> batch_limits_;
   std::set<std::string> own_thread_;
+  std::set<std::string> padded_;
 };
 
 }  // namespace segmentor

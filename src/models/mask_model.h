@@ -115,6 +115,11 @@ class MaskModel {
   virtual void run_passes_on_own_thread() {}
   // Whether its passes run on its own thread: batched (max_batch() > 1), or kept there.
   virtual bool passes_on_own_thread() const { return max_batch() > 1; }
+  // Runs every batch padded to max_batch() inputs, so it has one input shape: where a batch costs
+  // the same at every size (Note [Flat batches run padded], pipeline/calibrate.h). Models that
+  // cannot do nothing.
+  virtual void pad_batches() {}
+  virtual bool pads_batches() const { return false; }
   // One forward pass at every batch size from 1 to min(up_to, max_batch()), on the thread that
   // runs this model's batches, so a task's first batch of a new size does not pay that size's
   // first calls (Note [Warm every slot before ready], runtime/slot_warmup.h). The caller holds

@@ -451,10 +451,19 @@ Result<std::vector<c10::IValue>> TorchMaskModel::forward_batch(std::vector<at::T
   try {
     c10::InferenceMode guard;
     CallStream stream(device_, stream_mode_);
-    const at::Tensor stacked = inputs.size() == 1 ? inputs.front() : at::cat(inputs, 0);
+    // Note [Flat batches run padded]: copies of the first input up to the limit, outputs dropped.
+    const std::size_t real = inputs.size();
+    std::vector<at::Tensor> padded;
+    if (pad_) {
+      padded = inputs;
+      padded.resize(std::max(real, static_cast<std::size_t>(batcher_->max_batch())), inputs.front());
+    }
+    const std::vector<at::Tensor>& run = pad_ ? padded : inputs;
+    const at::Tensor stacked = run.size() == 1 ? run.front() : at::cat(run, 0);
     const c10::IValue output = forward(module_, stacked);
     SEGMENTOR_ASSIGN_OR_RETURN(auto outputs,
-                               split_output(output, static_cast<std::int64_t>(inputs.size())));
+                               split_output(output, static_cast<std::int64_t>(run.size())));
+    outputs.resize(real);
     wait_for_stream(device_);  // the callers read the outputs on their own streams
     return outputs;
   } catch (...) {
@@ -485,7 +494,8 @@ Status TorchMaskModel::warm_batches(int up_to) {
   // Passes on the slots' threads (no batcher, or one limited to 1 and bypassed): nothing to warm
   // here; the slots' warm-up calls them there.
   if (!passes_on_own_thread()) return Status::Ok();
-  const int largest = std::min(up_to, batcher_->max_batch());
+  // A padded model runs every batch at its limit: one shape, one pass to warm.
+  const int largest = pad_ ? 1 : std::min(up_to, batcher_->max_batch());
   try {
     c10::InferenceMode guard;
     CallStream stream(device_, stream_mode_);

@@ -54,6 +54,8 @@ class TorchMaskModel final : public MaskModel {
   bool passes_on_own_thread() const override {
     return batcher_ && (own_thread_ || batcher_->max_batch() > 1);
   }
+  void pad_batches() override { pad_ = batcher_ != nullptr; }
+  bool pads_batches() const override { return pad_; }
 
   // Which CUDA stream a call runs on (CUDA_STREAMS); see Note [One stream per call].
   enum class StreamMode { kPool, kWorker, kDefault };
@@ -96,6 +98,7 @@ class TorchMaskModel final : public MaskModel {
   RgbImage probe_image_;  // set under probe_once_
   std::once_flag first_calls_;
   bool own_thread_ = false;  // run_passes_on_own_thread(): set before any call, never cleared
+  bool pad_ = false;         // pad_batches(): likewise
   // Null when every pass runs on its caller's thread. Last, so it stops (its thread calls
   // forward_batch) before the rest goes.
   std::unique_ptr<Batcher> batcher_;

@@ -181,6 +181,18 @@ Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& d
   device.release_cache();
   result.limit = passed;
   model.limit_batch(passed);
+  // Note [Flat batches run padded]: only a limit that was both timed and measured qualifies.
+  if (passed > 1) {
+    const auto timed = [&](int batch) {
+      const auto it = std::ranges::find(result.pass_seconds, batch, &std::pair<int, double>::first);
+      return it != result.pass_seconds.end() ? it->second : 0.0;
+    };
+    const auto peak = std::ranges::find(result.peaks, passed, &std::pair<int, std::int64_t>::first);
+    const double at_one = timed(1), at_limit = timed(passed);
+    result.padded = at_one > 0 && at_limit > 0 && at_limit <= kMaxPaddedPassCost * at_one &&
+                    peak != result.peaks.end() && peak->second <= std::max(single, task_bytes);
+    if (result.padded) model.pad_batches();
+  }
   return result;
 }
 

@@ -77,6 +77,20 @@ Status calibrate_segmenter(Segmenter& segmenter, DeviceMemory& device, Calibrati
 inline constexpr double kMinBatchSpeedup = 1.5;
 inline constexpr double kMinBatchGain = 0.10;
 
+// Note [Flat batches run padded]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Each batch size is a new input shape, and cuDNN builds plans per shape: the warm-up runs every
+// size once (Note [Warm every slot before ready]), so a task's first batch of a size does not pay
+// that. For the selfie model those plans cost ~0.9 s a size, 7 s of a 16-slot warm-up, while its
+// pass took about as long at every size (4.9 ms at 1, 5.6 ms at 8: its kernels are too small to
+// fill the GPU; H200, 2026-11-30, bench/RESULTS.md, ninth session). Such a model gains nothing
+// from running a batch of 3 as 3: it runs every batch padded to its limit (the missing inputs
+// are copies of the first, their outputs dropped), so it has one shape to warm. Calibration pads
+// where the pass at the limit costs at most kMaxPaddedPassCost × the pass at 1 and needs no more
+// than one task may use (Note [Batch sizes within the reserved bytes]): a padded batch then stays
+// within what even one of its tasks reserved. IS-Net (13.0 ms at 1, 29.6 ms at 8) is not padded.
+inline constexpr double kMaxPaddedPassCost = 1.25;
+
 struct BatchCalibration {
   int limit = 1;
   std::vector<std::pair<int, std::int64_t>> peaks;   // (batch, bytes), as measured
@@ -85,6 +99,7 @@ struct BatchCalibration {
   double share = 1;    // its batch-1 pass over a task's passes on the lane (1: not given)
   double gain = 0;     // share × (1 − 1 / speedup): at most what batching gives the lane
   bool pays = true;    // speedup and gain reach their minimums (or nothing passed the memory check)
+  bool padded = false;  // every batch runs padded to the limit (Note [Flat batches run padded])
 };
 
 // One pass of one synthetic input, in seconds (the best of three, after one untimed): what a
@@ -125,8 +140,9 @@ Result<double> time_first_call_on_new_thread(MaskModel& model);
 bool keeps_own_thread(double first_call_seconds, double share, int slots);
 
 // Measures `model`'s forward pass at batch 1..max_batch() on `device` (Note [Batch sizes within
-// the reserved bytes]), times the sizes that fit (Note [A batch must pay for itself]) and lowers
-// its batch cap to the result. A model that does not batch comes
+// the reserved bytes]), times the sizes that fit (Note [A batch must pay for itself]), lowers
+// its batch cap to the result and, where batches cost the same at every size, pads them (Note
+// [Flat batches run padded]). A model that does not batch comes
 // back with limit 1 and nothing measured. Errors only when batch 1 cannot run.
 // `task_pass_seconds`: the sum of every lane model's time_single_pass, this one's included; 0
 // (alone) counts this model as a task's whole GPU time. `task_bytes`: what the gate reserves for

@@ -30,6 +30,7 @@ Result<Mask> ReloadableModel::segment(const RgbImage& image) {
       model_ = std::move(reloaded).value();
       if (batch_limit_) model_->limit_batch(*batch_limit_);
       if (own_thread_) model_->run_passes_on_own_thread();
+      if (pad_) model_->pad_batches();
       max_batch_ = model_->max_batch();
       passes_on_own_thread_ = model_->passes_on_own_thread();
       ++reloads_;
@@ -77,6 +78,17 @@ void ReloadableModel::run_passes_on_own_thread() {
     model_->run_passes_on_own_thread();
     passes_on_own_thread_ = model_->passes_on_own_thread();
   }
+}
+
+void ReloadableModel::pad_batches() {
+  std::lock_guard lock(mutex_);
+  pad_ = true;
+  if (model_) model_->pad_batches();
+}
+
+bool ReloadableModel::pads_batches() const {
+  std::lock_guard lock(mutex_);
+  return model_ ? model_->pads_batches() : pad_;
 }
 
 bool ReloadableModel::passes_on_own_thread() const {

@@ -54,6 +54,8 @@ class ReloadableModel final : public MaskModel {
   // Kept for reloads, as the batch limit is. While unloaded: the last known answer.
   void run_passes_on_own_thread() override;
   bool passes_on_own_thread() const override;
+  void pad_batches() override;
+  bool pads_batches() const override;
   BatchStats batch_stats() const override;
 
   // Unloads when loaded, no call is running, and the last call ended at least `idle` ago.
@@ -82,6 +84,7 @@ class ReloadableModel final : public MaskModel {
   int max_batch_ = 1;                  // the model's, as last seen
   bool own_thread_ = false;            // from run_passes_on_own_thread(), for reloads
   bool passes_on_own_thread_ = false;  // the model's, as last seen
+  bool pad_ = false;                   // from pad_batches(), for reloads
 };
 
 }  // namespace segmentor

@@ -49,6 +49,7 @@ void apply_calibrated_passes(ModelSet& lane, const CalibrationTable& calibration
     const auto found = calibration.batch_limits().find(model->info().name);
     if (found != calibration.batch_limits().end()) model->limit_batch(found->second);
     if (calibration.own_thread().contains(model->info().name)) model->run_passes_on_own_thread();
+    if (calibration.padded().contains(model->info().name)) model->pad_batches();
   }
 }
 
@@ -212,6 +213,7 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, int slots,
       lane.calibration.set_batch_limit(model, limit);
     }
     for (const std::string& model : stored->own_thread()) lane.calibration.set_own_thread(model);
+    for (const std::string& model : stored->padded()) lane.calibration.set_padded(model);
     apply_calibrated_passes(*lane.lane, lane.calibration);
     spdlog::info("calibration on {} from {} (same card, driver, LibTorch, models, settings):\n{}",
                  device, cache.path(), lane.calibration.describe());
@@ -250,6 +252,7 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, int slots,
     }
     const BatchCalibration& batches = *measured;
     lane.calibration.set_batch_limit(model->info().name, batches.limit);
+    if (batches.padded) lane.calibration.set_padded(model->info().name);
     std::string peaks;
     for (const auto& [batch, bytes] : batches.peaks) {
       peaks += (peaks.empty() ? "" : ", ") + std::to_string(batch) + ": " + format_bytes(bytes);
@@ -273,10 +276,11 @@ Status calibrate_lane(DeviceLane& lane, const std::string& device, int slots,
           peaks);
     } else if (batches.pays) {
       spdlog::info(
-          "batches of {} on {}: up to {} (peak by batch size: {}; pass: {}; {:.2f}x the frames "
+          "batches of {} on {}: up to {}{} (peak by batch size: {}; pass: {}; {:.2f}x the frames "
           "per second of batch 1, {:.0f} % of a task's GPU time, so up to {:.0f} % more tasks)",
-          model->info().name, device, batches.limit, peaks, passes, batches.speedup,
-          batches.share * 100, batches.gain * 100);
+          model->info().name, device, batches.limit,
+          batches.padded ? ", each padded to that (Note [Flat batches run padded])" : "", peaks,
+          passes, batches.speedup, batches.share * 100, batches.gain * 100);
     } else {
       spdlog::info(
           "batches of {} on {}: none; they fit (peak by batch size: {}) but run {:.2f}x the "

@@ -86,7 +86,8 @@ void LaneCache::store(const CachedMeasurements& measured) const {
   const bool same_calibration =
       measured.calibration.rows() == found_.calibration.rows() &&
       measured.calibration.batch_limits() == found_.calibration.batch_limits() &&
-      measured.calibration.own_thread() == found_.calibration.own_thread();
+      measured.calibration.own_thread() == found_.calibration.own_thread() &&
+      measured.calibration.padded() == found_.calibration.padded();
   if (hit_ && same_calibration && measured.load_checks == found_.load_checks) return;
   const Status stored = cache_->store(key_, measured);
   if (!stored.ok()) spdlog::warn("calibration not cached: {}", stored.to_string());

@@ -133,8 +133,8 @@ class BatchWarmer {
 // there at batch 1), on that thread, under tickets for as many tasks as its largest batch holds
 // (as many as the gate admits now, at most). The models are warmed side by side, each under
 // tickets of its own: in service a batch of one model runs beside a batch of another, each task
-// holding its own ticket. The models kept at batch 1 take one ticket between them, one after
-// another, beside the batched ones, which share the rest; where the gate admits too few for
+// holding its own ticket. The models with one shape to warm (kept at batch 1, or padded) take one
+// ticket between them, one after another, beside the batched ones, which share the rest; where the gate admits too few for
 // that, everything runs one model after another with every ticket. The number of calls that
 // failed.
 int warm_batch_sizes(DeviceLane& lane, std::int64_t predicted, WarmupReport& report) {
@@ -142,8 +142,10 @@ int warm_batch_sizes(DeviceLane& lane, std::int64_t predicted, WarmupReport& rep
   int wanted = 0;
   for (MaskModel* model : lane.lane->models()) {
     if (!model->passes_on_own_thread()) continue;
-    (model->max_batch() > 1 ? batched : single).push_back(model);
-    wanted += model->max_batch();
+    // A padded model runs one shape, within one task's bytes (Note [Flat batches run padded]).
+    const bool one_pass = model->max_batch() < 2 || model->pads_batches();
+    (one_pass ? single : batched).push_back(model);
+    wanted += one_pass ? 1 : model->max_batch();
   }
   if (batched.empty() && single.empty()) return 0;
   std::vector<AdmissionGate::Ticket> tickets;

@@ -73,15 +73,17 @@ TEST_F(CalibrationCacheTest, BatchLimitsSurviveARestart) {
 
 // Note [Dear first calls on a new thread]: a restart that lost which models run on a thread of
 // their own would warm them on every slot thread again (~1 s per slot with the selfie model).
-TEST_F(CalibrationCacheTest, ModelsOnTheirOwnThreadSurviveARestart) {
+TEST_F(CalibrationCacheTest, ModelsOnTheirOwnThreadAndPaddedSurviveARestart) {
   const CalibrationCache cache(dir_);
   CachedMeasurements measured = table();
   measured.calibration.set_batch_limit("selfie", 1);
   measured.calibration.set_own_thread("selfie");
+  measured.calibration.set_padded("nanodet");
   ASSERT_TRUE(cache.store(key(), measured).ok());
   auto loaded = cache.load(key());
   ASSERT_TRUE(loaded.has_value());
   EXPECT_EQ(loaded->calibration.own_thread(), (std::set<std::string>{"selfie"}));
+  EXPECT_EQ(loaded->calibration.padded(), (std::set<std::string>{"nanodet"}));
 }
 
 // Note [Load checks on disk]: every verdict, including "batching not checked", comes back as it

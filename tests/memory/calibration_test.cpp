@@ -117,16 +117,20 @@ TEST(CalibrationTest, BatchLimitsRoundTripAndNeverDropBelowOne) {
 
 // Note [Dear first calls on a new thread]: which models run their passes on a thread of their own
 // is kept with the calibration, and an older file without it reads as none.
-TEST(CalibrationTest, ModelsOnTheirOwnThreadRoundTrip) {
+TEST(CalibrationTest, ModelsOnTheirOwnThreadAndPaddedRoundTrip) {
   CalibrationTable t = measured();
   t.set_own_thread("selfie");
+  t.set_padded("nanodet");
   auto back = CalibrationTable::from_json(t.to_json());
   ASSERT_TRUE(back.ok()) << back.status().to_string();
   EXPECT_EQ(back->own_thread(), (std::set<std::string>{"selfie"}));
+  EXPECT_EQ(back->padded(), (std::set<std::string>{"nanodet"}));
+  EXPECT_NE(t.describe().find("batches of nanodet: padded to the limit"), std::string::npos);
   EXPECT_NE(t.describe().find("passes of selfie: on a thread of its own"), std::string::npos);
   auto plain = CalibrationTable::from_json(measured().to_json());
   ASSERT_TRUE(plain.ok());
   EXPECT_TRUE(plain->own_thread().empty());
+  EXPECT_TRUE(plain->padded().empty());
   EXPECT_EQ(CalibrationTable::from_json(R"({"own_thread": [3]})").status().code(),
             ErrorCode::kCorruptData);
 }

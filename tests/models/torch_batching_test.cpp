@@ -167,6 +167,42 @@ TEST(TorchBatchingTest, AModelOnItsOwnThreadRunsEveryPassThereOneAtATime) {
   }
 }
 
+// Note [Flat batches run padded]: a padded model runs every batch at its limit, filled with copies
+// of its first input, and each caller still gets the mask its own image gives; warming it is one
+// pass.
+TEST(TorchBatchingTest, APaddedModelGivesEachCallerItsOwnMask) {
+  auto reference = load(kModels / "test-bright.pt", 1);
+  auto padded = load(kModels / "test-bright.pt", 4);
+  ASSERT_TRUE(reference && padded);
+  ASSERT_EQ(padded->max_batch(), 4);
+  EXPECT_FALSE(padded->pads_batches());
+  padded->pad_batches();
+  EXPECT_TRUE(padded->pads_batches());
+  ASSERT_TRUE(padded->warm_batches(4).ok());
+  EXPECT_EQ(padded->batch_stats().batches, 1u);  // one shape, one pass
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < 5; ++r) {
+        const RgbImage image = red_block(72, 56, t * 5 + r + 3);
+        auto mask = padded->segment(image);
+        auto expected = reference->segment(image);
+        if (!mask.ok() || !expected.ok() || mask->values != expected->values) ++wrong;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
+  const BatchStats stats = padded->batch_stats();
+  EXPECT_EQ(stats.inputs, 1u + 15u) << "the padding is not counted as inputs";
+  EXPECT_LE(stats.largest, 4);
+
+  auto unbatched = load(kModels / "test-bright.pt", 1);
+  unbatched->pad_batches();  // no batcher: nothing to pad
+  EXPECT_FALSE(unbatched->pads_batches());
+}
+
 TEST(TorchBatchingTest, ModelsWhoseOutputsIgnoreTheBatchRunUnbatched) {
   // These return fixed [1,...] tensors whatever the input: batch 2 cannot give two results.
   for (const char* name : {"test-disc", "test-yolo", "test-detector"}) {

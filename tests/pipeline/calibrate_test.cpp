@@ -134,9 +134,13 @@ class BatchingModel : public MaskModel {
   }
   int max_batch() const override { return max_batch_; }
   void limit_batch(int max_batch) override { max_batch_ = std::min(max_batch_, max_batch); }
+  void pad_batches() override { padded = true; }
+  bool pads_batches() const override { return padded; }
+  bool padded = false;
   Status probe_batch(int batch) override {
     probed.push_back(batch);
-    std::this_thread::sleep_for(pass_ms * (time_per_input ? batch : 1));
+    std::this_thread::sleep_for(pass_ms * (time_per_input ? batch : 1) +
+                                extra_input_ms * (batch - 1));
     if (batch >= fails_at) return out_of_memory("batch " + std::to_string(batch));
     std::int64_t bytes = fixed_ + batch * per_input_;
     if (batch >= grows_at) bytes *= 2;  // an algorithm with a bigger workspace, say
@@ -150,6 +154,7 @@ class BatchingModel : public MaskModel {
   // pass_ms per input (a heavy one: batch 1 already fills the GPU).
   std::chrono::milliseconds pass_ms{4};
   bool time_per_input = false;
+  std::chrono::milliseconds extra_input_ms{0};  // added per input beyond the first
   std::vector<int> probed;
 
  private:
@@ -205,6 +210,33 @@ TEST(CalibrateBatchTest, ALightModelsBatchMayUseWhatItsTasksReserve) {
   calibrated = calibrate_batch_limit(heavy, device, 0, 100 * kMiB);
   ASSERT_TRUE(calibrated.ok());
   EXPECT_EQ(calibrated->limit, 2);
+}
+
+// Note [Flat batches run padded]: a model whose pass costs the same at every size runs its
+// batches padded to the limit, where the padded batch fits what one task may use; a model whose
+// pass grows with the batch, or whose full batch needs more than one task's bytes, does not.
+TEST(CalibrateBatchTest, FlatBatchesWithinOneTasksBytesArePadded) {
+  FakeDevice device(64 * kMiB * 1024);
+  BatchingModel flat(device, 8, 2 * kMiB, 2 * kMiB);  // 18 MiB at batch 8
+  auto calibrated = calibrate_batch_limit(flat, device, 0, 400 * kMiB);
+  ASSERT_TRUE(calibrated.ok()) << calibrated.status().to_string();
+  EXPECT_EQ(calibrated->limit, 8);
+  EXPECT_TRUE(calibrated->padded);
+  EXPECT_TRUE(flat.pads_batches());
+
+  BatchingModel growing(device, 8, 2 * kMiB, 2 * kMiB);
+  growing.extra_input_ms = std::chrono::milliseconds(2);  // 4 ms at 1, 18 ms at 8: pays, not flat
+  calibrated = calibrate_batch_limit(growing, device, 0, 400 * kMiB);
+  ASSERT_TRUE(calibrated.ok());
+  EXPECT_EQ(calibrated->limit, 8);
+  EXPECT_FALSE(calibrated->padded);
+  EXPECT_FALSE(growing.pads_batches());
+
+  BatchingModel large(device, 8, 40 * kMiB, 100 * kMiB);  // 840 MiB at batch 8
+  calibrated = calibrate_batch_limit(large, device, 0, 400 * kMiB);
+  ASSERT_TRUE(calibrated.ok());
+  EXPECT_EQ(calibrated->limit, 8);
+  EXPECT_FALSE(calibrated->padded) << "a padded batch of one task would need two tasks' bytes";
 }
 
 TEST(CalibrateBatchTest, AnOutOfMemoryErrorStopsBelowThatBatch) {

@@ -38,7 +38,10 @@ class OwnThreadModel : public FakeMaskModel {
   OwnThreadModel() : FakeMaskModel(rect_mask(4, 4, 0, 0, 2, 2), "people") {}
   void run_passes_on_own_thread() override { own_thread = true; }
   bool passes_on_own_thread() const override { return own_thread; }
+  void pad_batches() override { padded = true; }
+  bool pads_batches() const override { return padded; }
   bool own_thread = false;
+  bool padded = false;
 };
 
 TEST(ReloadableModelTest, UnloadsWhenIdleAndReloadsOnTheNextCall) {
@@ -94,9 +97,9 @@ TEST(ReloadableModelTest, AReloadedModelKeepsTheCalibratedBatchLimit) {
   EXPECT_EQ(model.max_batch(), 3);
 }
 
-// Note [Dear first calls on a new thread]: a model calibration put on a thread of its own is put
-// there again when it is reloaded.
-TEST(ReloadableModelTest, AReloadedModelKeepsItsOwnThread) {
+// Note [Dear first calls on a new thread], Note [Flat batches run padded]: a model calibration
+// put on a thread of its own, or padded, is so again when it is reloaded.
+TEST(ReloadableModelTest, AReloadedModelKeepsItsOwnThreadAndPadding) {
   ManualClock clock;
   std::vector<OwnThreadModel*> loaded;
   auto load = [&]() -> std::unique_ptr<MaskModel> {
@@ -108,7 +111,9 @@ TEST(ReloadableModelTest, AReloadedModelKeepsItsOwnThread) {
       load(), [&]() -> Result<std::unique_ptr<MaskModel>> { return load(); }, {}, clock.fn());
   EXPECT_FALSE(model.passes_on_own_thread());
   model.run_passes_on_own_thread();
+  model.pad_batches();
   EXPECT_TRUE(loaded.back()->own_thread);
+  EXPECT_TRUE(loaded.back()->padded);
   EXPECT_TRUE(model.passes_on_own_thread());
   clock.t += seconds(60);
   ASSERT_TRUE(model.unload_if_idle(seconds(60)));
@@ -116,7 +121,9 @@ TEST(ReloadableModelTest, AReloadedModelKeepsItsOwnThread) {
   ASSERT_TRUE(model.segment(gray_image(4, 4)).ok());
   ASSERT_EQ(loaded.size(), 2u);
   EXPECT_TRUE(loaded.back()->own_thread);  // the new load, told again
+  EXPECT_TRUE(loaded.back()->padded);
   EXPECT_TRUE(model.passes_on_own_thread());
+  EXPECT_TRUE(model.pads_batches());
 }
 
 TEST(ReloadableModelTest, NeverUnloadsUnderARunningCall) {

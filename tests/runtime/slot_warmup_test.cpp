@@ -43,6 +43,7 @@ class ThreadRecordingModel : public MaskModel {
   }
   int max_batch() const override { return max_batch_; }
   bool passes_on_own_thread() const override { return max_batch_ > 1 || own_thread; }
+  bool pads_batches() const override { return padded; }
   Status warm_batches(int up_to) override {
     warm_start = Clock::now();
     warmed_up_to = up_to;
@@ -58,6 +59,7 @@ class ThreadRecordingModel : public MaskModel {
   bool throws = false;
   int max_batch_ = 1;
   bool own_thread = false;  // Note [Dear first calls on a new thread]: kept there at batch 1
+  bool padded = false;      // Note [Flat batches run padded]: one shape
   int warmed_up_to = 0;     // warm_batches' argument; 0 = not called
   using Clock = std::chrono::steady_clock;
   Clock::time_point warm_start, warm_end, first_segment;  // zero: never
@@ -213,6 +215,21 @@ TEST(SlotWarmupTest, AModelKeptOnItsOwnThreadWarmsThereBesideTheBatchedOnes) {
   EXPECT_EQ(alone.people->warmed_up_to, 1);
   EXPECT_EQ(alone.foreground->warmed_up_to, 0);
   EXPECT_EQ(report.batch_size, 1);
+}
+
+// Note [Flat batches run padded]: a padded model has one shape, warmed with one pass and one
+// ticket, beside a batched model that gets the other tickets.
+TEST(SlotWarmupTest, APaddedModelWarmsOneShapeBesideTheBatchedOnes) {
+  FakeLane fake(4);
+  fake.foreground->max_batch_ = 2;
+  fake.people->max_batch_ = 2;
+  fake.people->padded = true;
+  warm_slots(fake.lane, 4);
+  EXPECT_EQ(fake.people->warmed_up_to, 1);
+  EXPECT_EQ(fake.foreground->warmed_up_to, 2);
+  EXPECT_LT(fake.foreground->warm_start, fake.people->warm_end);  // side by side
+  EXPECT_LT(fake.people->warm_start, fake.foreground->warm_end);
+  EXPECT_EQ(fake.lane.gate->stats().in_flight, 0);
 }
 
 TEST(SlotWarmupTest, FailuresAreCountedAndEndNothing) {
