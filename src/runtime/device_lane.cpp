@@ -42,8 +42,8 @@ ModelOptions model_options(const Config& config, const std::string& device, doub
 }
 
 // Where calibration says each model's passes run, applied to (re)loaded models: its batch limit
-// (Note [Batch sizes within the reserved bytes], pipeline/calibrate.h), and a thread of its own
-// (Note [Dear first calls on a new thread]).
+// (Note [Batch sizes within the reserved bytes], pipeline/calibrate.h), a thread of its own
+// (Note [Dear first calls on a new thread]) and padded batches (Note [Flat batches run padded]).
 void apply_calibrated_passes(ModelSet& lane, const CalibrationTable& calibration) {
   for (MaskModel* model : lane.models()) {
     const auto found = calibration.batch_limits().find(model->info().name);
@@ -174,7 +174,8 @@ std::map<std::string, LoadChecks> load_checks_of(const ModelSet& lane) {
 }
 
 // Note [Dear first calls on a new thread] (pipeline/calibrate.h): each model left unbatched gets
-// a thread of its own where a new thread's first call is dear and its passes are light.
+// a thread of its own where a new thread's first call is dear and one thread keeps up with the
+// slots.
 Status place_unbatched_passes(DeviceLane& lane, const std::string& device, int slots,
                               const std::map<std::string, double>& pass_seconds,
                               double task_pass_seconds) {
