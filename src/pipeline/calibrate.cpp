@@ -140,8 +140,7 @@ bool keeps_own_thread(double first_call_seconds, double share, int slots) {
 
 // Note [Batch sizes within the reserved bytes] (calibrate.h).
 Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& device,
-                                               double task_pass_seconds,
-                                               std::int64_t task_bytes) {
+                                               double task_pass_seconds, std::int64_t task_bytes) {
   BatchCalibration result;
   const int cap = model.max_batch();
   if (cap <= 1) return result;

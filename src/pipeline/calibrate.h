@@ -113,8 +113,8 @@ Result<double> time_single_pass(MaskModel& model);
 // models that is little, but cuDNN's execution plans are cached per thread, and building them can
 // be dear: on the H200 (LibTorch 2.11, cuDNN 9.19, fp16, 2026-11-30) the bundled selfie model's
 // first call on a new thread took 0.84-1.8 s, and 8 new threads calling it at once took 7.1 s,
-// one after another (cuDNN serialises the building), against 0.05-0.1 s for NanoDet and a few ms
-// with cuDNN's older API or without cuDNN (bench/thread_first_calls.py). That was the slot
+// one after another (the threads built their plans in turn), against 0.05-0.1 s for NanoDet and
+// a few ms with cuDNN's older API or without cuDNN (bench/thread_first_calls.py). That was the slot
 // warm-up's ~1 s per slot (16 slots: 15-17 s before ready; bench/RESULTS.md, eighth and ninth
 // sessions). So, after the batch limits, each model left unbatched on a GPU lane makes one timed
 // call on a new thread, and where that takes more than kDearFirstCallSeconds its passes may run
@@ -123,9 +123,9 @@ Result<double> time_single_pass(MaskModel& model);
 // One thread must then keep up with every slot: each task makes one pass of the model, `share` of
 // the task's GPU time, and with S slots running tasks side by side it gets up to S passes in the
 // time each slot runs one task. So the model moves only where S × share <= kMaxOwnThreadLoad. On
-// the H200 with 16 slots, a person in every frame and batches off, the selfie model (share 0.22,
-// load 3.5) on its own thread ran 149-154 frames/s against 204-210 on the slots' threads, though
-// ready after 5.5 s instead of 20 s. Where it stays on the slots, the warm-up pays its first
+// the H200 with 16 slots, a person in every frame and the selfie model kept at batch 1 (share
+// 0.22, load 3.5) on its own thread ran 149-154 frames/s against 204-210 on the slots' threads,
+// though ready after 5.5 s instead of 20 s. Where it stays on the slots, the warm-up pays its first
 // calls, as before. The verdict is kept with the calibration on disk (whose key holds the slot
 // count).
 inline constexpr double kDearFirstCallSeconds = 0.25;

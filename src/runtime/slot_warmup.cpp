@@ -134,9 +134,9 @@ class BatchWarmer {
 // (as many as the gate admits now, at most). The models are warmed side by side, each under
 // tickets of its own: in service a batch of one model runs beside a batch of another, each task
 // holding its own ticket. The models with one shape to warm (kept at batch 1, or padded) take one
-// ticket between them, one after another, beside the batched ones, which share the rest; where the gate admits too few for
-// that, everything runs one model after another with every ticket. The number of calls that
-// failed.
+// ticket between them, one after another, beside the batched ones, which share the rest; where the
+// gate admits too few for that, everything runs one model after another with every ticket. The
+// number of calls that failed.
 int warm_batch_sizes(DeviceLane& lane, std::int64_t predicted, WarmupReport& report) {
   std::vector<MaskModel*> batched, single;
   int wanted = 0;
