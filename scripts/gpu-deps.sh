@@ -3,6 +3,8 @@
 # GPU machine lacks and extracts them under .gpu-deps/ (git-ignored), which the device tool
 # carries. scripts/gpu-check.sh points CMake and the loader at it. libjpeg is not carried: the
 # GPU machine has its own libjpeg-turbo headers, and mixing its headers with our library fails.
+# tcmalloc is, so the GPU machine's build links the malloc the images ship (Note [A caching
+# malloc for the CPU lane]); builds there before the ninth session used glibc's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=.gpu-deps
@@ -14,6 +16,7 @@ pkgs=(
   librabbitmq-dev librabbitmq4 libpqxx-dev libpqxx-6.4 libpq-dev libpq5 libldap-2.5-0
   prometheus-cpp-dev libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 libcivetweb-dev
   zlib1g-dev
+  libtcmalloc-minimal4
 )
 [ -f "$dest/.stamp" ] && [ "$(cat "$dest/.stamp")" = "${pkgs[*]}" ] && exit 0
 rm -rf "$dest" && mkdir -p "$dest/debs"
