@@ -459,11 +459,11 @@ Result<std::vector<c10::IValue>> TorchMaskModel::forward_batch(std::vector<at::T
       padded.resize(std::max(real, static_cast<std::size_t>(batcher_->max_batch())),
                     inputs.front());
     }
-    const std::vector<at::Tensor>& run = pad_ ? padded : inputs;
-    const at::Tensor stacked = run.size() == 1 ? run.front() : at::cat(run, 0);
+    const std::vector<at::Tensor>& batch = pad_ ? padded : inputs;
+    const at::Tensor stacked = batch.size() == 1 ? batch.front() : at::cat(batch, 0);
     const c10::IValue output = forward(module_, stacked);
     SEGMENTOR_ASSIGN_OR_RETURN(auto outputs,
-                               split_output(output, static_cast<std::int64_t>(run.size())));
+                               split_output(output, static_cast<std::int64_t>(batch.size())));
     outputs.resize(real);
     wait_for_stream(device_);  // the callers read the outputs on their own streams
     return outputs;
