@@ -377,7 +377,8 @@ canvas.save('$people/astronaut-hd.jpg', quality=95)"
 import glob, json, sys
 for path in glob.glob(f"{sys.argv[1]}/*.json"):
     doc = json.load(open(path)); table = doc["calibration"]
-    table.pop("own_thread", None); table.setdefault("batch_limits", {})["mediapipe-selfie"] = 1
+    table.pop("own_thread", None); table.pop("padded", None)
+    table.setdefault("batch_limits", {})["mediapipe-selfie"] = 1
     json.dump(doc, open(path, "w"), indent=2)
 PY
       for round in 1 2; do
