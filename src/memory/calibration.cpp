@@ -141,6 +141,12 @@ CalibrationTable CalibrationTable::without_resident_bytes() const {
   return kept;
 }
 
+void CalibrationTable::take_all_but_resident_bytes(const CalibrationTable& stored) {
+  auto resident = std::move(resident_);
+  *this = stored;
+  resident_ = std::move(resident);
+}
+
 std::vector<CalibrationRow> CalibrationTable::rows() const {
   std::vector<CalibrationRow> out;
   for (const auto& [model, model_rows] : rows_) {

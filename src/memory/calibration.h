@@ -92,6 +92,9 @@ class CalibrationTable {
   // Everything but the resident bytes, which every load measures again (Note [Calibration on
   // disk]): what a calibration cache keeps.
   CalibrationTable without_resident_bytes() const;
+  // Its counterpart on a restart: everything from `stored` (what a cache kept), keeping this
+  // table's resident bytes, which this load measured.
+  void take_all_but_resident_bytes(const CalibrationTable& stored);
 
   std::vector<CalibrationRow> rows() const;
   std::string describe() const;  // an aligned text table for logs

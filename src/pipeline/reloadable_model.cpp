@@ -13,8 +13,7 @@ ReloadableModel::ReloadableModel(std::unique_ptr<MaskModel> loaded, Loader loade
       now_(std::move(now)),
       model_(std::move(loaded)),
       last_used_(this->now()),
-      max_batch_(model_->max_batch()),
-      passes_on_own_thread_(model_->passes_on_own_thread()) {}
+      max_batch_(model_->max_batch()) {}
 
 std::chrono::steady_clock::time_point ReloadableModel::now() const {
   return now_ ? now_() : std::chrono::steady_clock::now();
@@ -32,7 +31,6 @@ Result<Mask> ReloadableModel::segment(const RgbImage& image) {
       if (own_thread_) model_->run_passes_on_own_thread();
       if (pad_) model_->pad_batches();
       max_batch_ = model_->max_batch();
-      passes_on_own_thread_ = model_->passes_on_own_thread();
       ++reloads_;
       if (hooks_.after_load) hooks_.after_load();
     }
@@ -67,17 +65,13 @@ void ReloadableModel::limit_batch(int max_batch) {
   if (model_) {
     model_->limit_batch(*batch_limit_);
     max_batch_ = model_->max_batch();
-    passes_on_own_thread_ = model_->passes_on_own_thread();
   }
 }
 
 void ReloadableModel::run_passes_on_own_thread() {
   std::lock_guard lock(mutex_);
   own_thread_ = true;
-  if (model_) {
-    model_->run_passes_on_own_thread();
-    passes_on_own_thread_ = model_->passes_on_own_thread();
-  }
+  if (model_) model_->run_passes_on_own_thread();
 }
 
 void ReloadableModel::pad_batches() {
@@ -93,7 +87,7 @@ bool ReloadableModel::pads_batches() const {
 
 bool ReloadableModel::passes_on_own_thread() const {
   std::lock_guard lock(mutex_);
-  return model_ ? model_->passes_on_own_thread() : passes_on_own_thread_;
+  return model_ ? model_->passes_on_own_thread() : own_thread_ || max_batch_ > 1;
 }
 
 Status ReloadableModel::probe_batch(int batch) {

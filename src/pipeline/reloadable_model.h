@@ -51,7 +51,8 @@ class ReloadableModel final : public MaskModel {
   void limit_batch(int max_batch) override;
   Status probe_batch(int batch) override;
   Status warm_batches(int up_to) override;  // nothing while unloaded
-  // Kept for reloads, as the batch limit is. While unloaded: the last known answer.
+  // Kept for reloads, as the batch limit is. While unloaded: what was asked, with the last known
+  // batch cap.
   void run_passes_on_own_thread() override;
   bool passes_on_own_thread() const override;
   void pad_batches() override;
@@ -83,7 +84,6 @@ class ReloadableModel final : public MaskModel {
   std::optional<int> batch_limit_;     // from limit_batch(), for reloads
   int max_batch_ = 1;                  // the model's, as last seen
   bool own_thread_ = false;            // from run_passes_on_own_thread(), for reloads
-  bool passes_on_own_thread_ = false;  // the model's, as last seen
   bool pad_ = false;                   // from pad_batches(), for reloads
 };
 

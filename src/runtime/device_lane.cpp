@@ -207,14 +207,7 @@ Status place_unbatched_passes(DeviceLane& lane, const std::string& device, int s
 Status calibrate_lane(DeviceLane& lane, const std::string& device, int slots,
                       const LaneCache& cache) {
   if (const CalibrationTable* stored = cache.calibration()) {
-    for (const CalibrationRow& row : stored->rows()) {
-      lane.calibration.add_measurement(row.model, row.width, row.height, row.peak_bytes);
-    }
-    for (const auto& [model, limit] : stored->batch_limits()) {
-      lane.calibration.set_batch_limit(model, limit);
-    }
-    for (const std::string& model : stored->own_thread()) lane.calibration.set_own_thread(model);
-    for (const std::string& model : stored->padded()) lane.calibration.set_padded(model);
+    lane.calibration.take_all_but_resident_bytes(*stored);
     apply_calibrated_passes(*lane.lane, lane.calibration);
     spdlog::info("calibration on {} from {} (same card, driver, LibTorch, models, settings):\n{}",
                  device, cache.path(), lane.calibration.describe());

@@ -135,6 +135,25 @@ TEST(CalibrationTest, ModelsOnTheirOwnThreadAndPaddedRoundTrip) {
             ErrorCode::kCorruptData);
 }
 
+// Note [Calibration on disk]: a restart takes every stored verdict and keeps the resident bytes
+// its own load measured; what a cache stores is everything but those.
+TEST(CalibrationTest, ARestartTakesAllButTheResidentBytes) {
+  CalibrationTable stored = measured();
+  stored.set_batch_limit("isnet", 4);
+  stored.set_own_thread("selfie");
+  stored.set_padded("nanodet");
+  stored = stored.without_resident_bytes();
+  EXPECT_EQ(stored.resident_bytes(), 0);
+  CalibrationTable lane;
+  lane.set_resident_bytes("models", 123);
+  lane.take_all_but_resident_bytes(stored);
+  EXPECT_EQ(lane.resident_bytes(), 123);
+  EXPECT_EQ(lane.rows(), stored.rows());
+  EXPECT_EQ(lane.batch_limits(), stored.batch_limits());
+  EXPECT_EQ(lane.own_thread(), stored.own_thread());
+  EXPECT_EQ(lane.padded(), stored.padded());
+}
+
 TEST(CalibrationTest, BadJsonIsCorruptData) {
   EXPECT_EQ(CalibrationTable::from_json("{not json").status().code(), ErrorCode::kCorruptData);
   EXPECT_EQ(CalibrationTable::from_json(R"({"rows": [{"model": "m"}]})").status().code(),

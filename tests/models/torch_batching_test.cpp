@@ -46,6 +46,26 @@ RgbImage red_block(int width, int height, int seed) {
   return image;
 }
 
+// `threads` callers segment `per_thread` images each (red blocks of width×height, seeds from
+// `first_seed`) through `model` at once; how many masks differ from what `reference` gives.
+int wrong_masks_at_once(MaskModel& model, MaskModel& reference, int threads, int per_thread,
+                        int width, int height, int first_seed) {
+  std::vector<std::thread> callers;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < threads; ++t) {
+    callers.emplace_back([&, t] {
+      for (int r = 0; r < per_thread; ++r) {
+        const RgbImage image = red_block(width, height, first_seed + t * per_thread + r);
+        auto mask = model.segment(image);
+        auto expected = reference.segment(image);
+        if (!mask.ok() || !expected.ok() || mask->values != expected->values) ++wrong;
+      }
+    });
+  }
+  for (auto& caller : callers) caller.join();
+  return wrong.load();
+}
+
 TEST(TorchBatchingTest, EveryConcurrentCallerGetsTheMaskItsImageGivesUnbatched) {
   auto single = load(kModels / "test-bright.pt", 1);
   auto batched = load(kModels / "test-bright.pt", 8);
@@ -147,20 +167,7 @@ TEST(TorchBatchingTest, AModelOnItsOwnThreadRunsEveryPassThereOneAtATime) {
     EXPECT_EQ(model->max_batch(), 1);
     ASSERT_TRUE(model->warm_batches(4).ok());
     EXPECT_EQ(model->batch_stats().batches, 1u);  // a batch of one, on its thread
-    std::vector<std::thread> threads;
-    std::atomic<int> wrong{0};
-    for (int t = 0; t < 3; ++t) {
-      threads.emplace_back([&, t] {
-        for (int r = 0; r < 4; ++r) {
-          const RgbImage image = red_block(64, 48, t * 4 + r);
-          auto mask = model->segment(image);
-          auto expected = reference->segment(image);
-          if (!mask.ok() || !expected.ok() || mask->values != expected->values) ++wrong;
-        }
-      });
-    }
-    for (auto& thread : threads) thread.join();
-    EXPECT_EQ(wrong.load(), 0);
+    EXPECT_EQ(wrong_masks_at_once(*model, *reference, 3, 4, 64, 48, 0), 0);
     const BatchStats stats = model->batch_stats();
     EXPECT_EQ(stats.batches, 13u) << "every pass went through its own thread";
     EXPECT_EQ(stats.largest, 1);
@@ -180,20 +187,7 @@ TEST(TorchBatchingTest, APaddedModelGivesEachCallerItsOwnMask) {
   EXPECT_TRUE(padded->pads_batches());
   ASSERT_TRUE(padded->warm_batches(4).ok());
   EXPECT_EQ(padded->batch_stats().batches, 1u);  // one shape, one pass
-  std::vector<std::thread> threads;
-  std::atomic<int> wrong{0};
-  for (int t = 0; t < 3; ++t) {
-    threads.emplace_back([&, t] {
-      for (int r = 0; r < 5; ++r) {
-        const RgbImage image = red_block(72, 56, t * 5 + r + 3);
-        auto mask = padded->segment(image);
-        auto expected = reference->segment(image);
-        if (!mask.ok() || !expected.ok() || mask->values != expected->values) ++wrong;
-      }
-    });
-  }
-  for (auto& thread : threads) thread.join();
-  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(wrong_masks_at_once(*padded, *reference, 3, 5, 72, 56, 3), 0);
   const BatchStats stats = padded->batch_stats();
   EXPECT_EQ(stats.inputs, 1u + 15u) << "the padding is not counted as inputs";
   EXPECT_LE(stats.largest, 4);

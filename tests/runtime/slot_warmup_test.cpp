@@ -100,6 +100,11 @@ struct FakeLane {
   }
 };
 
+// Whether two models' warm_batches intervals overlapped: they were warmed side by side.
+bool warmed_side_by_side(const ThreadRecordingModel& a, const ThreadRecordingModel& b) {
+  return a.warm_start < b.warm_end && b.warm_start < a.warm_end;
+}
+
 TEST(SlotWarmupTest, EveryModelRunsOnceOnEverySlotThread) {
   FakeLane fake(3);
   const WarmupReport report = warm_slots(fake.lane, 3);
@@ -156,8 +161,7 @@ TEST(SlotWarmupTest, BatchedModelsWarmSideBySideBeforeTheSlots) {
   EXPECT_EQ(fake.foreground->warmed_up_to, 4);
   EXPECT_EQ(fake.people->warmed_up_to, 4);
   EXPECT_EQ(report.batch_size, 4);
-  EXPECT_LT(fake.foreground->warm_start, fake.people->warm_end);  // the two intervals overlap
-  EXPECT_LT(fake.people->warm_start, fake.foreground->warm_end);
+  EXPECT_TRUE(warmed_side_by_side(*fake.foreground, *fake.people));
   for (const ThreadRecordingModel* model : {fake.foreground, fake.people}) {
     EXPECT_NE(model->first_segment, ThreadRecordingModel::Clock::time_point{});
     EXPECT_GE(model->first_segment, fake.foreground->warm_end);
@@ -176,8 +180,7 @@ TEST(SlotWarmupTest, BatchedModelsWarmSideBySideBeforeTheSlots) {
   EXPECT_EQ(tight.foreground->warmed_up_to, 3);
   EXPECT_EQ(tight.people->warmed_up_to, 3);
   EXPECT_EQ(report.batch_size, 3);
-  EXPECT_TRUE(tight.foreground->warm_end <= tight.people->warm_start ||
-              tight.people->warm_end <= tight.foreground->warm_start);
+  EXPECT_FALSE(warmed_side_by_side(*tight.foreground, *tight.people));
   EXPECT_EQ(tight.lane.gate->stats().in_flight, 0);
 }
 
@@ -192,8 +195,7 @@ TEST(SlotWarmupTest, AModelKeptOnItsOwnThreadWarmsThereBesideTheBatchedOnes) {
   EXPECT_EQ(fake.people->warmed_up_to, 1);
   EXPECT_EQ(fake.foreground->warmed_up_to, 2);
   EXPECT_EQ(report.batch_size, 2);
-  EXPECT_LT(fake.foreground->warm_start, fake.people->warm_end);  // the two intervals overlap
-  EXPECT_LT(fake.people->warm_start, fake.foreground->warm_end);
+  EXPECT_TRUE(warmed_side_by_side(*fake.foreground, *fake.people));
   EXPECT_GE(fake.people->first_segment, fake.people->warm_end);
   EXPECT_EQ(fake.lane.gate->stats().in_flight, 0);
 
@@ -227,8 +229,7 @@ TEST(SlotWarmupTest, APaddedModelWarmsOneShapeBesideTheBatchedOnes) {
   warm_slots(fake.lane, 4);
   EXPECT_EQ(fake.people->warmed_up_to, 1);
   EXPECT_EQ(fake.foreground->warmed_up_to, 2);
-  EXPECT_LT(fake.foreground->warm_start, fake.people->warm_end);  // side by side
-  EXPECT_LT(fake.people->warm_start, fake.foreground->warm_end);
+  EXPECT_TRUE(warmed_side_by_side(*fake.foreground, *fake.people));
   EXPECT_EQ(fake.lane.gate->stats().in_flight, 0);
 }
 
