@@ -40,12 +40,19 @@ namespace segmentor {
 // What the ladder does with a passing OOM (Note [Recovery ladder]): the first one of a task is
 // retried at once, with the task's ticket kept, no cache release (the allocator already released
 // what it could before throwing, and our own release costs a synchronize and the re-mallocs of
-// every slot) and no shrink. A second passing OOM of the same task backs off as usual, still
-// without a release or a shrink: something that does not clear at once deserves time, but it is
-// no evidence against admission, and the room it left free says our cache is not in the way. On
-// the H200 with 10 % injected OOMs, releasing there (45 releases in 1,000 frames) cost more than
-// the back-offs themselves: each release makes every slot re-allocate with cudaMalloc, which
+// every slot) and no shrink. A second passing OOM of the same task backs off, still without a
+// release or a shrink: something that does not clear at once deserves a pause, but it is no
+// evidence against admission, and the room it left free says our cache is not in the way. On the
+// H200 with 10 % injected OOMs, releasing there (45 releases in 1,000 frames) cost more than the
+// back-offs themselves: each release makes every slot re-allocate with cudaMalloc, which
 // synchronises the device.
+//
+// Its pause is kPassingBackoffShare of the back-off step (0.1 s, 0.2 s, 0.4 s), not the whole
+// step. The steps are sized for memory to drain from the tasks in flight, and a passing OOM is
+// not waiting for that: the room was free when it struck. With the whole steps, 10 % injected
+// OOMs cost the stand-ins 21–36 s of back-off in 1,000 frames, and they ran at 0.71–0.88 of
+// their fault-free throughput (bench/RESULTS.md, seventh and tenth sessions). A neighbour that
+// still holds the card reads as over-admission above and keeps the whole steps.
 
 enum class OomCause {
   kOverAdmission,  // the card was near our budget: admit less

@@ -62,11 +62,13 @@ OomRecovery::OomRecovery(RecoveryOptions options, DeviceMemory* device, Admissio
                          CachePolicy* cache)
     : options_(std::move(options)), device_(device), gate_(gate), cache_(cache) {}
 
-std::chrono::nanoseconds OomRecovery::backoff_for(int retry) const {
+std::chrono::nanoseconds OomRecovery::backoff_for(int retry, OomCause cause) const {
   if (options_.backoff.empty()) return std::chrono::nanoseconds(0);
   const auto index =
       std::min<std::size_t>(static_cast<std::size_t>(retry), options_.backoff.size() - 1);
-  return options_.backoff[index];
+  const std::chrono::nanoseconds step = options_.backoff[index];
+  if (cause == OomCause::kOverAdmission) return step;
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(step * kPassingBackoffShare);
 }
 
 OomJudgement OomRecovery::judge(const MemorySnapshot& at_oom) const {
@@ -153,7 +155,7 @@ Status OomRecovery::run(const Attempt& gpu, const Attempt& cpu_fallback, Recover
                : std::string("not retried (RETRY_ON_OOM=false)"));
       break;
     }
-    const std::chrono::nanoseconds wait = backoff_for(backoffs++);  // rung 5
+    const std::chrono::nanoseconds wait = backoff_for(backoffs++, judgement.cause);  // rung 5
     if (hooks.before_backoff) hooks.before_backoff();
     if (options_.sleep) {
       options_.sleep(wait);

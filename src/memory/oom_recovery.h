@@ -39,7 +39,8 @@ namespace segmentor {
 //      share the card next. A below-budget OOM leaves the gate as it is.
 //   5. If RETRY_ON_OOM and fewer than MAX_OOM_RETRIES retries were made: back off (0.5 s, 1 s,
 //      2 s, then the last step again; the steps count back-offs, not retries, so an at-once
-//      retry does not skip a step) → retries++, and go to 1. The caller may give up what it
+//      retry does not skip a step; after a below-budget OOM kPassingBackoffShare of the step,
+//      Note [Over-admission or a passing OOM]) → retries++, and go to 1. The caller may give up what it
 //      holds for the back-off and take it again after (LadderHooks): see Note [Ticket across the
 //      ladder] in pipeline/engine.cpp for why the engine does.
 //   6. Retries exhausted or disabled: run the CPU fallback if one was given → cpu_fallbacks++;
@@ -51,6 +52,8 @@ namespace segmentor {
 // ladder terminates against a device that always fails (at-once retries count as retries).
 
 inline constexpr int kDefaultMaxOomRetries = 3;
+// What part of a back-off step a below-budget OOM waits (Note [Over-admission or a passing OOM]).
+inline constexpr double kPassingBackoffShare = 0.2;
 
 struct RecoveryOptions {
   bool retry_on_oom = true;                     // RETRY_ON_OOM
@@ -146,7 +149,7 @@ class OomRecovery {
  private:
   OomRecovery(RecoveryOptions options, DeviceMemory* device, AdmissionGate* gate,
               CachePolicy* cache);
-  std::chrono::nanoseconds backoff_for(int retry) const;
+  std::chrono::nanoseconds backoff_for(int retry, OomCause cause) const;
   OomJudgement judge(const MemorySnapshot& at_oom) const;
 
   const RecoveryOptions options_;

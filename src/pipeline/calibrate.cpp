@@ -188,7 +188,9 @@ Result<BatchCalibration> calibrate_batch_limit(MaskModel& model, DeviceMemory& d
     };
     const auto peak = std::ranges::find(result.peaks, passed, &std::pair<int, std::int64_t>::first);
     const double at_one = timed(1), at_limit = timed(passed);
-    result.padded = at_one > 0 && at_limit > 0 && at_limit <= kMaxPaddedPassCost * at_one &&
+    const double task_seconds = task_pass_seconds > 0 ? task_pass_seconds : at_one;
+    result.padded = at_one > 0 && at_limit > 0 &&
+                    at_limit - at_one <= kMaxPaddingCost * task_seconds &&
                     peak != result.peaks.end() && peak->second <= std::max(single, task_bytes);
     if (result.padded) model.pad_batches();
   }

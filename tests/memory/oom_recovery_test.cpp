@@ -439,10 +439,12 @@ TEST(OomRecoveryTest, ABelowBudgetOomThatPersistsBacksOffOnceRetriedButNeverShri
   ASSERT_TRUE(status.ok()) << status.to_string();
   EXPECT_EQ(report.gpu_attempts, 4);  // still 1 + MAX_OOM_RETRIES
   EXPECT_EQ(cpu_calls, 1);
-  // The first retry was at once; the back-off steps start from the first one for the rest.
-  EXPECT_EQ(l.sleeps.waits, (std::vector<nanoseconds>{milliseconds(500), milliseconds(1000)}));
+  // The first retry was at once; the back-off steps start from the first one for the rest, a
+  // fifth of each (the room was free: nothing to drain).
+  EXPECT_EQ(l.sleeps.waits, (std::vector<nanoseconds>{milliseconds(100), milliseconds(200)}));
   const RecoveryStats s = l.recovery->stats();
   EXPECT_EQ(s.below_budget_ooms, 4u);
+  EXPECT_EQ(s.backoff_time_total, milliseconds(300));
   EXPECT_EQ(s.immediate_retries, 1u);
   EXPECT_EQ(s.retries, 3u);
   EXPECT_EQ(s.cache_releases, 0u);  // room was free at every OOM: nothing to release

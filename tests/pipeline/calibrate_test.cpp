@@ -212,9 +212,10 @@ TEST(CalibrateBatchTest, ALightModelsBatchMayUseWhatItsTasksReserve) {
   EXPECT_EQ(calibrated->limit, 2);
 }
 
-// Note [Flat batches run padded]: a model whose pass costs the same at every size runs its
-// batches padded to the limit, where the padded batch fits what one task may use; a model whose
-// pass grows with the batch, or whose full batch needs more than one task's bytes, does not.
+// Note [Flat batches run padded]: a model whose full batch costs a lone task little of its GPU
+// time runs its batches padded to the limit, where the padded batch fits what one task may use; a
+// model whose pass grows with the batch, or whose full batch needs more than one task's bytes,
+// does not.
 TEST(CalibrateBatchTest, FlatBatchesWithinOneTasksBytesArePadded) {
   FakeDevice device(64 * kMiB * 1024);
   BatchingModel flat(device, 8, 2 * kMiB, 2 * kMiB);  // 18 MiB at batch 8
@@ -231,6 +232,23 @@ TEST(CalibrateBatchTest, FlatBatchesWithinOneTasksBytesArePadded) {
   EXPECT_EQ(calibrated->limit, 8);
   EXPECT_FALSE(calibrated->padded);
   EXPECT_FALSE(growing.pads_batches());
+
+  // 8 ms at 1, 15 ms at 8: padding a lone task adds 7 ms, most of the model's own pass but a
+  // small part of a 50 ms task (the selfie model beside IS-Net and the detector).
+  BatchingModel cheap(device, 8, 2 * kMiB, 2 * kMiB);
+  cheap.pass_ms = std::chrono::milliseconds(8);
+  cheap.extra_input_ms = std::chrono::milliseconds(1);
+  calibrated = calibrate_batch_limit(cheap, device, 0.050, 400 * kMiB);
+  ASSERT_TRUE(calibrated.ok());
+  EXPECT_EQ(calibrated->limit, 8);
+  EXPECT_TRUE(calibrated->padded) << "7 ms more is under a quarter of the task's 50 ms";
+  BatchingModel cheap_alone(device, 8, 2 * kMiB, 2 * kMiB);
+  cheap_alone.pass_ms = std::chrono::milliseconds(8);
+  cheap_alone.extra_input_ms = std::chrono::milliseconds(1);
+  calibrated = calibrate_batch_limit(cheap_alone, device, 0, 400 * kMiB);
+  ASSERT_TRUE(calibrated.ok());
+  EXPECT_EQ(calibrated->limit, 8);
+  EXPECT_FALSE(calibrated->padded) << "alone, its own 8 ms pass is the task's GPU time";
 
   BatchingModel large(device, 8, 40 * kMiB, 100 * kMiB);  // 840 MiB at batch 8
   calibrated = calibrate_batch_limit(large, device, 0, 400 * kMiB);
