@@ -27,9 +27,10 @@ namespace segmentor {
 // slot after another (16 slots: 15-17 s): the selfie model, unbatched and so called on every slot
 // thread, built its cuDNN plans anew on each (bench/RESULTS.md, eighth and ninth sessions). It
 // now batches, so it builds them on its batcher's thread, once per batch size (~0.9 s each: ~7 s
-// of a 16-slot warm-up, measured), and since its batches cost the same at any size they now run
-// padded to its limit, one size to build (Note [Flat batches run padded]; not yet measured on
-// the GPU). The log line's mean call time per model shows which model a slow warm-up waits for.
+// of a 16-slot warm-up, measured), and since its batches cost about the same at any size they now
+// run padded to its limit, one size to build (Note [Flat batches run padded]): a 16-slot restart
+// on the H200 became ready in 3.6-3.9 s instead of 7.7-9.6 s (bench/RESULTS.md, tenth session).
+// The log line's mean call time per model shows which model a slow warm-up waits for.
 // Then one synthetic frame runs through each model on every slot thread, all slots at once, each
 // under a ticket of the lane's own gate (with the calibrated prediction for that frame), so
 // warming never admits more than a task would; slots the gate cannot admit at once are warmed
