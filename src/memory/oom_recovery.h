@@ -40,9 +40,9 @@ namespace segmentor {
 //   5. If RETRY_ON_OOM and fewer than MAX_OOM_RETRIES retries were made: back off (0.5 s, 1 s,
 //      2 s, then the last step again; the steps count back-offs, not retries, so an at-once
 //      retry does not skip a step; after a below-budget OOM kPassingBackoffShare of the step,
-//      Note [Over-admission or a passing OOM]) → retries++, and go to 1. The caller may give up what it
-//      holds for the back-off and take it again after (LadderHooks): see Note [Ticket across the
-//      ladder] in pipeline/engine.cpp for why the engine does.
+//      Note [Over-admission or a passing OOM]) → retries++, and go to 1. The caller may give up
+//      what it holds for the back-off and take it again after (LadderHooks): see Note [Ticket
+//      across the ladder] in pipeline/engine.cpp for why the engine does.
 //   6. Retries exhausted or disabled: run the CPU fallback if one was given → cpu_fallbacks++;
 //      success returns; failure → cpu_fallback_failures++.
 //   7. failed_tasks++ and return an error whose message tells what happened at every rung. The
