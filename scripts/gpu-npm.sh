@@ -40,7 +40,7 @@ case "${1:-}" in
   stash)
     mkdir -p "$keep" && cp .gpu-npm/*/* "$keep/" ;;
   run)
-    mkdir -p "$keep" && cp .gpu-npm/*/* "$keep/"
+    scripts/gpu-npm.sh stash  # from the repository root (cd above)
     deps=$PWD/.gpu-deps/root
     export LD_LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     work=/tmp/gpu-npm; rm -rf "$work" "$ref"; mkdir -p "$work/bin" "$work/npm" "$work/models" "$ref"

@@ -235,20 +235,16 @@ TEST(CalibrateBatchTest, FlatBatchesWithinOneTasksBytesArePadded) {
 
   // 8 ms at 1, 15 ms at 8: padding a lone task adds 7 ms, most of the model's own pass but a
   // small part of a 50 ms task (the selfie model beside IS-Net and the detector).
-  BatchingModel cheap(device, 8, 2 * kMiB, 2 * kMiB);
-  cheap.pass_ms = std::chrono::milliseconds(8);
-  cheap.extra_input_ms = std::chrono::milliseconds(1);
-  calibrated = calibrate_batch_limit(cheap, device, 0.050, 400 * kMiB);
-  ASSERT_TRUE(calibrated.ok());
-  EXPECT_EQ(calibrated->limit, 8);
-  EXPECT_TRUE(calibrated->padded) << "7 ms more is under a quarter of the task's 50 ms";
-  BatchingModel cheap_alone(device, 8, 2 * kMiB, 2 * kMiB);
-  cheap_alone.pass_ms = std::chrono::milliseconds(8);
-  cheap_alone.extra_input_ms = std::chrono::milliseconds(1);
-  calibrated = calibrate_batch_limit(cheap_alone, device, 0, 400 * kMiB);
-  ASSERT_TRUE(calibrated.ok());
-  EXPECT_EQ(calibrated->limit, 8);
-  EXPECT_FALSE(calibrated->padded) << "alone, its own 8 ms pass is the task's GPU time";
+  // Alone (task time 0), its own 8 ms pass is the task's GPU time, and 7 ms more is too much.
+  for (const auto& [task_seconds, padded] : {std::pair{0.050, true}, std::pair{0.0, false}}) {
+    BatchingModel cheap(device, 8, 2 * kMiB, 2 * kMiB);
+    cheap.pass_ms = std::chrono::milliseconds(8);
+    cheap.extra_input_ms = std::chrono::milliseconds(1);
+    calibrated = calibrate_batch_limit(cheap, device, task_seconds, 400 * kMiB);
+    ASSERT_TRUE(calibrated.ok());
+    EXPECT_EQ(calibrated->limit, 8);
+    EXPECT_EQ(calibrated->padded, padded) << "a task of " << task_seconds << " s";
+  }
 
   BatchingModel large(device, 8, 40 * kMiB, 100 * kMiB);  // 840 MiB at batch 8
   calibrated = calibrate_batch_limit(large, device, 0, 400 * kMiB);
